@@ -1,0 +1,130 @@
+"""Configuration: frozen dataclasses with one comment per field, and named presets.
+
+`ModelConfig` describes the shape of a decoder-only transformer from either family minichat runs:
+
+    GPT-2 (Radford et al. 2019)      learned positions, LayerNorm, GELU-tanh MLP, multi-head attention, biases,
+                                     output head tied to the token embedding
+    Llama (Touvron et al. 2023)      rotary positions (RoPE) with a base theta, RMSNorm, SwiGLU MLP, grouped-query
+                                     attention, no biases, tied or separate output head
+
+and sinusoidal positions (Vaswani et al. 2017) as a teaching option. The two families are not two code paths: each
+is a choice along a few independent axes (`positions`, `norm`, `mlp`, `n_kv_head`, `bias`, `tie_embeddings`), so
+a "GPT-2 with RoPE" is one argument away. `ModelConfig.gpt2(...)` / `ModelConfig.llama(...)` fill in the family's
+defaults.
+
+This module imports nothing of minichat (everything else may import it), so invalid values raise plain ValueError.
+What it leaves out: RoPE scaling variants (linear/NTK/YaRN), sliding-window attention, mixtures of experts.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+POSITIONS = ("learned", "sinusoidal", "rope")
+NORMS = ("layernorm", "rmsnorm")
+MLPS = ("gelu", "swiglu")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The hyper-parameters of one transformer. `None` fields are resolved from the others on construction."""
+
+    vocab_size: int = 50257  # V: token ids the embedding table and the output head cover
+    n_ctx: int = 1024  # longest sequence the model handles (rows of wpe, length of the RoPE tables)
+    n_embd: int = 768  # C: width of the residual stream
+    n_layer: int = 12  # L: number of transformer blocks
+    n_head: int = 12  # H: query heads per attention layer
+    n_kv_head: int | None = None  # H_kv: key/value heads; None = n_head (multi-head); fewer = grouped-query attention
+    head_dim: int | None = None  # D: width of one head; None = n_embd // n_head
+    n_inner: int | None = None  # hidden width of the MLP; None = 4 * n_embd
+    positions: str = "learned"  # "learned" (a trained table, GPT-2), "sinusoidal" (fixed, Vaswani), "rope" (Llama)
+    rope_theta: float = 10000.0  # RoPE base: pair i rotates at angle pos / theta^(2i/D) (Llama 2: 1e4, SmolLM2: 1e5)
+    norm: str = "layernorm"  # "layernorm" (centre, scale, shift: GPT-2) or "rmsnorm" (scale only: Llama)
+    norm_eps: float = 1e-5  # added to the variance inside the norm so an all-zero row does not divide by zero
+    mlp: str = "gelu"  # "gelu": c_proj(gelu_tanh(c_fc x)); "swiglu": c_proj(silu(c_gate x) * c_fc x)
+    bias: bool = True  # every linear layer (and LayerNorm) has a bias vector (GPT-2) or none (Llama)
+    tie_embeddings: bool = True  # the output head reuses wte (logits = x @ wte.T) instead of its own lm_head
+
+    def __post_init__(self) -> None:
+        # Resolve the derived defaults first (frozen: go through object.__setattr__), then validate everything.
+        if self.n_kv_head is None:
+            object.__setattr__(self, "n_kv_head", self.n_head)
+        if self.head_dim is None and self.n_head > 0:
+            object.__setattr__(self, "head_dim", self.n_embd // self.n_head)
+        if self.n_inner is None:
+            object.__setattr__(self, "n_inner", 4 * self.n_embd)
+        for name in ("vocab_size", "n_ctx", "n_embd", "n_layer", "n_head", "n_kv_head", "head_dim", "n_inner"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"ModelConfig.{name} must be a positive integer, not {value!r}")
+        if self.n_head % self.n_kv_head:
+            raise ValueError(f"n_head ({self.n_head}) must be a multiple of n_kv_head ({self.n_kv_head}): each "
+                             f"key/value head serves an equal group of query heads")
+        if self.positions not in POSITIONS:
+            raise ValueError(f"ModelConfig.positions must be one of {POSITIONS}, not {self.positions!r}")
+        if self.norm not in NORMS:
+            raise ValueError(f"ModelConfig.norm must be one of {NORMS}, not {self.norm!r}")
+        if self.mlp not in MLPS:
+            raise ValueError(f"ModelConfig.mlp must be one of {MLPS}, not {self.mlp!r}")
+        if self.positions == "rope" and self.head_dim % 2:
+            raise ValueError(f"RoPE rotates pairs of dimensions, so head_dim must be even (got {self.head_dim})")
+        if self.positions == "sinusoidal" and self.n_embd % 2:
+            raise ValueError(f"sinusoidal positions pair sin/cos dimensions, so n_embd must be even "
+                             f"(got {self.n_embd})")
+        if not self.rope_theta > 0 or not self.norm_eps > 0:
+            raise ValueError(f"rope_theta and norm_eps must be positive (got {self.rope_theta}, {self.norm_eps})")
+
+    @property
+    def n_group(self) -> int:
+        """Query heads sharing one key/value head (1 for multi-head attention)."""
+        return self.n_head // self.n_kv_head
+
+    @property
+    def family(self) -> str:
+        """"llama" for RMSNorm+SwiGLU+RoPE models, "gpt2" for LayerNorm+GELU ones, else "custom"."""
+        if (self.norm, self.mlp, self.positions) == ("rmsnorm", "swiglu", "rope"):
+            return "llama"
+        if (self.norm, self.mlp) == ("layernorm", "gelu") and self.positions != "rope":
+            return "gpt2"
+        return "custom"
+
+    @classmethod
+    def gpt2(cls, **overrides: Any) -> ModelConfig:
+        """A GPT-2-family config (the 124M model unless overridden)."""
+        return cls(**overrides)
+
+    @classmethod
+    def llama(cls, **overrides: Any) -> ModelConfig:
+        """A Llama-family config: RoPE, RMSNorm, SwiGLU, no biases (sizes must be given or are GPT-2's)."""
+        base = dict(positions="rope", norm="rmsnorm", mlp="swiglu", bias=False)
+        return cls(**{**base, **overrides})
+
+    def replace(self, **changes: Any) -> ModelConfig:
+        """A copy with some fields changed (derived fields are re-resolved only if you pass None for them)."""
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready values, every field resolved."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
+        """The inverse of `to_dict`; an unknown key is an error (a typo should not silently become a default)."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown ModelConfig field(s) {unknown}; known fields are {sorted(known)}")
+        return cls(**d)
+
+
+PRESETS: dict[str, ModelConfig] = {
+    # GPT-2 small, the 124M-parameter model of the paper and of HF's "gpt2".
+    "gpt2-124m": ModelConfig.gpt2(),
+    # SmolLM2-135M (HuggingFaceTB): Llama architecture, 9 query heads sharing 3 key/value heads, tied head.
+    "smollm2-135m": ModelConfig.llama(vocab_size=49152, n_ctx=8192, n_embd=576, n_layer=30, n_head=9, n_kv_head=3,
+                                      n_inner=1536, rope_theta=100000.0, tie_embeddings=True),
+    # Tiny models for tests and notebooks: they run in milliseconds.
+    "tiny-gpt2": ModelConfig.gpt2(vocab_size=128, n_ctx=64, n_embd=32, n_layer=2, n_head=4),
+    "tiny-llama": ModelConfig.llama(vocab_size=128, n_ctx=64, n_embd=32, n_layer=2, n_head=4, n_kv_head=2,
+                                    n_inner=64, tie_embeddings=False),
+}
