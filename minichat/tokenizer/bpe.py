@@ -135,14 +135,16 @@ class Tokenizer:
         """Encode `text` treating special-token strings as plain text. Never yields a special id."""
         chunks = self._split.findall(text)
         cache = self._cache
+        try:  # the common case on familiar text: every chunk is cached already
+            return list(chain.from_iterable(map(cache.__getitem__, chunks)))
+        except KeyError:
+            pass
         if len(cache) > _CACHE_LIMIT:
             cache.clear()
-        missing = set(chunks).difference(cache)
-        if missing:
-            try:
-                self._encode_chunks(missing)
-            except UnicodeEncodeError:  # lone surrogates: retry as tiktoken does, each one read as U+FFFD
-                return self.encode_ordinary(_replace_surrogates(text))
+        try:
+            self._encode_chunks(set(chunks).difference(cache))
+        except UnicodeEncodeError:  # lone surrogates: retry as tiktoken does, each one read as U+FFFD
+            return self.encode_ordinary(_replace_surrogates(text))
         return list(chain.from_iterable(map(cache.__getitem__, chunks)))
 
     def _encode_chunks(self, chunks: Collection[str]) -> None:

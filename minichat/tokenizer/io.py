@@ -87,3 +87,30 @@ def load_tokenizer(path: str | os.PathLike, kernel: str = "numba") -> Tokenizer:
     if not isinstance(name, str) or not isinstance(pattern, str):
         raise TokenizerError(f"{path}: the file has no 'name' or 'pattern' line; it is truncated or corrupt")
     return Tokenizer(vocab, merges, pattern, specials, name=name, kernel=kernel)
+
+
+def builtin_tokenizer_path() -> Path:
+    """The tokenizer shipped in minichat/assets (used when no other is named)."""
+    return Path(__file__).resolve().parent.parent / "assets" / "tokenizer.bpe"
+
+
+def open_tokenizer(path: str | os.PathLike | None = None) -> Tokenizer:
+    """Load a tokenizer from whatever `path` is: a minichat .bpe file, a tiktoken rank file (*.tiktoken), a HF
+    tokenizer.json, or a directory holding one of those or GPT-2's encoder.json + vocab.bpe. None: the built-in one."""
+    from minichat.tokenizer import vocab as importers  # the importers sit beside this module, loaded on demand
+
+    p = Path(path) if path is not None else builtin_tokenizer_path()
+    if p.is_dir():
+        for name in ("tokenizer.bpe", "tokenizer.json"):
+            if (p / name).exists():
+                return open_tokenizer(p / name)
+        if (p / "encoder.json").exists() and (p / "vocab.bpe").exists():
+            return importers.from_gpt2_files(p / "encoder.json", p / "vocab.bpe", name=p.name)
+        raise TokenizerError(f"{p}: no tokenizer.bpe, tokenizer.json or encoder.json + vocab.bpe in this directory")
+    if not p.exists():
+        raise TokenizerError(f"{p}: no such file")
+    if p.suffix == ".tiktoken":
+        return importers.from_tiktoken_file(p)
+    if p.suffix == ".json":
+        return importers.from_hf_tokenizer_json(p)
+    return load_tokenizer(p)

@@ -1,0 +1,88 @@
+"""The `minichat` command line: one subcommand per stage of the pipeline that exists so far.
+
+    minichat tokenize "some text" [--tokenizer PATH] [--plain]     show the text cut into tokens, with ids
+    minichat tokenize --ids 15496 11 995 [--tokenizer PATH]        decode ids back to text
+    minichat tokenizer train FILES... --vocab-size N --out PATH    train a byte-level BPE vocabulary
+
+Arguments map onto the library's functions one to one; the CLI adds no behaviour of its own. Errors from bad input
+(a missing file, a corrupt vocabulary) print one line and exit with status 2, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from minichat.errors import MinichatError
+
+
+def _cmd_tokenize(args: argparse.Namespace) -> int:
+    from minichat.tokenizer.io import open_tokenizer
+    from minichat.tokenizer.show import show_tokens
+
+    tok = open_tokenizer(args.tokenizer)
+    if args.ids:
+        print(tok.decode([int(x) for x in args.text]))
+        return 0
+    text = " ".join(args.text) if args.text else sys.stdin.read()
+    allowed = "all" if args.allow_special else ()
+    ids = tok.encode(text, allowed_special=allowed, disallowed_special=())
+    color = not args.plain and sys.stdout.isatty()
+    print(show_tokens(tok, ids, color=color))
+    print(f"{len(ids)} tokens, {len(text)} characters, {len(text.encode('utf-8'))} bytes ({tok.name}, "
+          f"{tok.n_vocab} ids)")
+    return 0
+
+
+def _cmd_tokenizer_train(args: argparse.Namespace) -> int:
+    from minichat.tokenizer import save_tokenizer, train
+
+    def texts():
+        for f in args.files:
+            try:
+                yield sys.stdin.read() if f == "-" else Path(f).read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as e:
+                raise MinichatError(f"cannot read {f} as UTF-8 text: {e}") from None
+
+    tok = train(texts(), vocab_size=args.vocab_size, pattern=args.pattern, special_tokens=args.special,
+                min_frequency=args.min_frequency, progress=True, name=args.name or Path(args.out).stem)
+    save_tokenizer(tok, args.out)
+    print(f"wrote {args.out}: {tok.n_vocab} ids ({len(tok.merges)} merges, {len(tok.special_tokens)} special)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="minichat", description="How a chat assistant works, stage by stage.")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("tokenize", help="show text cut into tokens with their ids (or decode ids)")
+    p.add_argument("text", nargs="*", help="the text (default: read standard input); with --ids, token ids")
+    p.add_argument("--tokenizer", help="a .bpe/.tiktoken/tokenizer.json file or a GPT-2 directory "
+                                       "(default: the built-in tokenizer)")
+    p.add_argument("--ids", action="store_true", help="decode the given ids instead of encoding text")
+    p.add_argument("--plain", action="store_true", help="no colours: [token] brackets instead")
+    p.add_argument("--allow-special", action="store_true", help="encode special-token strings as control tokens")
+    p.set_defaults(run=_cmd_tokenize)
+
+    t = sub.add_parser("tokenizer", help="tokenizer tools").add_subparsers(dest="action", required=True)
+    p = t.add_parser("train", help="train a byte-level BPE vocabulary on text files")
+    p.add_argument("files", nargs="+", help="UTF-8 text files ('-' for standard input)")
+    p.add_argument("--vocab-size", type=int, required=True, help="ids in the vocabulary, special tokens included")
+    p.add_argument("--out", required=True, help="where to write the tokenizer (minichat .bpe format)")
+    p.add_argument("--pattern", default="gpt4", help="pre-tokenization: gpt2, gpt4 or a regex (default gpt4)")
+    p.add_argument("--special", action="append", default=[], help="a special token string (repeatable)")
+    p.add_argument("--min-frequency", type=int, default=2, help="never merge a pair seen fewer times (default 2)")
+    p.add_argument("--name", help="the tokenizer's name (default: the output file's stem)")
+    p.set_defaults(run=_cmd_tokenizer_train)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except (MinichatError, ValueError, OSError) as e:
+        print(f"minichat: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
