@@ -188,6 +188,8 @@ def check_encode(fn: Callable[[str, Merges], list[int]], seed: int = 0) -> Feedb
              ("'aaaaaaa' with the Wikipedia merges", "aaaaaaa", wiki),
              ("empty text", "", wiki),
              ("no merges at all", "hello", {}),
+             ("earliest merge first, not most frequent: 'abcbc' with ab then bc", "abcbc",
+              {(97, 98): 256, (98, 99): 257}),
              ("a new sentence with the cat merges", "that cat? the mat!", sentence),
              ("characters never seen in training", "日本 👍 é", sentence)]
     for k in range(6):
