@@ -132,7 +132,8 @@ def read_safetensors(path: str | os.PathLike) -> dict[str, np.ndarray]:
     if data_len == 0:  # mmap refuses an empty range; every tensor is then empty too
         return {name: np.zeros(info["shape"], DTYPES[info["dtype"]])
                 for name, info in header.items() if name != "__metadata__"}
-    data = np.memmap(path, dtype=np.uint8, mode="r", offset=data_start, shape=(data_len,))  # (data_len,) bytes
+    # np.asarray drops the memmap subclass; the views keep the mapping alive through their .base
+    data = np.asarray(np.memmap(path, dtype=np.uint8, mode="r", offset=data_start, shape=(data_len,)))  # (D,) bytes
     for name, info in header.items():
         if name == "__metadata__":
             continue

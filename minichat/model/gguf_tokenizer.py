@@ -1,0 +1,189 @@
+"""Importing the tokenizer a GGUF file carries in its metadata into minichat's byte-level BPE `Tokenizer`.
+
+llama.cpp's converters store the whole tokenizer as metadata keys:
+
+    tokenizer.ggml.model       "gpt2" for byte-level BPE (the only kind imported here)
+    tokenizer.ggml.pre         the name of the pre-tokenizer (the regex that cuts text into chunks), e.g. "smollm"
+    tokenizer.ggml.tokens      every token's text, by id, in GPT-2's printable byte alphabet (a space shows as "Ġ")
+    tokenizer.ggml.token_type  per token: 1 normal, 2 unknown, 3 control, 4 user-defined, 5 unused, 6 byte
+    tokenizer.ggml.merges      "left right" strings in rank order
+    tokenizer.ggml.bos_token_id, eos_token_id, padding_token_id, unknown_token_id, add_bos_token, add_eos_token
+    tokenizer.chat_template    the Jinja chat template of the original model
+
+Normal tokens become byte strings through the inverse of `bytes_to_unicode`; control, unknown and user-defined tokens
+become minichat special tokens (matched as whole strings, never built from merges), so by default user text cannot
+produce them; unused tokens are left out. Bytes the vocabulary has no token for are dropped while encoding, as HF
+tokenizers and llama.cpp do (`GGUFTokenizer`).
+
+The pre-tokenizer is named, not stored, so the name must be mapped to the regex llama.cpp (llama-vocab.cpp) uses:
+  * "gpt-2": GPT-2's pattern.
+  * "smollm" (also "starcoder", "refact", "codeshell"): first every digit is cut off on its own, then GPT-2's pattern
+    runs on the pieces between. That is two passes; `ISOLATED_DIGITS_PATTERN` folds them into one regex that gives the
+    same chunks: a digit is always a chunk of its own, the other branches never consume digits, and the whitespace
+    lookahead `(?!\\S)` becomes "not followed by a non-space that is not a digit", because in the two-pass version a
+    digit ends the piece, and the end of a piece counts as "not followed by anything".
+  * "qwen2" (also "stablelm2", "deepseek-r1-qwen"): the Qwen2 pattern, one regex already.
+What it leaves out: SentencePiece ("llama") vocabularies, Llama-3 style "llama-bpe" (its BPE ignores merges for whole
+words in the vocabulary, a different algorithm) and other names; they raise TokenizerError. Pass `pattern=` to
+override the choice when you know the right regex.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Collection
+from dataclasses import dataclass
+from itertools import chain
+
+import numpy as np
+
+from minichat.errors import TokenizerError
+from minichat.kernels import bpe as kernels
+from minichat.model.gguf import GGUFFile, read_gguf
+from minichat.tokenizer.bpe import Tokenizer
+from minichat.tokenizer.patterns import GPT2_PATTERN
+from minichat.tokenizer.vocab import bytes_to_unicode
+
+# GPT-2's pattern with each digit its own chunk (see the module docstring for why this equals the two passes).
+ISOLATED_DIGITS_PATTERN = (
+    r"""\p{N}|'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?![^\s\p{N}])|\s"""
+)
+# Qwen2's pattern (as in its tokenizer.json; llama.cpp spells the case-insensitive group out by hand).
+QWEN2_PATTERN = (
+    r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|"""
+    r"""\s+(?!\S)|\s+"""
+)
+PRE_TOKENIZER_PATTERNS = {
+    "gpt-2": GPT2_PATTERN, "gpt2": GPT2_PATTERN,
+    "smollm": ISOLATED_DIGITS_PATTERN, "starcoder": ISOLATED_DIGITS_PATTERN, "refact": ISOLATED_DIGITS_PATTERN,
+    "codeshell": ISOLATED_DIGITS_PATTERN,
+    "qwen2": QWEN2_PATTERN, "stablelm2": QWEN2_PATTERN, "deepseek-r1-qwen": QWEN2_PATTERN,
+}
+NORMAL, UNKNOWN, CONTROL, USER_DEFINED, UNUSED, BYTE = 1, 2, 3, 4, 5, 6
+class GGUFTokenizer(Tokenizer):
+    """A Tokenizer whose vocabulary may lack a few single bytes, which encoding then drops.
+
+    Real vocabularies do this: SmolLM2 has no token for the control bytes 0x04, 0x06, ... (nor for 0xC0/0xC1, which
+    UTF-8 never uses). HF tokenizers and llama.cpp skip such a byte inside its chunk and merge the rest as usual;
+    minichat's Tokenizer insists on all 256 bytes, so this subclass relaxes exactly that rule: a missing byte is
+    deleted from the bytes of each pre-tokenized chunk before the merges run (`_encode_chunks` below is the parent's
+    with that one deletion added).
+    """
+
+    def _validate(self) -> None:
+        singles = {b[0] for b in self.vocab.values() if len(b) == 1}
+        self.missing_bytes = bytes(sorted(set(range(256)) - singles))
+        # Run the parent's checks on the vocabulary completed by stand-in ids for the missing bytes, then restore it.
+        real, top = self.vocab, 1 + max(chain(self.vocab, self.special_tokens.values()))
+        self.vocab = {**real, **{top + k: bytes([b]) for k, b in enumerate(self.missing_bytes)}}
+        try:
+            super()._validate()
+        finally:
+            self.vocab = real
+
+    def _encode_chunks(self, chunks: Collection[str]) -> None:
+        if not self.missing_bytes:
+            return super()._encode_chunks(chunks)
+        chunks = list(chunks)
+        raw = [c.encode("utf-8").translate(None, self.missing_bytes) for c in chunks]  # the one difference
+        offsets = np.zeros(len(raw) + 1, np.int64)  # (C+1,) where each chunk's bytes start
+        np.cumsum([len(b) for b in raw], out=offsets[1:])
+        ids = self._byte_to_id[np.frombuffer(b"".join(raw), np.uint8)]  # (N,) byte tokens back to back
+        merge = kernels.apply_merges_many if self.kernel == "numba" else kernels.apply_merges_many_reference
+        out, out_offsets = merge(ids, offsets, *self._table)  # (N',), (C+1,)
+        out, out_offsets = out.tolist(), out_offsets.tolist()
+        for c, lo, hi in zip(chunks, out_offsets, out_offsets[1:]):
+            self._cache[c] = tuple(out[lo:hi])
+
+
+@dataclass(frozen=True)
+class SpecialIds:
+    """The special token ids a GGUF declares (None when absent), and whether a BOS/EOS should be added."""
+
+    bos: int | None
+    eos: int | None
+    pad: int | None
+    unk: int | None
+    add_bos: bool | None  # tokenizer.ggml.add_bos_token; None when the file does not say
+    add_eos: bool | None
+
+
+def _as_gguf(gguf: GGUFFile | str | os.PathLike) -> GGUFFile:
+    return gguf if isinstance(gguf, GGUFFile) else read_gguf(gguf)
+
+
+def special_ids_from_gguf(gguf: GGUFFile | str | os.PathLike) -> SpecialIds:
+    """bos/eos/pad/unk ids and the add_bos/add_eos flags from the metadata."""
+    m = _as_gguf(gguf).metadata
+    return SpecialIds(
+        bos=m.get("tokenizer.ggml.bos_token_id"), eos=m.get("tokenizer.ggml.eos_token_id"),
+        pad=m.get("tokenizer.ggml.padding_token_id"), unk=m.get("tokenizer.ggml.unknown_token_id"),
+        add_bos=m.get("tokenizer.ggml.add_bos_token"), add_eos=m.get("tokenizer.ggml.add_eos_token"))
+
+
+def chat_template_from_gguf(gguf: GGUFFile | str | os.PathLike) -> str | None:
+    """The Jinja chat template stored with the model (`tokenizer.chat_template`), or None."""
+    template = _as_gguf(gguf).metadata.get("tokenizer.chat_template")
+    return template if isinstance(template, str) else None
+
+
+def pattern_for_pre(pre: str | None) -> str:
+    """The pre-tokenization regex for a `tokenizer.ggml.pre` name, or TokenizerError for names we do not know."""
+    if pre in PRE_TOKENIZER_PATTERNS:
+        return PRE_TOKENIZER_PATTERNS[pre]
+    raise TokenizerError(
+        f"unknown GGUF pre-tokenizer {pre!r} (tokenizer.ggml.pre); minichat knows {sorted(PRE_TOKENIZER_PATTERNS)}. "
+        f"If you know the model's split regex, pass it as tokenizer_from_gguf(..., pattern=...)")
+
+
+def tokenizer_from_gguf(gguf: GGUFFile | str | os.PathLike, pattern: str | None = None,
+                        name: str | None = None) -> GGUFTokenizer:
+    """Build a minichat Tokenizer from a GGUF's tokenizer metadata (byte-level BPE, `tokenizer.ggml.model == "gpt2"`).
+
+    pattern: a regex to use instead of the one chosen from `tokenizer.ggml.pre`. name defaults to general.name.
+    """
+    g = _as_gguf(gguf)
+    m = g.metadata
+    model = m.get("tokenizer.ggml.model")
+    if model != "gpt2":
+        raise TokenizerError(f"{g.path}: tokenizer.ggml.model is {model!r}; minichat imports only byte-level BPE "
+                             f"('gpt2') vocabularies, not SentencePiece ('llama') or others")
+    tokens = m.get("tokenizer.ggml.tokens")
+    merges = m.get("tokenizer.ggml.merges")
+    if not isinstance(tokens, list) or not isinstance(merges, list):
+        raise TokenizerError(f"{g.path}: the metadata lacks tokenizer.ggml.tokens or tokenizer.ggml.merges arrays")
+    types = m.get("tokenizer.ggml.token_type", [NORMAL] * len(tokens))
+    if len(types) != len(tokens):
+        raise TokenizerError(f"{g.path}: tokenizer.ggml.token_type has {len(types)} entries but there are "
+                             f"{len(tokens)} tokens")
+    if pattern is None:
+        pattern = pattern_for_pre(m.get("tokenizer.ggml.pre"))
+
+    byte_of = {ch: b for b, ch in bytes_to_unicode().items()}  # printable character -> the byte it stands for
+    vocab: dict[int, bytes] = {}
+    specials: dict[str, int] = {}
+    for i, (text, kind) in enumerate(zip(tokens, types)):
+        if kind == NORMAL:
+            try:
+                vocab[i] = bytes(byte_of[ch] for ch in text)
+            except KeyError as e:
+                raise TokenizerError(f"{g.path}: token {i} ({text!r}) has the character {e.args[0]!r}, outside "
+                                     f"GPT-2's byte alphabet; not a byte-level BPE vocabulary") from None
+        elif kind in (CONTROL, USER_DEFINED, UNKNOWN):
+            if text in specials:
+                raise TokenizerError(f"{g.path}: special token {text!r} appears twice (ids {specials[text]}, {i})")
+            specials[text] = i
+        elif kind == BYTE:
+            raise TokenizerError(f"{g.path}: token {i} ({text!r}) is a SentencePiece byte token; this is not a "
+                                 f"byte-level BPE vocabulary")
+        elif kind != UNUSED:
+            raise TokenizerError(f"{g.path}: token {i} ({text!r}) has unknown token type {kind}")
+
+    id_of = {text: i for i, text in enumerate(tokens) if i in vocab}  # merges only ever join normal tokens
+    merge_ids = []
+    for rank, merge in enumerate(merges):
+        left, sep, right = merge.partition(" ")
+        if not sep or (left + right) not in id_of or left not in id_of or right not in id_of:
+            raise TokenizerError(f"{g.path}: merge #{rank} {merge!r} is not 'left right' with both parts and "
+                                 f"their join in the vocabulary")
+        merge_ids.append((id_of[left], id_of[right], id_of[left + right]))
+    return GGUFTokenizer(vocab, merge_ids, pattern, specials, name=name or m.get("general.name") or g.path.stem)
