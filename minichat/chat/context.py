@@ -1,0 +1,154 @@
+"""Context assembly: what the model sees this turn, fitted to its context window by token budget.
+
+    system message  = instructions + memory snippets + tool schemas        (always kept)
+    [summary]       = a short note standing in for dropped turns          (optional)
+    history         = earlier turns, newest kept first, whole turns only
+    current turn    = the latest user message and any tool call/result since (always kept)
+
+Budget: the window minus the tokens reserved for the reply (`max_new_tokens`); the prompt, including the
+`<|im_start|>assistant` line that opens the reply, must fit in it. Trimming drops the *oldest whole turns* first. A turn starts at a user message and runs to the next one,
+so an assistant's tool call and the tool's result always stay or go together. Kept turns stay contiguous: once a turn
+does not fit, it and everything older goes (a conversation with a hole in the middle reads as nonsense). When the
+system message and the current turn alone exceed the budget, `ContextTooLong` says by how much.
+
+The summary, when asked for, replaces the dropped turns by one system note ("Earlier in this conversation ...") made
+by `summarize(dropped_messages) -> str`; the default is extractive (the first words of each dropped user message),
+since the built-in model is too small to summarise well. It is kept only if it fits.
+
+What it leaves out: relevance-based selection of old turns (memory retrieval does that job), token-level truncation
+inside a message.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from minichat.chat.template import ChatTemplate, Message, tools_prompt
+
+
+class ContextTooLong(ValueError):
+    """The parts that must always be kept (system message + current turn) do not fit the budget."""
+
+
+@dataclass(frozen=True)
+class Context:
+    """The assembled context and the account of how it was made (what the ContextBuilt event reports)."""
+
+    messages: tuple[Message, ...]
+    budget: int  # tokens the prompt may take: context window - max_new_tokens
+    used: int  # tokens the prompt takes, the reply prompt included; never more than budget
+    kept: tuple[dict, ...]  # {"index", "role", "tokens"} per history message kept (index into the history)
+    dropped: tuple[dict, ...]  # {"index", "role", "tokens", "reason"} per history message dropped
+    system_tokens: int
+    summary_tokens: int
+
+
+def turns(history: Sequence[Message]) -> list[list[int]]:
+    """Indices of history grouped into turns; a turn starts at each user message.
+
+    >>> [m.role for m in h]                               # doctest: +SKIP
+    ['system', 'user', 'assistant', 'user', 'assistant', 'tool', 'assistant']
+    >>> turns(h)                                          # doctest: +SKIP
+    [[0], [1, 2], [3, 4, 5, 6]]
+    """
+    groups: list[list[int]] = []
+    for i, m in enumerate(history):
+        if m.role == "user" or not groups:
+            groups.append([])
+        groups[-1].append(i)
+    return groups
+
+
+def system_text(instructions: str, memory: Sequence[str] = (), tools: Sequence[Mapping[str, Any]] = ()) -> str:
+    """Instructions, then what memory retrieved, then the tool schemas, as one system message."""
+    parts = [instructions.strip()] if instructions.strip() else []
+    if memory:
+        parts.append("# What you remember about the user\n" + "\n".join(f"- {s}" for s in memory))
+    if tools:
+        parts.append(tools_prompt(tools))
+    return "\n\n".join(parts)
+
+
+def extractive_summary(dropped: Sequence[Message], words: int = 8) -> str:
+    """The default summary: the first few words of each dropped user message."""
+    asked = [" ".join(m.content.split()[:words]) for m in dropped if m.role == "user" and m.content.strip()]
+    return "Earlier in this conversation the user asked: " + "; ".join(f"“{a}”" for a in asked) + "." if asked else ""
+
+
+def assemble(
+    template: ChatTemplate,
+    history: Sequence[Message],
+    *,
+    instructions: str = "",
+    memory: Sequence[str] = (),
+    tools: Sequence[Mapping[str, Any]] = (),
+    context_window: int,
+    max_new_tokens: int,
+    summarize: bool | Callable[[Sequence[Message]], str] = False,
+) -> Context:
+    """Build the prompt's messages for `history`, whose last turn (from its last user message on) is the current one.
+
+    System messages inside `history` are ignored: the system message is always rebuilt from `instructions`,
+    `memory` and `tools`, so that it is current and comes first.
+    """
+    if max_new_tokens < 1 or context_window <= max_new_tokens:
+        raise ValueError(f"need 1 <= max_new_tokens < context_window, got {max_new_tokens} and {context_window}")
+    if not history or not any(m.role == "user" for m in history):
+        raise ValueError("the history must contain at least one user message (the latest)")
+    budget = context_window - max_new_tokens
+    reply_prompt = len(template.generation_prompt())
+    sys_text = system_text(instructions, memory, tools)
+    sys_msgs = [Message("system", sys_text)] if sys_text else []
+    sys_tokens = sum(template.count(m) for m in sys_msgs)
+    cost = [0 if m.role == "system" else template.count(m) for m in history]
+
+    groups = [[i for i in g if history[i].role != "system"] for g in turns(history)]
+    groups = [g for g in groups if g]
+    current, older = groups[-1], groups[:-1]
+    latest = sum(cost[i] for i in current)
+    must = sys_tokens + latest + reply_prompt
+    if must > budget:
+        raise ContextTooLong(
+            f"the system message ({sys_tokens} tokens), the latest turn ({latest}) and the reply prompt "
+            f"({reply_prompt}) need {must} tokens but only {budget} fit (context window {context_window} - "
+            f"{max_new_tokens} reserved for the reply); shorten the message or the instructions, or lower "
+            f"max_new_tokens")
+
+    def fit(room: int) -> int:
+        """How many of the newest older turns fit in `room` tokens (contiguous, newest first)."""
+        n = 0
+        for g in reversed(older):
+            t = sum(cost[i] for i in g)
+            if t > room:
+                break
+            room -= t
+            n += 1
+        return n
+
+    n_keep = fit(budget - must)
+    summary_msgs: list[Message] = []
+    if summarize and n_keep < len(older):
+        fn = extractive_summary if summarize is True else summarize
+        # the summary and the kept turns share the room: keep fewer turns until the summary of the rest fits too
+        for n in range(n_keep, -1, -1):
+            dropped_msgs = [history[i] for g in older[: len(older) - n] for i in g]
+            text = fn(dropped_msgs)
+            cand = [Message("system", text)] if text else []
+            s_cost = sum(template.count(m) for m in cand)
+            if s_cost + sum(cost[i] for g in older[len(older) - n :] for i in g) <= budget - must:
+                n_keep, summary_msgs = n, cand
+                break
+    kept_groups = older[len(older) - n_keep :] + [current]
+    kept_idx = [i for g in kept_groups for i in g]
+    dropped_idx = [i for g in older[: len(older) - n_keep] for i in g]
+    messages = tuple(sys_msgs + summary_msgs + [history[i] for i in kept_idx])
+    summary_tokens = sum(template.count(m) for m in summary_msgs)
+    used = sys_tokens + summary_tokens + sum(cost[i] for i in kept_idx) + reply_prompt
+    reason = "oldest turns dropped to fit the budget" + (" (replaced by a summary)" if summary_msgs else "")
+    return Context(
+        messages=messages, budget=budget, used=used,
+        kept=tuple({"index": i, "role": history[i].role, "tokens": cost[i]} for i in kept_idx),
+        dropped=tuple({"index": i, "role": history[i].role, "tokens": cost[i], "reason": reason}
+                      for i in dropped_idx),
+        system_tokens=sys_tokens, summary_tokens=summary_tokens)
