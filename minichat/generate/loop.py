@@ -125,7 +125,7 @@ class _Sequence:
 
 def _setup(model: LanguageModel, prompts: Sequence[Sequence[int]], sampling: SamplingConfig | None,
            max_new_tokens: int, stop_ids: Iterable[int], stop_strings: Iterable[str], tokenizer: Tokenizer | None,
-           rngs: Sequence[np.random.Generator]) -> list[_Sequence]:
+           rng: np.random.Generator | Sequence[np.random.Generator] | None) -> list[_Sequence]:
     """Validate the arguments and build one `_Sequence` per prompt."""
     config = sampling if sampling is not None else SamplingConfig()
     if not isinstance(config, SamplingConfig):
@@ -149,17 +149,17 @@ def _setup(model: LanguageModel, prompts: Sequence[Sequence[int]], sampling: Sam
         if lo < 0 or hi >= V:
             raise ValueError(f"prompt {b} holds token id {lo if lo < 0 else hi}, outside the model's vocabulary "
                              f"0..{V - 1}")
+    rngs = _rngs(rng, config, len(prompts))
     return [_Sequence(p, b, config, rngs[b], V, n_ctx, int(max_new_tokens), stops, stop_strings, tokenizer)
             for b, p in enumerate(prompts)]
 
 
-def _rngs(rng: np.random.Generator | Sequence[np.random.Generator] | None, config: SamplingConfig | None,
+def _rngs(rng: np.random.Generator | Sequence[np.random.Generator] | None, config: SamplingConfig,
           n: int) -> list[np.random.Generator]:
     """One generator per row. None: each row seeds its own from config.seed (so row b of a batch draws exactly
     what a lone generation of prompt b would). One Generator: independent children via `spawn` (n == 1: itself)."""
     if rng is None:
-        seed = config.seed if config is not None else None
-        return [np.random.default_rng(seed) for _ in range(n)]
+        return [np.random.default_rng(config.seed) for _ in range(n)]
     if isinstance(rng, np.random.Generator):
         return [rng] if n == 1 else list(rng.spawn(n))
     rngs = list(rng)
@@ -179,8 +179,7 @@ def generate(model: LanguageModel, prompt_ids: Sequence[int], sampling: Sampling
     the prompt and every generated token except the last, which was never fed back.
     """
     prompt = [int(i) for i in prompt_ids]
-    (seq,) = _setup(model, [prompt], sampling, max_new_tokens, stop_ids, stop_strings, tokenizer,
-                    _rngs(rng, sampling, 1))
+    (seq,) = _setup(model, [prompt], sampling, max_new_tokens, stop_ids, stop_strings, tokenizer, rng)
     if cache is None:
         cache = model.new_cache(1, min(model.config.n_ctx, len(prompt) + seq.max_new_tokens))
     n_cached = int(np.asarray(cache.lengths)[0])
@@ -204,8 +203,7 @@ def generate_batch(model: LanguageModel, prompts: Sequence[Sequence[int]], sampl
     """Generate continuations of several prompts at once. Yields Steps (`.row` says whose) in row order at each
     decode step; a row that has finished yields nothing more. See `_rngs` for how randomness is split across rows."""
     prompts = [[int(i) for i in p] for p in prompts]
-    seqs = _setup(model, prompts, sampling, max_new_tokens, stop_ids, stop_strings, tokenizer,
-                  _rngs(rng, sampling, len(prompts)))
+    seqs = _setup(model, prompts, sampling, max_new_tokens, stop_ids, stop_strings, tokenizer, rng)
     B = len(prompts)
     lengths = np.array([len(p) for p in prompts], dtype=np.int64)  # (B,)
     cache = model.new_cache(B, min(model.config.n_ctx, int(lengths.max()) + seqs[0].max_new_tokens))
@@ -235,7 +233,7 @@ def generate_naive(model: LanguageModel, prompt_ids: Sequence[int], sampling: Sa
                    tokenizer: Tokenizer | None = None, rng: np.random.Generator | None = None) -> Iterator[Step]:
     """The reference twin of `generate`: no KV cache, the full sequence recomputed for every new token."""
     (seq,) = _setup(model, [[int(i) for i in prompt_ids]], sampling, max_new_tokens, stop_ids, stop_strings,
-                    tokenizer, _rngs(rng, sampling, 1))
+                    tokenizer, rng)
     while not seq.finished:
         logits = model.forward(np.asarray([seq.ids], dtype=np.int64))  # (1, T, V), everything from scratch
         yield seq.step(logits[0, -1])
