@@ -1,0 +1,221 @@
+"""One conversation: `Chat.send(text)` runs a whole turn and yields an Event per stage (DESIGN.md §1).
+
+    1 safety.check_input      -> SafetyVerdict    (a refused message is answered without the model)
+    2 memory.retrieve         -> MemoryHits
+    3 context.assemble        -> ContextBuilt     (system + memory + tools + history + latest, trimmed)
+    4 template.render         -> Tokenized        (how many prompt tokens the KV cache already holds)
+    5 generate                -> Token ...        (text deltas, UTF-8 safe, through the safety output filter)
+    6 tool calls in the reply -> ToolCalled, ToolResult, then back to 3 with the results appended
+    8                         -> Done             (finish_reason, usage, seconds per stage)
+
+Prompt caching across turns: the session keeps one KV cache and the ids it holds. Each turn renders the prompt
+afresh, keeps the longest common prefix of those ids and the cached ones, rewinds the cache to it (trimming or an
+edited history changes the prefix; a reply re-tokenized differently from how it was generated does too), and
+prefills only the rest. A test checks this gives exactly the tokens of a cold run.
+
+Closing the generator mid-reply (Ctrl-C in the terminal) keeps what was shown as the reply, marked "interrupted",
+and leaves the session usable. What it leaves out: parallel tool calls run concurrently (they run in order), the
+HTTP server (it forwards these same events).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from minichat.chat import events as ev
+from minichat.chat.context import assemble
+from minichat.chat.plugins import Guard, Memory, NoGuard, NoMemory, NoTools, Tools
+from minichat.chat.template import ChatTemplate, Message, parse_assistant, tool_result, user
+from minichat.generate.loop import generate
+from minichat.generate.sampling import SamplingConfig
+
+DEFAULT_INSTRUCTIONS = "You are minichat, a small helpful assistant. Answer briefly and truthfully."
+CONVERSATION_FORMAT = 1
+
+
+class Chat:
+    """A conversation with a model. `model` is anything with the generation loop's LanguageModel interface."""
+
+    def __init__(self, model: Any, tokenizer: Any, *, instructions: str = DEFAULT_INSTRUCTIONS,
+                 tools: Tools | None = None, safety: Guard | None = None, memory: Memory | None = None,
+                 context_window: int | None = None, max_new_tokens: int = 256, max_tool_rounds: int = 4,
+                 memory_k: int = 3, summarize: bool = False, sampling: SamplingConfig | None = None,
+                 rng: np.random.Generator | None = None):
+        self.model, self.template = model, ChatTemplate(tokenizer)
+        self.instructions = instructions
+        self.tools, self.safety, self.memory = tools or NoTools(), safety or NoGuard(), memory or NoMemory()
+        self.context_window = min(context_window or model.config.n_ctx, model.config.n_ctx)
+        if not 1 <= max_new_tokens < self.context_window:
+            raise ValueError(f"max_new_tokens must be in 1..{self.context_window - 1}, not {max_new_tokens}")
+        self.max_new_tokens, self.max_tool_rounds, self.memory_k = max_new_tokens, max_tool_rounds, memory_k
+        self.summarize = summarize
+        self.sampling = sampling or SamplingConfig(temperature=0.0)
+        self.rng = rng if rng is not None else np.random.default_rng(self.sampling.seed)
+        self.history: list[Message] = []
+        self._cache = None  # the KV cache (batch 1) and the ids whose keys/values it holds
+        self._cached_ids: list[int] = []
+
+    @property
+    def tokenizer(self):
+        return self.template.tokenizer
+
+    # -- conversation management ---------------------------------------------------------------------------------------
+
+    def reset(self) -> None:
+        """Forget the conversation (the KV cache is kept but will be rewound on the next turn)."""
+        self.history.clear()
+
+    def save(self, path: str | os.PathLike) -> None:
+        data = {"format": "minichat-conversation", "version": CONVERSATION_FORMAT, "instructions": self.instructions,
+                "messages": [m.to_json() for m in self.history]}
+        Path(path).write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
+
+    def load(self, path: str | os.PathLike) -> None:
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+            if data.get("format") != "minichat-conversation" or data.get("version") != CONVERSATION_FORMAT:
+                raise ValueError(f"not a minichat conversation file of version {CONVERSATION_FORMAT}")
+            messages = [Message.from_json(m) for m in data["messages"]]
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+            raise ValueError(f"cannot load the conversation from {path}: {e}") from None
+        self.instructions, self.history = data.get("instructions", self.instructions), messages
+
+    # -- a turn --------------------------------------------------------------------------------------------------------
+
+    def send(self, text: str, **sampling: Any) -> Iterator[ev.Event]:
+        """Add the user's message and run the turn; yields events. `sampling` overrides SamplingConfig fields."""
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError("send() needs a non-empty message string")
+        timings: dict[str, float] = {}
+        t = time.perf_counter()
+        verdict = self.safety.check_input(text)
+        timings["safety_input"] = time.perf_counter() - t
+        yield ev.SafetyVerdict("input", verdict.allowed, verdict.action, verdict.policy, verdict.reason)
+        self.history.append(user(text))
+        if not verdict.allowed:
+            reply = getattr(verdict, "reply", "") or "I can't help with that."
+            self.history.append(Message("assistant", reply))
+            yield ev.Token(reply, -1, 0)
+            yield ev.Done("refused", {"prompt_tokens": 0, "cached_tokens": 0, "completion_tokens": 0}, timings, reply)
+            return
+        yield from self._respond(text, timings, sampling)
+
+    def regenerate(self, **sampling: Any) -> Iterator[ev.Event]:
+        """Drop the reply to the last user message (with its tool calls) and answer that message again."""
+        last = max((i for i, m in enumerate(self.history) if m.role == "user"), default=None)
+        if last is None:
+            raise ValueError("nothing to regenerate: the conversation has no user message yet")
+        del self.history[last + 1 :]
+        yield from self._respond(self.history[last].content, {}, sampling)
+
+    def _respond(self, query: str, timings: dict[str, float], overrides: dict[str, Any]) -> Iterator[ev.Event]:
+        config = dataclasses.replace(self.sampling, **overrides) if overrides else self.sampling
+        t = time.perf_counter()
+        snippets = list(self.memory.retrieve(query, self.memory_k))
+        timings["memory"] = time.perf_counter() - t
+        yield ev.MemoryHits(query, tuple(snippets))
+        usage = {"prompt_tokens": 0, "cached_tokens": 0, "completion_tokens": 0}
+        instructions = "\n\n".join(s for s in (self.instructions, self.safety.instructions()) if s)
+        for _ in range(self.max_tool_rounds + 1):
+            t = time.perf_counter()
+            ctx = assemble(self.template, self.history, instructions=instructions, memory=snippets,
+                           tools=list(self.tools.schemas()), context_window=self.context_window,
+                           max_new_tokens=self.max_new_tokens, summarize=self.summarize)
+            timings["context"] = timings.get("context", 0.0) + time.perf_counter() - t
+            yield ev.ContextBuilt(ctx.budget, ctx.used, ctx.system_tokens, ctx.summary_tokens, ctx.kept, ctx.dropped)
+            t = time.perf_counter()
+            ids = self.template.render(list(ctx.messages))
+            cached = self._reuse_cache(ids)
+            timings["tokenize"] = timings.get("tokenize", 0.0) + time.perf_counter() - t
+            usage["prompt_tokens"] += len(ids)
+            usage["cached_tokens"] += cached
+            yield ev.Tokenized(len(ids), cached, len(ids) - cached)
+            reply = yield from self._generate(ids, config, timings, usage)
+            if reply is None:  # interrupted or stopped by the output filter: already reported
+                return
+            text, finish = reply
+            message = parse_assistant(text)
+            self.history.append(message)
+            if not message.tool_calls:
+                yield ev.Done(finish, usage, timings, message.content)
+                return
+            t = time.perf_counter()
+            for call in message.tool_calls:
+                yield ev.ToolCalled(call.id, call.name, dict(call.arguments))
+                try:
+                    content, ok = str(self.tools.run(call.name, call.arguments)), True
+                except Exception as e:  # a failing tool is information for the model, not a crash of the chat
+                    content, ok = f"error: {type(e).__name__}: {e}", False
+                self.history.append(tool_result(call, content))
+                yield ev.ToolResult(call.id, call.name, content, ok)
+            timings["tools"] = timings.get("tools", 0.0) + time.perf_counter() - t
+        yield ev.Done("tool_limit", usage, timings, "")
+
+    def _reuse_cache(self, ids: list[int]) -> int:
+        """Rewind the KV cache to the longest prefix it shares with `ids` (a strict prefix); return its length."""
+        if self._cache is None:
+            self._cache = self.model.new_cache(1, self.context_window)
+        n = 0
+        for a, b in zip(self._cached_ids, ids):
+            if a != b:
+                break
+            n += 1
+        n = min(n, len(ids) - 1)  # the last prompt token must be fed to get the next token's logits
+        self._cache.crop(n)
+        self._cached_ids = self._cached_ids[:n]
+        return n
+
+    def _generate(self, ids: list[int], config: SamplingConfig, timings: dict[str, float],
+                  usage: dict[str, int]) -> Iterator[ev.Event]:
+        """Stage 5: stream the reply through the output filter. Returns (text, finish_reason), or None when the turn
+        ended here (interrupted, or stopped by the safety filter)."""
+        out_filter = self.safety.output_filter()
+        shown, generated, finish = [], [], "length"
+        t = time.perf_counter()
+        steps = generate(self.model, ids, config, max_new_tokens=self.max_new_tokens,
+                         stop_ids=self.template.stop_ids, tokenizer=self.tokenizer, rng=self.rng, cache=self._cache)
+        try:
+            for step in steps:
+                if "first_token" not in timings:
+                    timings["first_token"] = time.perf_counter() - t
+                generated.append(step.token_id)
+                text, verdict = out_filter.feed(step.text)
+                if step.finish_reason is not None:
+                    finish = step.finish_reason
+                    tail, verdict2 = out_filter.flush()
+                    text, verdict = text + tail, verdict or verdict2
+                shown.append(text)
+                yield ev.Token(text, step.token_id, step.index, step.logprob)
+                if verdict is not None and not verdict.allowed:
+                    yield ev.SafetyVerdict("output", False, verdict.action, verdict.policy, verdict.reason)
+                    self._after_generation(ids, generated)
+                    self.history.append(Message("assistant", "".join(shown)))
+                    yield ev.Done("safety", usage | {"completion_tokens": len(generated)}, timings, "".join(shown))
+                    return None
+        except GeneratorExit:  # the consumer stopped reading (Ctrl-C): keep what was shown
+            steps.close()
+            self._after_generation(ids, generated)
+            self.history.append(Message("assistant", "".join(shown), errors=("interrupted",)))
+            raise
+        finally:
+            timings["generate"] = timings.get("generate", 0.0) + time.perf_counter() - t
+        self._after_generation(ids, generated)
+        usage["completion_tokens"] += len(generated)
+        return "".join(shown), finish
+
+    def _after_generation(self, prompt: list[int], generated: list[int]) -> None:
+        """The cache now holds the prompt and every generated token but the last (never fed back)."""
+        held = int(np.asarray(self._cache.lengths)[0])
+        self._cached_ids = (prompt + generated)[:held]
+
+
+def chat_events_text(events: Sequence[ev.Event]) -> str:
+    """The reply text carried by a list of events (what a terminal would have printed)."""
+    return "".join(e.text for e in events if isinstance(e, ev.Token))
