@@ -180,7 +180,6 @@ class GGUFFile:
                                   f"used 32-bit counts: convert the model again with a recent llama.cpp)")
         n_tensors = cur.scalar("Q", "the tensor count")
         n_kv = cur.scalar("Q", "the metadata count")
-        cur.need(n_kv * 12 + n_tensors * 24, f"{n_kv} metadata entries and {n_tensors} tensor infos")
         self.metadata: dict[str, Any] = {}
         for k in range(n_kv):
             key = cur.string(f"the key of metadata entry #{k}")
