@@ -121,7 +121,8 @@ def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, mask: np.ndarray | No
     scores = scores.reshape(B, K, G, T, S)  # (B, K, G, T, S)
     scores *= 1.0 / math.sqrt(D)
     if mask is not None:
-        scores = np.where(np.broadcast_to(mask, (B, T, S))[:, None, None], scores, MASKED)  # (B, K, G, T, S)
+        m = mask if mask.ndim == 3 else mask[None]  # (T, S) -> (1, T, S)
+        scores = np.where(m[:, None, None], scores, MASKED)  # (B, K, G, T, S)
     probs = softmax(scores, axis=-1)  # (B, K, G, T, S)
     out = probs.reshape(B, K, G * T, S) @ v  # (B, K, G*T, S) @ (B, K, S, D) -> (B, K, G*T, D)
     out = out.reshape(B, H, T, D)  # (B, H, T, D)

@@ -22,6 +22,7 @@ import numpy as np
 
 from minichat.config import ModelConfig
 from minichat.errors import CheckpointError
+from minichat.kernels import norms
 from minichat.model import layers
 from minichat.model.kv_cache import KVCache
 
@@ -92,11 +93,15 @@ def check_params(config: ModelConfig, params: dict[str, np.ndarray]) -> None:
 class Transformer:
     """A GPT-2- or Llama-family model over a dict of float32 parameters (see `param_shapes`)."""
 
-    def __init__(self, config: ModelConfig, params: dict[str, np.ndarray]):
+    def __init__(self, config: ModelConfig, params: dict[str, np.ndarray], use_numba: bool = True):
+        """use_numba: run the norms with the kernels of minichat/kernels/norms.py (faster, same numbers to ~1e-6);
+        False keeps everything in the plain NumPy of layers.py."""
         check_params(config, params)
         self.config = config
         self.params = params
+        self.use_numba = use_numba
         c = config
+        self._zeros = np.zeros(c.n_embd, dtype=np.float32)  # (C,): the bias of a bias-free LayerNorm, for the kernel
         # The per-layer tensors, fetched once, so the hot loop does no string formatting or dict lookups.
         self._blocks = [{key: params.get(f"h.{i}.{key}") for key in (
             "ln_1.weight", "ln_1.bias", "ln_2.weight", "ln_2.bias", "attn.c_attn.weight", "attn.c_attn.bias",
@@ -123,9 +128,18 @@ class Transformer:
         return KVCache(c.n_layer, batch_size, c.n_kv_head, max_len, c.head_dim)
 
     def _norm(self, x: np.ndarray, w: np.ndarray, b: np.ndarray | None) -> np.ndarray:  # (B, T, C) -> (B, T, C)
-        if self.config.norm == "rmsnorm":
-            return layers.rms_norm(x, w, self.config.norm_eps)
-        return layers.layer_norm(x, w, b, self.config.norm_eps)
+        c = self.config
+        if not self.use_numba:
+            if c.norm == "rmsnorm":
+                return layers.rms_norm(x, w, c.norm_eps)
+            return layers.layer_norm(x, w, b, c.norm_eps)
+        rows = x.reshape(-1, x.shape[-1])  # (B*T, C)
+        out = np.empty_like(rows)  # (B*T, C)
+        if c.norm == "rmsnorm":
+            norms.rms_norm_rows(rows, w, c.norm_eps, out)
+        else:
+            norms.layer_norm_rows(rows, w, self._zeros if b is None else b, c.norm_eps, out)
+        return out.reshape(x.shape)  # (B, T, C)
 
     def forward(self, ids, cache: KVCache | None = None, lengths=None, return_attention: bool = False,
                 return_hidden: bool = False):  # (B, T) int -> (B, T, V) float32 [, attentions][, hidden]
