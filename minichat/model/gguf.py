@@ -155,9 +155,11 @@ class _Cursor:
 
 
 class GGUFFile:
-    """An open GGUF file: `.version`, `.metadata` (key -> value), `.tensor_infos` (name -> TensorInfo).
+    """An open GGUF file: `.version`, `.metadata` (key -> value), `.tensor_infos` (name -> TensorInfo, file order),
+    `.alignment`, `.data_start` (byte where the data part begins), `.path`.
 
     The header is parsed on opening; tensor data stays in a read-only memory map until `tensor(name)` decodes it.
+    Metadata values are Python ints, floats, bools, strings, or lists of them (nested for arrays of arrays).
     """
 
     def __init__(self, path: str | os.PathLike):

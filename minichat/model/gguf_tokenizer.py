@@ -66,7 +66,7 @@ class GGUFTokenizer(Tokenizer):
     UTF-8 never uses). HF tokenizers and llama.cpp skip such a byte inside its chunk and merge the rest as usual;
     minichat's Tokenizer insists on all 256 bytes, so this subclass relaxes exactly that rule: a missing byte is
     deleted from the bytes of each pre-tokenized chunk before the merges run (`_encode_chunks` below is the parent's
-    with that one deletion added).
+    with that one deletion added). `missing_bytes` lists them (b"" when the vocabulary is complete).
     """
 
     def _validate(self) -> None:
