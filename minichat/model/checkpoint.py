@@ -59,12 +59,23 @@ def _no_leftovers(tensors: dict[str, np.ndarray], used: set[str], where: str) ->
                               f"describes (wrong n_layer? another architecture?)")
 
 
+def check_tokenizer_fits(model: Transformer, tokenizer: Tokenizer | None, where: str = "") -> None:
+    """Raise CheckpointError if the tokenizer can produce ids the model has no embedding row for."""
+    if tokenizer is None:
+        return
+    top = max([*tokenizer.vocab, *tokenizer.special_tokens.values()])
+    if top >= model.config.vocab_size:
+        raise CheckpointError(f"{where}: the tokenizer produces ids up to {top} but the model's vocab_size is "
+                              f"{model.config.vocab_size}; they do not belong together")
+
+
 # -- minichat's own --------------------------------------------------------------------------------------------------
 
 def save_checkpoint(path: str | os.PathLike, model: Transformer, tokenizer: Tokenizer | None = None,
                     metadata: dict[str, Any] | None = None) -> None:
     """Write `model` (and `tokenizer`) as a minichat checkpoint folder; `metadata` (JSON values) goes in config.json."""
     folder = Path(path)
+    check_tokenizer_fits(model, tokenizer, str(folder))
     folder.mkdir(parents=True, exist_ok=True)
     doc = {"format": FORMAT, "version": VERSION, "model": model.config.to_dict(), "metadata": metadata or {}}
     write_safetensors(folder / MODEL_FILE, model.params, metadata={"format": FORMAT})
@@ -97,7 +108,9 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[Transformer, Tokenizer | N
     params = {name: _f32(_take(tensors, name, shape, where)) for name, shape in shapes.items()}
     _no_leftovers(tensors, set(shapes), where)
     tok_path = folder / TOKENIZER_FILE
-    return Transformer(config, params), (load_tokenizer(tok_path) if tok_path.exists() else None)
+    model, tokenizer = Transformer(config, params), (load_tokenizer(tok_path) if tok_path.exists() else None)
+    check_tokenizer_fits(model, tokenizer, str(folder))
+    return model, tokenizer
 
 
 def _read_config(folder: Path) -> dict[str, Any]:
@@ -222,6 +235,7 @@ def load_hf(path: str | os.PathLike, with_tokenizer: bool = True) -> tuple[Trans
             tokenizer = from_hf_tokenizer_json(folder / "tokenizer.json")
         elif (folder / "vocab.json").exists() and (folder / "merges.txt").exists():
             tokenizer = from_gpt2_files(folder / "vocab.json", folder / "merges.txt")
+    check_tokenizer_fits(model, tokenizer, str(folder))
     return model, tokenizer
 
 
@@ -306,7 +320,9 @@ def load_gguf(path: str | os.PathLike, with_tokenizer: bool = True) -> tuple[Tra
         from minichat.model.gguf_tokenizer import tokenizer_from_gguf
 
         tokenizer = tokenizer_from_gguf(g)
-    return Transformer(c, params), tokenizer
+    model = Transformer(c, params)
+    check_tokenizer_fits(model, tokenizer, where)
+    return model, tokenizer
 
 
 # -- dispatch --------------------------------------------------------------------------------------------------------
