@@ -132,7 +132,8 @@ def top_ids(x: np.ndarray, k: int) -> np.ndarray:  # (V,) -> (k,) int64, descend
     """The ids of the k largest entries of one row, in order; O(V) selection plus a sort of only k items."""
     if k >= x.shape[0]:
         return np.argsort(-x, kind="stable")
-    kth = np.partition(x, x.shape[0] - k)[x.shape[0] - k]  # the k-th largest value
+    kth = -np.partition(-x, k - 1)[k - 1]  # the k-th largest value (selecting from the top end: numpy's
+    #                                        introselect crawls when k is near the end and many values tie, e.g. -inf)
     above = np.flatnonzero(x > kth)  # strictly larger: all of them are in
     tied = np.flatnonzero(x == kth)[: k - above.size]  # the boundary value: lowest ids first
     ids = np.concatenate([above, tied])  # (k,)
