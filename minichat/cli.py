@@ -3,6 +3,12 @@
     minichat tokenize "some text" [--tokenizer PATH] [--plain]     show the text cut into tokens, with ids
     minichat tokenize --ids 15496 11 995 [--tokenizer PATH]        decode ids back to text
     minichat tokenizer train FILES... --vocab-size N --out PATH    train a byte-level BPE vocabulary
+    minichat generate --model PATH "prompt"                        stream a plain-text continuation
+    minichat chat [--model PATH] [--trace]                         a streaming chat in the terminal
+
+In `minichat chat`, lines starting with "/" are commands (/help lists them); Ctrl-C stops a reply mid-stream and the
+chat goes on (Ctrl-C at the prompt, or Ctrl-D, leaves). With standard input not a terminal (`echo hi | minichat chat`)
+the whole input is one message and only the reply is printed.
 
 Arguments map onto the library's functions one to one; the CLI adds no behaviour of its own. Errors from bad input
 (a missing file, a corrupt vocabulary) print one line and exit with status 2, never a traceback.
@@ -51,6 +57,58 @@ def _cmd_tokenizer_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load(model_path: str | None):
+    """A model path -> (model, tokenizer); None means the built-in model."""
+    from minichat.model.checkpoint import load_model
+
+    path = model_path or str(Path(__file__).resolve().parent / "assets" / "model")
+    if model_path is None and not Path(path).exists():
+        raise MinichatError("no built-in model is installed yet; pass --model PATH (a minichat checkpoint folder, a "
+                            "HF model folder or a .gguf file)")
+    model, tok = load_model(path)
+    if tok is None:
+        raise MinichatError(f"{path} has no tokenizer; minichat needs one beside the weights")
+    return model, tok
+
+
+def _sampling_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", help="a minichat checkpoint folder, a HF model folder or a .gguf file "
+                                   "(default: the built-in model)")
+    p.add_argument("--max-new-tokens", type=int, default=256)
+    p.add_argument("--temperature", type=float, default=0.0, help="0 means greedy (default)")
+    p.add_argument("--top-p", type=float, default=1.0)
+    p.add_argument("--top-k", type=int, default=0, help="0 means no top-k filter")
+    p.add_argument("--seed", type=int, default=None)
+
+
+def _sampling(args: argparse.Namespace) -> dict:
+    return {"temperature": args.temperature, "top_p": args.top_p, "top_k": args.top_k, "seed": args.seed}
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from minichat.generate.loop import stream_text
+
+    model, tok = _load(args.model)
+    text = " ".join(args.prompt) if args.prompt else sys.stdin.read()
+    for piece in stream_text(model, tok, text, max_new_tokens=args.max_new_tokens, **_sampling(args)):
+        print(piece, end="", flush=True)
+    print()
+    return 0
+
+
+def _cmd_chat(args: argparse.Namespace) -> int:
+    from minichat import terminal
+    from minichat.chat.session import Chat
+    from minichat.generate.sampling import SamplingConfig
+
+    model, tok = _load(args.model)
+    chat = Chat(model, tok, max_new_tokens=args.max_new_tokens, sampling=SamplingConfig(**_sampling(args)),
+                **({"instructions": args.system} if args.system is not None else {}))
+    if not sys.stdin.isatty():
+        return terminal.run_once(chat, sys.stdin.read(), trace=args.trace)
+    return terminal.repl(chat, trace=args.trace)
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="minichat", description="How a chat assistant works, stage by stage.")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -74,6 +132,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-frequency", type=int, default=2, help="never merge a pair seen fewer times (default 2)")
     p.add_argument("--name", help="the tokenizer's name (default: the output file's stem)")
     p.set_defaults(run=_cmd_tokenizer_train)
+
+    p = sub.add_parser("generate", help="stream a plain-text continuation of a prompt")
+    p.add_argument("prompt", nargs="*", help="the prompt (default: read standard input)")
+    _sampling_args(p)
+    p.set_defaults(run=_cmd_generate)
+
+    p = sub.add_parser("chat", help="a streaming chat in the terminal")
+    _sampling_args(p)
+    p.add_argument("--trace", action="store_true", help="print each stage's event compactly")
+    p.add_argument("--system", help="the system instructions (default: minichat's own)")
+    p.set_defaults(run=_cmd_chat)
     return ap
 
 

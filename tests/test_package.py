@@ -11,7 +11,7 @@ from conftest import REPO
 RANK = {"errors": 0, "config": 0, "kernels": 0, "exercises": 9,
         "tokenizer": 1, "model": 2, "generate": 3, "train": 4,
         "tools": 1, "safety": 1, "memory": 1,
-        "chat": 5, "server": 6, "cli": 7, "__main__": 8, "assets": 0}
+        "chat": 5, "server": 6, "cli": 7, "terminal": 7, "__main__": 8, "assets": 0}
 STRINGS_ONLY = {"tools", "safety", "memory"}  # know only strings and config, never arrays or the model side
 
 

@@ -184,6 +184,8 @@ def test_decode_errors(tok):
         tok.decode([1, tok.n_vocab + 5])
     with pytest.raises(TokenizerError, match="-1"):
         tok.decode([-1])
+    with pytest.raises(TokenizerError, match="integers"):
+        tok.decode([1.0])
     split = tok.encode("é")[:1] if len(tok.encode("é")) > 1 else [0xC3]
     assert tok.decode(split) == "\ufffd"
     with pytest.raises(UnicodeDecodeError):
@@ -193,8 +195,10 @@ def test_decode_errors(tok):
 
 def test_constructor_validation():
     vocab = {i: bytes([i]) for i in range(256)}
-    with pytest.raises(TokenizerError, match="256 single-byte"):
-        Tokenizer({i: bytes([i]) for i in range(255)}, [])
+    with pytest.raises(TokenizerError, match="single-byte tokens"):
+        Tokenizer({i: bytes([i]) for i in range(100)}, [])
+    with pytest.raises(TokenizerError, match="merged twice"):
+        Tokenizer(vocab | {256: b"ab", 257: b"ab"}, [(97, 98, 256), (97, 98, 257)])
     with pytest.raises(TokenizerError, match="merge #0"):
         Tokenizer(vocab | {256: b"xy"}, [(97, 98, 256)])
     with pytest.raises(TokenizerError, match="already uses"):
@@ -291,8 +295,12 @@ def test_truncated_file_is_rejected(tmp_path, tok):
     save_tokenizer(tok, tmp_path / "t.bpe")
     lines = (tmp_path / "t.bpe").read_text().splitlines()
     (tmp_path / "cut.bpe").write_text("\n".join(lines[:100]) + "\n")  # the byte tokens are incomplete
-    with pytest.raises(TokenizerError, match="256 single-byte"):
+    with pytest.raises(TokenizerError, match="single-byte tokens"):
         load_tokenizer(tmp_path / "cut.bpe")
+    no_e = [ln for ln in lines if not ln.startswith("token 101 ")]  # byte "e", which merges build on, is gone
+    (tmp_path / "cut2.bpe").write_text("\n".join(no_e) + "\n")
+    with pytest.raises(TokenizerError, match="defined nowhere"):
+        load_tokenizer(tmp_path / "cut2.bpe")
     (tmp_path / "binary.bpe").write_bytes(b"\xff\xfe\x00garbage")
     with pytest.raises(TokenizerError, match="not a minichat tokenizer"):
         load_tokenizer(tmp_path / "binary.bpe")

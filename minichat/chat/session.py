@@ -199,7 +199,8 @@ class Chat:
                     self.history.append(Message("assistant", "".join(shown)))
                     yield ev.Done("safety", usage | {"completion_tokens": len(generated)}, timings, "".join(shown))
                     return None
-        except GeneratorExit:  # the consumer stopped reading (Ctrl-C): keep what was shown
+        except (GeneratorExit, KeyboardInterrupt):  # the reader stopped (Ctrl-C, at a yield or mid-forward): keep
+            # what was shown as the reply, so the conversation and the KV cache bookkeeping stay consistent
             steps.close()
             self._after_generation(ids, generated)
             self.history.append(Message("assistant", "".join(shown), errors=("interrupted",)))

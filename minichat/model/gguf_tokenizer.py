@@ -13,7 +13,7 @@ llama.cpp's converters store the whole tokenizer as metadata keys:
 Normal tokens become byte strings through the inverse of `bytes_to_unicode`; control, unknown and user-defined tokens
 become minichat special tokens (matched as whole strings, never built from merges), so by default user text cannot
 produce them; unused tokens are left out. Bytes the vocabulary has no token for are dropped while encoding, as HF
-tokenizers and llama.cpp do (`GGUFTokenizer`).
+tokenizers and llama.cpp do (`Tokenizer.missing_bytes`).
 
 The pre-tokenizer is named, not stored, so the name must be mapped to the regex llama.cpp (llama-vocab.cpp) uses:
   * "gpt-2": GPT-2's pattern.
@@ -30,14 +30,10 @@ override the choice when you know the right regex.
 from __future__ import annotations
 
 import os
-from collections.abc import Collection
 from dataclasses import dataclass
-from itertools import chain
 
-import numpy as np
 
 from minichat.errors import TokenizerError
-from minichat.kernels import bpe as kernels
 from minichat.model.gguf import GGUFFile, read_gguf
 from minichat.tokenizer.bpe import Tokenizer
 from minichat.tokenizer.patterns import GPT2_PATTERN
@@ -59,42 +55,6 @@ PRE_TOKENIZER_PATTERNS = {
     "qwen2": QWEN2_PATTERN, "stablelm2": QWEN2_PATTERN, "deepseek-r1-qwen": QWEN2_PATTERN,
 }
 NORMAL, UNKNOWN, CONTROL, USER_DEFINED, UNUSED, BYTE = 1, 2, 3, 4, 5, 6
-class GGUFTokenizer(Tokenizer):
-    """A Tokenizer whose vocabulary may lack a few single bytes, which encoding then drops.
-
-    Real vocabularies do this: SmolLM2 has no token for the control bytes 0x04, 0x06, ... (nor for 0xC0/0xC1, which
-    UTF-8 never uses). HF tokenizers and llama.cpp skip such a byte inside its chunk and merge the rest as usual;
-    minichat's Tokenizer insists on all 256 bytes, so this subclass relaxes exactly that rule: a missing byte is
-    deleted from the bytes of each pre-tokenized chunk before the merges run (`_encode_chunks` below is the parent's
-    with that one deletion added). `missing_bytes` lists them (b"" when the vocabulary is complete).
-    """
-
-    def _validate(self) -> None:
-        singles = {b[0] for b in self.vocab.values() if len(b) == 1}
-        self.missing_bytes = bytes(sorted(set(range(256)) - singles))
-        # Run the parent's checks on the vocabulary completed by stand-in ids for the missing bytes, then restore it.
-        real, top = self.vocab, 1 + max(chain(self.vocab, self.special_tokens.values()))
-        self.vocab = {**real, **{top + k: bytes([b]) for k, b in enumerate(self.missing_bytes)}}
-        try:
-            super()._validate()
-        finally:
-            self.vocab = real
-
-    def _encode_chunks(self, chunks: Collection[str]) -> None:
-        if not self.missing_bytes:
-            return super()._encode_chunks(chunks)
-        chunks = list(chunks)
-        raw = [c.encode("utf-8").translate(None, self.missing_bytes) for c in chunks]  # the one difference
-        offsets = np.zeros(len(raw) + 1, np.int64)  # (C+1,) where each chunk's bytes start
-        np.cumsum([len(b) for b in raw], out=offsets[1:])
-        ids = self._byte_to_id[np.frombuffer(b"".join(raw), np.uint8)]  # (N,) byte tokens back to back
-        merge = kernels.apply_merges_many if self.kernel == "numba" else kernels.apply_merges_many_reference
-        out, out_offsets = merge(ids, offsets, *self._table)  # (N',), (C+1,)
-        out, out_offsets = out.tolist(), out_offsets.tolist()
-        for c, lo, hi in zip(chunks, out_offsets, out_offsets[1:]):
-            self._cache[c] = tuple(out[lo:hi])
-
-
 @dataclass(frozen=True)
 class SpecialIds:
     """The special token ids a GGUF declares (None when absent), and whether a BOS/EOS should be added."""
@@ -136,7 +96,7 @@ def pattern_for_pre(pre: str | None) -> str:
 
 
 def tokenizer_from_gguf(gguf: GGUFFile | str | os.PathLike, pattern: str | None = None,
-                        name: str | None = None) -> GGUFTokenizer:
+                        name: str | None = None) -> Tokenizer:
     """Build a minichat Tokenizer from a GGUF's tokenizer metadata (byte-level BPE, `tokenizer.ggml.model == "gpt2"`).
 
     pattern: a regex to use instead of the one chosen from `tokenizer.ggml.pre`. name defaults to general.name.
@@ -186,4 +146,4 @@ def tokenizer_from_gguf(gguf: GGUFFile | str | os.PathLike, pattern: str | None 
             raise TokenizerError(f"{g.path}: merge #{rank} {merge!r} is not 'left right' with both parts and "
                                  f"their join in the vocabulary")
         merge_ids.append((id_of[left], id_of[right], id_of[left + right]))
-    return GGUFTokenizer(vocab, merge_ids, pattern, specials, name=name or m.get("general.name") or g.path.stem)
+    return Tokenizer(vocab, merge_ids, pattern, specials, name=name or m.get("general.name") or g.path.stem)

@@ -11,9 +11,11 @@
 from minichat.tokenizer.bpe import Tokenizer
 from minichat.tokenizer.io import load_tokenizer, save_tokenizer
 from minichat.tokenizer.patterns import GPT2_PATTERN, GPT4_PATTERN
+from minichat.tokenizer.show import TokenPiece, TokenView, show_tokens, token_pieces
 from minichat.tokenizer.stream import StreamDecoder
 from minichat.tokenizer.train import train
 from minichat.tokenizer.vocab import from_gpt2_files, from_hf_tokenizer_json, from_tiktoken_file
 
-__all__ = ["GPT2_PATTERN", "GPT4_PATTERN", "StreamDecoder", "Tokenizer", "from_gpt2_files", "from_hf_tokenizer_json",
-           "from_tiktoken_file", "load_tokenizer", "save_tokenizer", "train"]
+__all__ = ["GPT2_PATTERN", "GPT4_PATTERN", "StreamDecoder", "TokenPiece", "TokenView", "Tokenizer", "from_gpt2_files",
+           "from_hf_tokenizer_json", "from_tiktoken_file", "load_tokenizer", "save_tokenizer", "show_tokens",
+           "token_pieces", "train"]

@@ -39,7 +39,7 @@ _CACHE_LIMIT = 500_000  # chunks remembered before the cache is cleared (bounds 
 class Tokenizer:
     """A byte-level BPE vocabulary with encode/decode.
 
-    vocab: id -> bytes for every ordinary token (all 256 single bytes must be present);
+    vocab: id -> bytes for every ordinary token (normally all 256 single bytes; see `missing_bytes`);
     merges: (left id, right id, merged id) in rank order; pattern: a name from `patterns.PATTERNS` or a regex;
     special_tokens: string -> id for control tokens, outside the ordinary ids; kernel: "numba" or "python" (the
     readable twin, for tests and for machines without numba).
@@ -72,9 +72,13 @@ class Tokenizer:
             if i < 0 or not b:
                 raise TokenizerError(f"token {i} is invalid: ids must be >= 0 and tokens non-empty bytes")
         singles = {b[0] for b in self.vocab.values() if len(b) == 1}
-        if len(singles) != 256:
-            missing = sorted(set(range(256)) - singles)[:8]
-            raise TokenizerError(f"a byte-level vocabulary needs all 256 single-byte tokens; missing bytes {missing}")
+        # Real vocabularies may lack a few bytes (SmolLM2 has no token for 0x04, 0xC0, ...). Like HF tokenizers and
+        # llama.cpp we then drop such a byte from its chunk before merging; `missing_bytes` says which ones.
+        self.missing_bytes = bytes(sorted(set(range(256)) - singles))
+        if len(self.missing_bytes) > 64:
+            raise TokenizerError(f"a byte-level vocabulary needs single-byte tokens, but {len(self.missing_bytes)} of "
+                                 f"the 256 bytes have none (e.g. {list(self.missing_bytes[:8])}); the file is "
+                                 f"truncated or not byte-level")
         for r, (a, b, c) in enumerate(self.merges):
             if a not in self.vocab or b not in self.vocab or c not in self.vocab:
                 raise TokenizerError(f"merge #{r} ({a}, {b}) -> {c} uses an id that is not in the vocabulary")
@@ -100,7 +104,10 @@ class Tokenizer:
             if len(self.vocab[i]) == 1:
                 byte_to_id[self.vocab[i][0]] = i
         self._byte_to_id = byte_to_id
-        self._table = kernels.merge_table(self.merges)
+        try:
+            self._table = kernels.merge_table(self.merges)
+        except ValueError as e:
+            raise TokenizerError(str(e)) from None
         self.n_vocab = 1 + max(chain(self.vocab, self.special_tokens.values()))
         self._bytes = [None] * self.n_vocab  # id -> bytes, None for unused ids
         for i, b in self.vocab.items():
@@ -151,6 +158,8 @@ class Tokenizer:
         """Steps 3-4 for chunks not in the cache: all of them in one kernel call, results into the cache."""
         chunks = list(chunks)
         raw = [c.encode("utf-8") for c in chunks]
+        if self.missing_bytes:  # bytes without a token vanish, as in HF tokenizers (see _validate)
+            raw = [b.translate(None, self.missing_bytes) for b in raw]
         offsets = np.zeros(len(raw) + 1, np.int64)  # (C+1,)
         np.cumsum([len(b) for b in raw], out=offsets[1:])
         ids = self._byte_to_id[np.frombuffer(b"".join(raw), np.uint8)]  # (N,) byte tokens back to back
@@ -229,7 +238,10 @@ class Tokenizer:
                 raise IndexError
             return b"".join(map(self._bytes.__getitem__, ids))
         except (IndexError, TypeError):
-            bad = next(i for i in ids if not (0 <= i < self.n_vocab and self._bytes[i] is not None))
+            bad = next(i for i in ids if not (isinstance(i, (int, np.integer)) and 0 <= i < self.n_vocab
+                                              and self._bytes[i] is not None))
+            if not isinstance(bad, (int, np.integer)):
+                raise TokenizerError(f"token ids must be integers, got {bad!r}") from None
             raise TokenizerError(f"token id {bad} is not in this vocabulary (ids run 0..{self.n_vocab - 1})") from None
 
     def decode(self, ids: Iterable[int], errors: Literal["replace", "strict"] = "replace") -> str:

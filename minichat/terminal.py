@@ -1,0 +1,112 @@
+"""The terminal chat: read a line, stream the reply, show the pipeline's events when asked (`--trace`).
+
+It only consumes `Chat.send`'s event stream, like every other front end. Ctrl-C while a reply streams closes that
+generator (the session keeps the partial reply, marked interrupted) and the chat goes on; Ctrl-C or Ctrl-D at the
+prompt leaves. Slash commands manage the conversation:
+
+    /reset  forget the conversation      /history  show it        /trace  toggle the event trace
+    /save PATH  write it as JSON         /load PATH  read it back  /help  this list       /quit  leave
+"""
+from __future__ import annotations
+
+import json
+import sys
+from typing import TextIO
+
+from minichat.chat import events as ev
+from minichat.chat.session import Chat
+
+HELP = """commands: /reset  /history  /trace  /save PATH  /load PATH  /help  /quit
+Ctrl-C stops a reply; Ctrl-D or Ctrl-C at the prompt leaves."""
+
+
+def format_event(e: ev.Event) -> str | None:
+    """One compact line per pipeline stage (None for the reply's own tokens)."""
+    if isinstance(e, ev.SafetyVerdict):
+        return f"[safety {e.stage}] {e.action} (policy: {e.policy or '-'}){' ' + e.reason if e.reason else ''}"
+    if isinstance(e, ev.MemoryHits):
+        return f"[memory] {len(e.snippets)} snippet(s)" + "".join(f"\n           - {s}" for s in e.snippets)
+    if isinstance(e, ev.ContextBuilt):
+        line = (f"[context] {e.used}/{e.budget} tokens: system {e.system_tokens}, kept {len(e.kept)} message(s), "
+                f"dropped {len(e.dropped)}")
+        return line + (f" ({e.dropped[0]['reason']})" if e.dropped else "")
+    if isinstance(e, ev.Tokenized):
+        return f"[tokens] prompt {e.prompt_tokens} = {e.cached_tokens} from the KV cache + {e.prefill_tokens} prefilled"
+    if isinstance(e, ev.ToolCalled):
+        return f"[tool call] {e.name}({json.dumps(e.arguments, ensure_ascii=False)})"
+    if isinstance(e, ev.ToolResult):
+        return f"[tool result] {e.name} {'->' if e.ok else 'failed:'} {e.content[:200]}"
+    if isinstance(e, ev.Done):
+        t = e.timings
+        return (f"[done] {e.finish_reason}, {e.usage.get('completion_tokens', 0)} tokens, first token "
+                f"{t.get('first_token', 0.0):.2f}s, generation {t.get('generate', 0.0):.2f}s")
+    return None
+
+
+def stream_reply(chat: Chat, text: str, out: TextIO, trace: bool) -> None:
+    """Send one message and print the reply as it streams (trace lines on their own lines)."""
+    events = chat.send(text)
+    mid_line = False
+    try:
+        for e in events:
+            if isinstance(e, ev.Token):
+                out.write(e.text)
+                mid_line = mid_line or bool(e.text)
+                out.flush()
+                continue
+            line = format_event(e) if trace else None
+            if line:
+                out.write(("\n" if mid_line else "") + f"\x1b[2m{line}\x1b[0m\n" if out.isatty() else
+                          ("\n" if mid_line else "") + line + "\n")
+                mid_line = False
+    except KeyboardInterrupt:
+        events.close()  # the session records the partial reply; the chat goes on
+        out.write(" [interrupted]")
+    out.write("\n")
+    out.flush()
+
+
+def run_once(chat: Chat, text: str, trace: bool = False, out: TextIO = sys.stdout) -> int:
+    """Non-interactive use: the whole input is one message; print just the reply (and the trace if asked)."""
+    if not text.strip():
+        print("minichat: empty input", file=sys.stderr)
+        return 2
+    stream_reply(chat, text.strip(), out, trace)
+    return 0
+
+
+def repl(chat: Chat, trace: bool = False, out: TextIO = sys.stdout) -> int:
+    out.write("minichat — type a message, /help for commands.\n")
+    while True:
+        try:
+            line = input("you> ")
+        except (EOFError, KeyboardInterrupt):
+            out.write("\n")
+            return 0
+        if not line.strip():
+            continue
+        if line.startswith("/"):
+            cmd, _, arg = line.strip().partition(" ")
+            if cmd == "/quit":
+                return 0
+            elif cmd == "/reset":
+                chat.reset()
+                out.write("(conversation forgotten)\n")
+            elif cmd == "/history":
+                for m in chat.history:
+                    calls = "".join(f" [calls {c.name}]" for c in m.tool_calls)
+                    out.write(f"{m.role:>9}: {m.content}{calls}\n")
+            elif cmd == "/trace":
+                trace = not trace
+                out.write(f"(trace {'on' if trace else 'off'})\n")
+            elif cmd in ("/save", "/load") and arg:
+                try:
+                    chat.save(arg) if cmd == "/save" else chat.load(arg)
+                    out.write(f"({'saved to' if cmd == '/save' else 'loaded'} {arg})\n")
+                except (OSError, ValueError) as e:
+                    out.write(f"(could not {cmd[1:]}: {e})\n")
+            else:
+                out.write(HELP + "\n")
+            continue
+        out.write("minichat> ")
+        stream_reply(chat, line, out, trace)
