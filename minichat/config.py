@@ -128,3 +128,100 @@ PRESETS: dict[str, ModelConfig] = {
     "tiny-llama": ModelConfig.llama(vocab_size=128, n_ctx=64, n_embd=32, n_layer=2, n_head=4, n_kv_head=2,
                                     n_inner=64, tie_embeddings=False),
 }
+
+
+# -- training ----------------------------------------------------------------------------------------------------------
+
+SCHEDULES = ("cosine", "linear", "constant")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train a model from scratch (minichat/train): optimiser, schedule, batch shape, logging, checkpoints.
+
+    One optimiser *step* consumes `grad_accum` micro-batches of `batch_size` x `seq_len` tokens; the loss is the mean
+    over every unmasked target of all of them. The learning rate warms up linearly for `warmup_steps` and then decays
+    to `min_lr` along the chosen schedule by step `steps`.
+    """
+
+    model: ModelConfig | None = None  # the architecture to build when training from scratch (None: the caller's model)
+    steps: int = 1000  # optimiser steps in the whole run (the schedule's length)
+    batch_size: int = 8  # B: sequences per micro-batch (the batch source is built with it)
+    seq_len: int = 256  # T: tokens per sequence; at most model.n_ctx
+    grad_accum: int = 1  # micro-batches whose gradients are summed before each optimiser step
+    lr: float = 3e-3  # peak learning rate, reached at the end of warmup
+    min_lr: float = 3e-4  # learning rate at the last step (cosine/linear decay end point)
+    warmup_steps: int = 100  # steps of linear warmup from lr / warmup_steps up to lr
+    schedule: str = "cosine"  # after warmup: "cosine" (half a cosine wave), "linear", or "constant" (stays at lr)
+    beta1: float = 0.9  # AdamW: decay rate of the running mean of gradients
+    beta2: float = 0.95  # AdamW: decay rate of the running mean of squared gradients
+    eps: float = 1e-8  # AdamW: added to sqrt(v) so a parameter with tiny gradients does not take huge steps
+    weight_decay: float = 0.1  # AdamW's decoupled decay: each step p -= lr * weight_decay * p (matrices only)
+    decay_embeddings: bool = False  # also decay wte / wpe / lm_head (nanoGPT: no; some recipes: yes)
+    decay_norms_and_biases: bool = False  # also decay norm gains and bias vectors (almost never wanted)
+    grad_clip: float = 1.0  # rescale the gradient so its global L2 norm is at most this; 0 turns clipping off
+    init_std: float = 0.02  # std of the random initial weights (GPT-2's 0.02; residual projections get / sqrt(2L))
+    seed: int = 0  # seeds the initial weights and the batch sampling; the same seed gives the same run
+    log_every: int = 10  # print a progress line every this many steps (every step goes into the log file)
+    eval_every: int = 100  # compute the eval loss every this many steps (0: never), and after the last one
+    eval_batches: int = 8  # micro-batches drawn from the eval source for each eval loss
+    checkpoint_every: int = 500  # save a resumable checkpoint every this many steps (0: only at the end)
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "seq_len", "grad_accum", "log_every", "eval_batches"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"TrainConfig.{name} must be a positive integer, not {value!r}")
+        for name in ("warmup_steps", "eval_every", "checkpoint_every", "seed"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"TrainConfig.{name} must be a non-negative integer, not {value!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"TrainConfig.schedule must be one of {SCHEDULES}, not {self.schedule!r}")
+        if not (self.lr > 0 and 0 <= self.min_lr <= self.lr):
+            raise ValueError(f"need lr > 0 and 0 <= min_lr <= lr (got lr={self.lr}, min_lr={self.min_lr})")
+        if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1 and self.eps > 0):
+            raise ValueError(f"AdamW needs 0 <= beta1, beta2 < 1 and eps > 0 (got {self.beta1}, {self.beta2}, "
+                             f"{self.eps})")
+        if self.weight_decay < 0 or self.grad_clip < 0 or self.init_std <= 0:
+            raise ValueError(f"weight_decay and grad_clip must be >= 0 and init_std > 0 (got {self.weight_decay}, "
+                             f"{self.grad_clip}, {self.init_std})")
+        if self.model is not None and self.seq_len > self.model.n_ctx:
+            raise ValueError(f"seq_len {self.seq_len} exceeds the model's context n_ctx={self.model.n_ctx}")
+
+    @property
+    def tokens_per_step(self) -> int:
+        """Tokens (masked or not) fed through the model per optimiser step."""
+        return self.batch_size * self.seq_len * self.grad_accum
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        """A copy with some fields changed."""
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready values (the model config as a nested dict)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        """The inverse of `to_dict`; an unknown key is an error."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown TrainConfig field(s) {unknown}; known fields are {sorted(known)}")
+        model = d.get("model")
+        return cls(**{**d, "model": ModelConfig.from_dict(model) if isinstance(model, dict) else model})
+
+
+TRAIN_PRESETS: dict[str, TrainConfig] = {
+    # Candidate for the built-in chat model (the lead finalises it with the corpus): ~4.5M parameters, llama-style
+    # (RoPE, RMSNorm, SwiGLU, GQA), tied head, sized by the training-speed measurements in bench/train.py.
+    "builtin": TrainConfig(
+        model=ModelConfig.llama(vocab_size=4096, n_ctx=512, n_embd=256, n_layer=6, n_head=8, n_kv_head=4,
+                                n_inner=672, tie_embeddings=True),
+        steps=3000, batch_size=16, seq_len=512, lr=3e-3, min_lr=3e-4, warmup_steps=100, eval_every=250,
+        checkpoint_every=250),
+    # A few seconds on a laptop: tests, notebooks, smoke runs.
+    "tiny": TrainConfig(model=PRESETS["tiny-llama"], steps=100, batch_size=8, seq_len=32, lr=1e-2, min_lr=1e-3,
+                        warmup_steps=10, eval_every=50, eval_batches=2, checkpoint_every=50),
+}
