@@ -1,0 +1,114 @@
+"""Prompt caching across turns: time to first token at turn 10 of a long conversation, KV reuse vs cold prefill.
+
+    python bench/chat.py [--model PATH] [--repeats 5] [--window 2048]
+
+Both runs answer the same turn-10 message over the same history (greedy decoding makes turns 1-9 identical):
+  warm  the session that just answered turn 9 still holds the conversation's keys/values, so turn 10 prefills only
+        the tokens after the common prefix (the end of reply 9, the new user message, the assistant header);
+  cold  a new session loads the same history from JSON and must prefill the whole prompt.
+Time to first token is measured as a user sees it: from calling `send` to the first Token event, medians over
+--repeats. The model is --model if given, else the real SmolLM2-135M-Instruct GGUF when .cache/models has it (CI
+downloads it), else a random model of the same shape with minichat's demo tokenizer. Target (issue 5): warm <= 20 %
+of cold. The ratio is printed last.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from minichat.chat import events as ev
+from minichat.chat.session import Chat
+
+REPO = Path(__file__).resolve().parent.parent
+SMOLLM2 = REPO / ".cache" / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"
+QUESTIONS = [
+    "Hi! Can you tell me what a token is, in a few sentences?",
+    "And how does the tokenizer decide where one token ends and the next begins?",
+    "What is a context window, and what happens when a conversation gets longer than it?",
+    "How does attention let the model look back at earlier words?",
+    "Why do assistants stream their answers word by word instead of all at once?",
+    "What is a KV cache and why does it make generation faster?",
+    "How can a chat assistant use tools such as a calculator?",
+    "What do safety layers check before and after the model runs?",
+    "How does an assistant remember my preferences between conversations?",
+    "Thanks! Could you summarise everything we talked about in three short points?",
+]
+
+
+def load(model_path: str | None):
+    from minichat.model.checkpoint import load_model
+
+    if model_path or SMOLLM2.exists():
+        path = model_path or SMOLLM2
+        model, tok = load_model(path)
+        return model, tok, str(path)
+    from minichat.config import PRESETS
+    from minichat.model.transformer import Transformer, init_params
+    from minichat.tokenizer.io import open_tokenizer
+
+    tok = open_tokenizer()
+    cfg = PRESETS["smollm2-135m"].replace(vocab_size=tok.n_vocab, n_ctx=4096)
+    return Transformer(cfg, init_params(cfg, np.random.default_rng(0))), tok, "random SmolLM2-shaped model"
+
+
+def first_token_seconds(chat: Chat, text: str) -> tuple[float, int, int]:
+    """Seconds from send() to the first Token event; also the prompt and cached token counts. Runs the turn out."""
+    t = time.perf_counter()
+    ttft, prompt, cached = None, 0, 0
+    for e in chat.send(text):
+        if isinstance(e, ev.Tokenized) and not prompt:
+            prompt, cached = e.prompt_tokens, e.cached_tokens
+        if isinstance(e, ev.Token) and ttft is None:
+            ttft = time.perf_counter() - t
+    return ttft, prompt, cached
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model")
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--window", type=int, default=2048, help="context window used by the session")
+    ap.add_argument("--reply-tokens", type=int, default=96, help="max_new_tokens per reply (turns 1-9 build history)")
+    args = ap.parse_args()
+
+    model, tok, name = load(args.model)
+    make = lambda: Chat(model, tok, context_window=args.window, max_new_tokens=args.reply_tokens)  # noqa: E731
+    print(f"model: {name}; window {args.window}, replies up to {args.reply_tokens} tokens, greedy")
+
+    chat = make()  # build turns 1-8 once; save the history before turn 9 and before turn 10
+    for q in QUESTIONS[:8]:
+        for _ in chat.send(q):
+            pass
+    with tempfile.TemporaryDirectory() as tmp:
+        before9 = Path(tmp) / "before9.json"
+        chat.save(before9)
+        for _ in chat.send(QUESTIONS[8]):
+            pass
+        before10 = Path(tmp) / "before10.json"
+        chat.save(before10)
+        warm, cold = [], []
+        for _ in range(args.repeats):
+            w = make()
+            w.load(before9)
+            for _ in w.send(QUESTIONS[8]):  # turn 9 fills this session's KV cache
+                pass
+            warm.append(first_token_seconds(w, QUESTIONS[9]))
+            c = make()
+            c.load(before10)
+            cold.append(first_token_seconds(c, QUESTIONS[9]))
+    (_, prompt, cached_w), (_, prompt_c, cached_c) = warm[0], cold[0]
+    t_warm, t_cold = statistics.median(t for t, _, _ in warm), statistics.median(t for t, _, _ in cold)
+    print(f"turn 10 prompt: {prompt} tokens (cold run: {prompt_c}); from the KV cache: warm {cached_w}, cold {cached_c}")
+    print(f"time to first token, median of {args.repeats}:")
+    print(f"  cold prefill  {t_cold * 1000:8.1f} ms")
+    print(f"  KV reuse      {t_warm * 1000:8.1f} ms")
+    print(f"KV reuse / cold: {t_warm / t_cold * 100:.1f} % (target <= 20 %)")
+
+
+if __name__ == "__main__":
+    main()
