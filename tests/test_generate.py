@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from minichat.generate import (BigramModel, SamplingConfig, Step, TextStream, collect, complete, generate,
@@ -304,17 +304,23 @@ def test_a_truncated_character_is_flushed_as_replacement(tok):
 @settings(max_examples=60, deadline=None)
 @given(st.text(alphabet=st.sampled_from(list("ab cé🙂\n:U")), min_size=1, max_size=30),
        st.lists(st.text(alphabet=st.sampled_from(list("ab cé🙂\n:U")), min_size=1, max_size=4), max_size=3))
+@example("U::", [":", "U::"])
 def test_text_equals_decode_cut_at_the_first_stop(text, stops):
     tok = _TOK
     steps = scripted_run(tok, text, stops)
     joined = "".join(s.text for s in steps)
-    hit = find_stop(text, stops)
-    if hit is None:
+    # Streaming stops at the first token that completes any stop string, and cuts the text seen so far at the
+    # earliest stop in it. (A longer stop starting earlier but completed later, e.g. "U::" vs ":" in "U::", loses:
+    # the stream cannot wait for it.) The reference: the shortest token prefix whose text contains a stop.
+    ids = tok.encode(text)
+    first = next((n for n in range(1, len(ids) + 1) if find_stop(tok.decode(ids[:n]), stops)), None)
+    if first is None:
         assert joined == text and steps[-1].finish_reason == "length"
     else:
-        assert joined == text[: hit[0]] and steps[-1].finish_reason == "stop" and steps[-1].stop in stops
-        # it stopped at the first token that completed the stop string, not later
-        assert find_stop(tok.decode([s.token_id for s in steps[:-1]]), stops) is None
+        seen = tok.decode(ids[:first])
+        hit = find_stop(seen, stops)
+        assert joined == seen[: hit[0]] and steps[-1].finish_reason == "stop" and steps[-1].stop == hit[1]
+        assert len(steps) == first  # it stopped at the token that completed the stop string, not later
 
 
 def test_holdback_length_and_find_stop():

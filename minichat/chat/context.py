@@ -27,6 +27,9 @@ from typing import Any
 from minichat.chat.template import ChatTemplate, Message, tools_prompt
 
 
+DEFAULT_INSTRUCTIONS = "You are minichat, a small helpful assistant. Answer briefly and truthfully."
+
+
 class ContextTooLong(ValueError):
     """The parts that must always be kept (system message + current turn) do not fit the budget."""
 

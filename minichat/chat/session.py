@@ -30,13 +30,12 @@ from typing import Any
 import numpy as np
 
 from minichat.chat import events as ev
-from minichat.chat.context import assemble
+from minichat.chat.context import DEFAULT_INSTRUCTIONS, assemble
 from minichat.chat.plugins import Guard, Memory, NoGuard, NoMemory, NoTools, Tools
 from minichat.chat.template import ChatTemplate, Message, parse_assistant, tool_result, user
 from minichat.generate.loop import generate
 from minichat.generate.sampling import SamplingConfig
 
-DEFAULT_INSTRUCTIONS = "You are minichat, a small helpful assistant. Answer briefly and truthfully."
 CONVERSATION_FORMAT = 1
 
 
