@@ -1,0 +1,18 @@
+"""Training from scratch in NumPy: hand-written backward passes, AdamW, the training loop (and, beside them, the
+chat-data pipeline and the synthetic corpus the built-in model is trained on).
+
+    grads.py        every layer's backward, beside a restatement of its forward (finite-difference and torch tested)
+    model_grad.py   the whole model: forward keeping activations, masked cross-entropy, backward -> loss, grads
+    optim.py        AdamW (decoupled weight decay), warmup + cosine schedule, global-norm gradient clipping
+    trainer.py      `train_model`: accumulation, progress, eval loss, log file, loss plot, exact-resume checkpoints
+"""
+from minichat.train.model_grad import loss_and_grads, loss_only
+from minichat.train.optim import AdamW, clip_grad_norm, global_norm, lr_at
+from minichat.train.trainer import (TokenWindows, TrainResult, evaluate_loss, init_model, plot_losses, read_log,
+                                    train_model)
+
+__all__ = ["AdamW", "TokenWindows", "TrainResult", "clip_grad_norm", "evaluate_loss", "global_norm", "init_model",
+           "loss_and_grads", "loss_only", "lr_at", "plot_losses", "read_log", "train_model"]
+
+# -- data pipeline, synthetic corpus and evaluation (minichat/train/data.py, synthetic.py, evaluate.py) --------------
+# The data helper adds their re-exports here (and their names to __all__).
