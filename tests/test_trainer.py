@@ -1,0 +1,168 @@
+"""The training loop: exact resume (stopped on purpose, or by Ctrl-C) for all three kinds of batch source, determinism,
+gradient accumulation equal to one big batch, a tiny model overfitting a tiny corpus, the log, plot and checkpoint
+files, and the errors for a clobbered folder or a mismatched resume."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from minichat.config import PRESETS, TrainConfig
+from minichat.model.checkpoint import load_checkpoint
+from minichat.train import TokenWindows, evaluate_loss, init_model, read_log, train_model
+from minichat.train.trainer import _Source
+
+CORPUS = np.tile(np.random.default_rng(5).integers(0, 128, 150), 8)  # 1200 tokens of a 150-token pattern
+
+CONFIG = TrainConfig(model=PRESETS["tiny-llama"], steps=12, batch_size=4, seq_len=16, lr=1e-2, min_lr=1e-3,
+                     warmup_steps=3, log_every=4, eval_every=5, eval_batches=2, checkpoint_every=4)
+
+
+def windows(seed=0, config=CONFIG):
+    return TokenWindows(CORPUS, config.batch_size, config.seq_len, seed=seed)
+
+
+def run(out_dir, config=CONFIG, batches=None, **kw):
+    model = init_model(config)
+    result = train_model(model, windows() if batches is None else batches, config, out_dir,
+                         eval_batches=windows(seed=99), progress=None, **kw)
+    return model, result
+
+
+def same_params(a, b):
+    return all(np.array_equal(a.params[n], b.params[n]) for n in a.params)
+
+
+def test_deterministic_for_a_seed_and_learning(tmp_path):
+    m1, r1 = run(tmp_path / "a")
+    m2, r2 = run(tmp_path / "b")
+    assert r1.losses == r2.losses and same_params(m1, m2)
+    assert len(r1.losses) == 12 and r1.first_step == 1 and r1.last_step == 12
+    assert r1.losses[-1] < r1.losses[0] - 0.5
+    assert [s for s, _ in r1.eval_losses] == [5, 10, 12]
+    _, r3 = run(tmp_path / "c", config=CONFIG.replace(seed=1))
+    assert r3.losses != r1.losses  # another seed, other initial weights
+
+
+@pytest.mark.parametrize("kind", ["stateful", "indexed", "replay"])
+def test_resume_reproduces_the_uninterrupted_run(tmp_path, kind):
+    batches = [next(windows(seed=i)) for i in range(40)]
+    source = {"stateful": windows, "indexed": lambda: (lambda i: batches[i]), "replay": lambda: batches}[kind]
+    full_model, full = run(tmp_path / "full", batches=source())
+    part_model, first = run(tmp_path / "part", batches=source(), until=6)  # stops after step 6 (checkpoint at 4, 6)
+    assert first.last_step == 6 and first.losses == full.losses[:6]
+    model, second = run(tmp_path / "part", batches=source(), resume=True)
+    assert second.first_step == 7 and first.losses + second.losses == full.losses  # bit for bit
+    assert same_params(model, full_model)
+    assert second.eval_losses == [e for e in full.eval_losses if e[0] > 6]
+    log = read_log(tmp_path / "part")
+    assert [r["loss"] for r in log if r["type"] == "train"] == full.losses  # the log is the whole curve, once
+    assert [r["step"] for r in log if r["type"] == "eval"] == [5, 10, 12]
+
+
+class InterruptAt:
+    """A stateful batch source that raises KeyboardInterrupt (as Ctrl-C would) when asked for batch `at`."""
+
+    def __init__(self, at):
+        self.inner, self.at, self.n = windows(), at, 0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self.n == self.at:
+            raise KeyboardInterrupt
+        self.n += 1
+        return next(self.inner)
+
+    def state(self):
+        return {"inner": self.inner.state(), "n": self.n}
+
+    def restore(self, state):
+        self.inner.restore(state["inner"])
+        self.n = state["n"]
+
+
+def test_ctrl_c_saves_a_checkpoint_that_resumes_exactly(tmp_path):
+    _, full = run(tmp_path / "full")
+    _, first = run(tmp_path / "part", batches=InterruptAt(7))  # dies while drawing step 8's batch
+    assert first.interrupted and first.last_step == 7
+    meta = json.loads((tmp_path / "part" / "checkpoint" / "trainer.json").read_text())
+    assert meta["step"] == 7
+    _, second = run(tmp_path / "part", batches=InterruptAt(10**6), resume=True)
+    assert first.losses + second.losses == full.losses
+
+
+def test_gradient_accumulation_equals_one_big_batch(tmp_path):
+    big = [next(windows(seed=i, config=CONFIG.replace(batch_size=8))) for i in range(6)]
+    halves = [tuple(a[h * 4:(h + 1) * 4] for a in b) for b in big for h in (0, 1)]
+    config = CONFIG.replace(steps=6, checkpoint_every=0)
+    _, one = run(None, config=config.replace(batch_size=8), batches=lambda i: big[i])
+    _, acc = run(None, config=config.replace(grad_accum=2), batches=lambda i: halves[i])
+    np.testing.assert_allclose(acc.losses, one.losses, rtol=1e-5)
+
+
+def test_overfits_a_tiny_corpus(tmp_path):
+    """A 2-layer model memorises one 24-token sentence (every window of it) to near-zero loss."""
+    sentence = np.random.default_rng(0).integers(0, 128, 25)
+    ids, targets = sentence[:-1][None].repeat(4, 0), sentence[1:][None].repeat(4, 0)
+    batch = (ids, targets, np.ones_like(ids, dtype=np.float32))
+    config = TrainConfig(model=PRESETS["tiny-gpt2"], steps=150, batch_size=4, seq_len=24, lr=1e-2, min_lr=1e-3,
+                         warmup_steps=10, weight_decay=0.0, log_every=50, checkpoint_every=0)
+    model = init_model(config)
+    result = train_model(model, lambda i: batch, config, None, progress=None)
+    assert result.losses[0] > 4.0 and result.losses[-1] < 0.05
+    assert evaluate_loss(model, [batch]) < 0.05  # the inference forward agrees
+
+
+def test_files_progress_and_checkpoint_loading(tmp_path):
+    lines = []
+    model = init_model(CONFIG)
+    train_model(model, windows(), CONFIG, tmp_path, eval_batches=windows(seed=99), progress=lines.append)
+    assert sum("tok/s" in ln and "eta" in ln and "loss" in ln for ln in lines) == 3  # steps 4, 8, 12
+    assert sum("eval loss" in ln for ln in lines) == 3
+    records = read_log(tmp_path)
+    assert [r["step"] for r in records if r["type"] == "train"] == list(range(1, 13))
+    assert all(r["tokens"] == 64 and r["grad_norm"] > 0 and r["lr"] > 0 for r in records if r["type"] == "train")
+    saved, _ = load_checkpoint(tmp_path / "checkpoint")  # an ordinary minichat model folder
+    assert same_params(saved, model)
+    assert not (tmp_path / "checkpoint.tmp").exists() and not (tmp_path / "checkpoint.old").exists()
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        assert not (tmp_path / "loss.png").exists()
+    else:
+        assert (tmp_path / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_refuses_to_clobber_or_to_resume_a_different_run(tmp_path):
+    run(tmp_path, config=CONFIG.replace(steps=4))
+    with pytest.raises(ValueError, match="resume=True"):
+        run(tmp_path, config=CONFIG.replace(steps=4))
+    with pytest.raises(ValueError, match="batch_size"):
+        run(tmp_path, config=CONFIG.replace(steps=8, batch_size=2), batches=windows(config=CONFIG.replace(batch_size=2)),
+            resume=True)
+    other = CONFIG.replace(model=PRESETS["tiny-gpt2"], steps=8)
+    with pytest.raises(ValueError, match="another config"):
+        run(tmp_path, config=other, resume=True)
+
+
+def test_sources_and_windows():
+    w = TokenWindows(np.arange(50), 3, 5, seed=1, loss_mask=np.arange(50) % 2)
+    ids, targets, mask = next(w)
+    assert ids.shape == targets.shape == mask.shape == (3, 5) and ids.dtype == np.int32
+    np.testing.assert_array_equal(targets, ids + 1)  # the next token
+    np.testing.assert_array_equal(mask, targets % 2)  # the mask of the target positions
+    state = w.state()
+    after = next(w)
+    w.restore(state)
+    assert all(np.array_equal(a, b) for a, b in zip(next(w), after))
+    with pytest.raises(ValueError, match="longer than"):
+        TokenWindows(np.arange(5), 2, 8)
+    src = _Source(lambda i: i)
+    assert (src.next(), src.next(), src.kind) == (0, 1, "indexed")
+    with pytest.raises(ValueError, match="no unmasked targets"):
+        evaluate_loss(init_model(CONFIG), [(ids, targets, np.zeros_like(mask))])
+    with pytest.raises(ValueError, match="TrainConfig.model is None"):
+        init_model(TrainConfig())
