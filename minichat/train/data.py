@@ -1,0 +1,303 @@
+"""Training data: token ids in (B, T) batches with next-token targets and a loss mask, resumable by step.
+
+Two sources:
+
+  text_batches   plain language-model training: files or strings are encoded, joined with <|endoftext|> and cut
+                 into windows of T + 1 tokens; every target counts (mask 1).
+  chat_batches   chat training: each conversation is rendered with the ChatML template exactly as the chat session
+                 renders it (ChatTemplate.render_message, message by message), and the loss mask is 1 only on what
+                 the assistant writes:
+
+      <|im_start|>assistant\\n<tool_call>{"name": ...}</tool_call><|im_end|>\\n
+      0            0         1 ..............................1  1          0
+
+                 i.e. the assistant's text, its tool-call text and its closing <|im_end|> (so the model learns to
+                 stop); never the "<|im_start|>assistant\\n" header (the session writes it), nor system, user or tool
+                 text (the model must read those, not imitate them). Conversations are packed whole into rows of
+                 T + 1 tokens (first fit over a few open rows, padding with <|endoftext|> at mask 0).
+
+A row s of T + 1 tokens gives ids = s[:-1], targets = s[1:] and mask = m[1:], where m[j] says whether token j is an
+assistant token: mask[t] weights the loss of predicting targets[t] from ids[:t + 1].
+
+Batches are a pure function of (rows, seed, step): epoch e visits the rows in the order of
+`default_rng([seed, e]).permutation(n_rows)`, and step i takes the next B of that endless sequence. So resuming at
+step i (`Batches.restore({"step": i, ...})`, or `batch(i)`) gives exactly the batches an uninterrupted run would.
+
+`train_chat_tokenizer` learns the BPE vocabulary from the rendered corpus with the three special tokens. Its default
+pattern is GPT-4's with every digit a chunk of its own (as Llama and DeepSeek do), so that a number the model never
+saw tokenizes like the ones it did: digit by digit, which keeps copying numbers from the context learnable.
+
+What it leaves out: attention masks between packed conversations (they may attend to the previous one in the row,
+as in GPT-2/nanoGPT packing), streaming from disk (everything is held in memory: 20k conversations are ~30 MB).
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from minichat.chat.template import ChatTemplate, Message, render_text
+from minichat.tokenizer import Tokenizer, train
+from minichat.tokenizer.patterns import GPT4_PATTERN
+
+SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
+ENDOFTEXT = SPECIAL_TOKENS[0]
+# GPT-4's pattern with `\p{N}{1,3}+` (numbers in groups of up to three digits) replaced by `\p{N}` (one digit each)
+CHAT_PATTERN = GPT4_PATTERN.replace(r"\p{N}{1,3}+", r"\p{N}")
+
+
+class Batch(NamedTuple):
+    """One micro-batch. Unpacks as `ids, targets, mask = batch`."""
+
+    ids: np.ndarray  # (B, T) int64 input token ids
+    targets: np.ndarray  # (B, T) int64 the next token at each position
+    mask: np.ndarray  # (B, T) float32 1.0 where the target counts in the loss, else 0.0
+
+
+# -- the tokenizer -------------------------------------------------------------------------------------------------------
+
+def corpus_texts(conversations: Iterable[Any]) -> Iterator[str]:
+    """Each conversation (anything with `.messages`, or a list of Messages) as its ChatML text."""
+    for c in conversations:
+        yield render_text(getattr(c, "messages", c), add_generation_prompt=False)
+
+
+def train_chat_tokenizer(corpus: Iterable[Any], vocab_size: int, *, pattern: str = CHAT_PATTERN,
+                         min_frequency: int = 2, progress: Any = None, name: str = "minichat-chat") -> Tokenizer:
+    """A byte-level BPE vocabulary of `vocab_size` ids (special tokens included) learned from conversations (or
+    plain strings), with <|endoftext|>, <|im_start|> and <|im_end|> as its special tokens."""
+    texts = (x if isinstance(x, str) else next(corpus_texts([x])) for x in corpus)
+    return train(texts, vocab_size, pattern=pattern, special_tokens=SPECIAL_TOKENS, min_frequency=min_frequency,
+                 progress=progress, name=name)
+
+
+# -- conversations -> ids and loss masks ---------------------------------------------------------------------------------
+
+class ChatEncoder:
+    """Renders conversations to (ids, mask) with a tokenizer's ChatML template; caches repeated system prompts."""
+
+    def __init__(self, tokenizer: Tokenizer):
+        self.template = ChatTemplate(tokenizer)
+        self.tokenizer = tokenizer
+        self._nbytes = {}  # token id -> length in bytes (filled lazily)
+        self._system: dict[str, list[int]] = {}
+        self._header = len("assistant\n".encode("utf-8"))
+        self._tail = len(tokenizer.encode_ordinary("\n"))  # tokens after <|im_end|>, as the template renders them
+
+    def _len(self, token: int) -> int:
+        n = self._nbytes.get(token)
+        if n is None:
+            n = self._nbytes[token] = len(self.tokenizer.token_bytes(token))
+        return n
+
+    def encode(self, messages: Sequence[Message]) -> tuple[np.ndarray, np.ndarray]:
+        """(ids (N,) int32, mask (N,) uint8) for the messages, rendered exactly as ChatTemplate.render does."""
+        ids: list[int] = []
+        mask: list[int] = []
+        for m in messages:
+            if m.role == "system":
+                part = self._system.get(m.content)
+                if part is None:
+                    part = self._system[m.content] = self.template.render_message(m)
+            else:
+                part = self.template.render_message(m)
+            ids += part
+            if m.role != "assistant":
+                mask += [0] * len(part)
+                continue
+            # part = <|im_start|>, encode("assistant\n" + body), <|im_end|>, "\n": mark every token holding a byte of
+            # the body (a token straddling the header's end counts as the body's), and <|im_end|>
+            text = part[1: len(part) - 1 - self._tail]
+            flags, end = [], 0
+            for t in text:
+                end += self._len(t)
+                flags.append(1 if end > self._header else 0)
+            mask += [0, *flags, 1] + [0] * self._tail
+        return np.asarray(ids, dtype=np.int32), np.asarray(mask, dtype=np.uint8)
+
+
+def encode_conversation(tokenizer: Tokenizer, messages: Sequence[Message]) -> tuple[np.ndarray, np.ndarray]:
+    """(ids (N,) int32, mask (N,) uint8): one conversation's tokens and its assistant-only loss mask."""
+    return ChatEncoder(tokenizer).encode(messages)
+
+
+def masked_text(tokenizer: Tokenizer, ids: Sequence[int], mask: Sequence[int]) -> list[str]:
+    """The text of each run of masked tokens (for reading what the loss trains on)."""
+    runs, cur = [], []
+    for i, m in zip(ids, mask):
+        if m:
+            cur.append(int(i))
+        elif cur:
+            runs.append(tokenizer.decode(cur))
+            cur = []
+    if cur:
+        runs.append(tokenizer.decode(cur))
+    return runs
+
+
+def pack(sequences: Iterable[tuple[np.ndarray, np.ndarray]], seq_len: int, pad_id: int,
+         open_rows: int = 8) -> tuple[np.ndarray, np.ndarray, int]:
+    """Pack (ids, mask) sequences whole into rows of seq_len + 1 tokens: (rows (N, T+1) int32, masks (N, T+1) uint8,
+    number of sequences cut because they alone were longer than a row).
+
+    First fit: each sequence goes into the first of up to `open_rows` unfinished rows with room for it; when none
+    has room, the fullest is closed and a new one opened. The rest of a closed row is padding (pad_id, mask 0).
+    """
+    if seq_len < 1 or open_rows < 1:
+        raise ValueError(f"seq_len and open_rows must be >= 1, got {seq_len} and {open_rows}")
+    cap = seq_len + 1
+    done: list[tuple[list, list]] = []
+    rows: list[tuple[list, list]] = []
+    cut = 0
+    for ids, mask in sequences:
+        ids, mask = list(ids), list(mask)
+        if len(ids) != len(mask):
+            raise ValueError(f"ids and mask differ in length ({len(ids)} vs {len(mask)})")
+        if len(ids) > cap:
+            ids, mask, cut = ids[:cap], mask[:cap], cut + 1
+        for row in rows:
+            if len(row[0]) + len(ids) <= cap:
+                row[0].extend(ids)
+                row[1].extend(mask)
+                break
+        else:
+            if len(rows) == open_rows:
+                fullest = max(range(len(rows)), key=lambda k: len(rows[k][0]))
+                done.append(rows.pop(fullest))
+            rows.append((ids, mask))
+        done += [r for r in rows if len(r[0]) == cap]
+        rows = [r for r in rows if len(r[0]) < cap]
+    done += rows
+    out = np.full((len(done), cap), pad_id, dtype=np.int32)  # (N, T+1)
+    out_mask = np.zeros((len(done), cap), dtype=np.uint8)  # (N, T+1)
+    for k, (ids, mask) in enumerate(done):
+        out[k, : len(ids)] = ids
+        out_mask[k, : len(mask)] = mask
+    return out, out_mask, cut
+
+
+# -- batches -------------------------------------------------------------------------------------------------------------
+
+class Batches:
+    """Endless, deterministic, resumable batches over fixed rows of T + 1 tokens.
+
+    `next(batches)` gives the batch at `batches.step` and advances; `batch(step)` gives any step's batch without
+    moving; `state()` / `restore(state)` save and resume the position (the trainer stores it in its checkpoint).
+    """
+
+    def __init__(self, rows: np.ndarray, masks: np.ndarray, batch_size: int, seed: int = 0, cut: int = 0):
+        rows, masks = np.asarray(rows), np.asarray(masks)
+        if rows.ndim != 2 or rows.shape != masks.shape or rows.shape[1] < 2 or len(rows) == 0:
+            raise ValueError(f"rows and masks must be equal (N, T+1) arrays with N >= 1 and T >= 1, got "
+                             f"{rows.shape} and {masks.shape}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, not {batch_size}")
+        self.rows, self.masks = rows, masks  # (N, T+1) int32, (N, T+1) uint8
+        self.batch_size, self.seed, self.step, self.cut = int(batch_size), int(seed), 0, cut
+        self._perms: dict[int, np.ndarray] = {}
+
+    @property
+    def seq_len(self) -> int:
+        return self.rows.shape[1] - 1
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.rows)
+
+    @property
+    def steps_per_epoch(self) -> float:
+        return self.n_rows / self.batch_size
+
+    @property
+    def trained_tokens(self) -> int:
+        """Targets with mask 1 in one pass over the rows."""
+        return int(self.masks[:, 1:].sum())
+
+    def _perm(self, epoch: int) -> np.ndarray:  # (N,) the row order of one epoch
+        if epoch not in self._perms:
+            if len(self._perms) > 4:
+                self._perms.clear()
+            self._perms[epoch] = np.random.default_rng([self.seed, epoch]).permutation(self.n_rows)
+        return self._perms[epoch]
+
+    def batch(self, step: int) -> Batch:
+        if step < 0:
+            raise ValueError(f"step must be >= 0, not {step}")
+        first = step * self.batch_size
+        picks = [self._perm(g // self.n_rows)[g % self.n_rows] for g in range(first, first + self.batch_size)]
+        s = self.rows[picks].astype(np.int64)  # (B, T+1)
+        m = self.masks[picks, 1:].astype(np.float32)  # (B, T)
+        return Batch(s[:, :-1], s[:, 1:], m)
+
+    def __iter__(self) -> "Batches":
+        return self
+
+    def __next__(self) -> Batch:
+        b = self.batch(self.step)
+        self.step += 1
+        return b
+
+    def state(self) -> dict:
+        return {"step": self.step, "seed": self.seed, "n_rows": self.n_rows, "batch_size": self.batch_size,
+                "seq_len": self.seq_len}
+
+    def restore(self, state: dict) -> None:
+        mine = self.state()
+        for key in ("seed", "n_rows", "batch_size", "seq_len"):
+            if key in state and state[key] != mine[key]:
+                raise ValueError(f"cannot resume: the saved batches had {key}={state[key]}, these have {mine[key]} "
+                                 f"(rebuild the data with the same corpus, seed and shape)")
+        self.step = int(state["step"])
+
+
+def chat_batches(tokenizer: Tokenizer, conversations: Iterable[Any], batch_size: int, seq_len: int,
+                 seed: int = 0, open_rows: int = 8) -> Batches:
+    """Batches of packed conversations (Conversation objects or lists of Messages), loss on assistant tokens only.
+    The conversations are shuffled with `seed` before packing, so which ones share a row varies with the seed."""
+    enc = ChatEncoder(tokenizer)
+    convs = list(conversations)
+    order = np.random.default_rng([seed, 1]).permutation(len(convs))
+    encoded = (enc.encode(getattr(convs[i], "messages", convs[i])) for i in order)
+    rows, masks, cut = pack(encoded, seq_len, tokenizer.encode_special(ENDOFTEXT), open_rows)
+    return Batches(rows, masks, batch_size, seed, cut)
+
+
+def read_texts(paths: Iterable[str | os.PathLike]) -> list[str]:
+    """The UTF-8 text of each file (directories: every *.txt and *.md file inside, sorted)."""
+    out = []
+    for p in map(Path, paths):
+        files = sorted(f for f in p.rglob("*") if f.suffix in (".txt", ".md")) if p.is_dir() else [p]
+        for f in files:
+            try:
+                out.append(f.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError) as e:
+                raise ValueError(f"cannot read {f} as UTF-8 text: {e}") from None
+    return out
+
+
+def token_stream(tokenizer: Tokenizer, texts: Iterable[str]) -> np.ndarray:  # -> (N,) int32
+    """All texts encoded as ordinary text, each followed by <|endoftext|> when the tokenizer has it."""
+    eot = tokenizer.special_tokens.get(ENDOFTEXT)
+    ids: list[int] = []
+    for t in texts:
+        ids += tokenizer.encode_ordinary(t)
+        if eot is not None:
+            ids.append(eot)
+    return np.asarray(ids, dtype=np.int32)
+
+
+def text_batches(tokenizer: Tokenizer, texts_or_paths: Iterable[str | os.PathLike], batch_size: int, seq_len: int,
+                 seed: int = 0, *, paths: bool = False) -> Batches:
+    """Batches for plain language-model training: the token stream cut into windows of seq_len + 1 tokens that
+    overlap by one (each token is a target exactly once). `paths=True`: the items are files or directories."""
+    texts = read_texts(texts_or_paths) if paths else list(texts_or_paths)
+    stream = token_stream(tokenizer, texts)  # (N,)
+    n = (len(stream) - 1) // seq_len
+    if n < 1:
+        raise ValueError(f"the texts hold {len(stream)} tokens, fewer than one window of seq_len + 1 = {seq_len + 1}; "
+                         f"give more text or a smaller seq_len")
+    rows = np.lib.stride_tricks.sliding_window_view(stream, seq_len + 1)[: n * seq_len: seq_len].copy()  # (n, T+1)
+    return Batches(rows, np.ones_like(rows, dtype=np.uint8), batch_size, seed)

@@ -1,0 +1,230 @@
+"""The word pools the synthetic chat corpus draws from (split into a training and a held-out part), and the small
+records every conversation generator returns (`Episode`, `Probe`).
+
+A small model trained on templated conversations could pass a test by remembering "Priya lives in Lyon" instead of
+reading it from the context. So every name, surname, city, number and date the corpus uses comes from one of two
+disjoint pools: `pools("train")` for the training conversations and `pools("heldout")` for the evaluation ones. A
+held-out conversation therefore mentions people, places and numbers the model has never seen, and can only be
+answered by copying from the context (the user's message, a tool result, a memory snippet).
+
+How each pool is split (deterministic, no randomness involved):
+  - listed words (names, surnames, cities, pet names, ...): every fifth entry (index % 5 == 0) is held out;
+  - integers >= 10: held out when a multiplicative hash of the value falls in the lowest fifth (`heldout_number`);
+    0..9 are shared (they are single digits, and the tokenizer splits every number into digits anyway);
+  - dates: held out when the same hash of the day number (`date.toordinal()`) falls in the lowest fifth.
+
+What it leaves out: real-world frequency of names; any claim that the lists are representative of anything.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from minichat.chat.template import Message
+
+SPLITS = ("train", "heldout")
+
+NAMES = """
+Aaliyah Abdul Ada Adebayo Adele Aditi Ahmed Aiko Aisha Akira Alba Alejandro Alexei Alice Amara Amelie Amir Ana Anders
+Andrea Anika Anton Arjun Astrid Aurora Ayesha Bashir Beatriz Bella Benjamin Bilal Bjorn Blessing Bruno Camille Carlos
+Carmen Catalina Chen Chiara Chidi Clara Daniel Dario Dmitri Elena Elif Eliza Emeka Emil Emma Enzo Esther Ezra Fatima
+Felix Fernando Fiona Freya Gabriel Giulia Grace Hana Hannah Haruto Hassan Hector Helga Hiroshi Ibrahim Ida Ines Ingrid
+Isaac Isabel Ivan Jamal Jana Javier Jin Joao Jonas Jorge Joseph Julia Kai Kamala Karim Kate Keiko Kenji Kofi Lars
+Layla Leila Leon Liam Lina Luca Lucia Magnus Maya Mehmet Mei Mia Miguel Mina Moana Mohammed Nadia Naomi Nia Nikolai
+Noah Nora Olga Oliver Omar Oscar Pablo Paolo Pedro Petra Priya Rafael Rahul Rania Rosa Ruth Sadia Samir Sara Sebastian
+Selin Seo-yeon Shira Sipho Sofia Soren Sunita Tariq Thabo Theo Tomas Uma Valentina Victor Wei Wiktor Yara Yuki Yusuf
+Zainab Zara Zoe Ruben Malik Ayaan Lucas Elsa Tobias Nikita Farah Kwame Imani Diego Lea Hugo Marta Ewa Kasia Oskar Mateo
+Renata Anouk Sander Femke Linnea Aino Eero Tuomas Greta Milan Vesna Goran Dragan Bogdan Yannick Amelia Rohan Devika
+Kiran Anjali Vikram Tanvir Nasrin Farid Reza Shirin Dariush Leilani Keanu Tane Aroha Kalani Mele Sione Ana-Maria Ioana
+""".split()
+
+SURNAMES = """
+Abara Adeyemi Alvarez Andersen Bauer Becker Bianchi Brandt Castillo Chen Costa Dubois Duarte Eriksen Fischer Fontaine
+Garcia Gonzalez Gupta Haddad Hansen Hoffmann Ibrahim Ivanova Jansen Jensen Kaur Kim Kowalski Kruger Larsen Lee Lindqvist
+Lopez Mahmoud Martin Mehta Meyer Moreau Muller Nakamura Nguyen Novak Nowak Okafor Okonkwo Olsen Ortiz Park Patel Petrov
+Popescu Quispe Rahman Reyes Ricci Rossi Sato Schmidt Schneider Silva Singh Sokolov Suzuki Tanaka Torres Vargas Weber
+Wojcik Yamamoto Yilmaz Zhang Zimmermann Achebe Banerjee Carvalho Demir Ekstrom Ferrari Grieg Horvath Ishikawa Juarez
+Kovacs Laine Mbeki Nilsson Osei Pereira Quinn Romano Sandoval Takahashi Urbano Virtanen Walsh Xu Yoon Zeller Mensah
+""".split()
+
+CITIES = """
+Lyon Porto Kraków Accra Nairobi Osaka Busan Hanoi Lima Quito Bogotá Oslo Bergen Tampere Gdańsk Brno Graz Ghent Utrecht
+Leipzig Bremen Turin Bologna Seville Valencia Bilbao Toulouse Nantes Marseille Cork Galway Leeds Bristol Glasgow Cardiff
+Halifax Calgary Winnipeg Quebec Denver Austin Portland Boise Tucson Omaha Memphis Savannah Monterrey Puebla Oaxaca
+Medellín Cali Cusco Arequipa Valparaíso Mendoza Córdoba Montevideo Asunción Recife Curitiba Salvador Fortaleza Dakar
+Kumasi Lagos Ibadan Kigali Kampala Arusha Mombasa Durban Windhoek Gaborone Lusaka Harare Maputo Tunis Fez Agadir Izmir
+Bursa Tabriz Shiraz Isfahan Muscat Doha Amman Beirut Haifa Tbilisi Yerevan Baku Almaty Tashkent Samarkand Lahore
+Karachi Pune Jaipur Kochi Mysore Chennai Dhaka Chittagong Kandy Kathmandu Pokhara Penang Cebu Davao Surabaya
+Bandung Medan Hue Sapporo Sendai Fukuoka Nagoya Kobe Daegu Incheon Taichung Kaohsiung Xiamen Chengdu Kunming
+Harbin Ulaanbaatar Perth Adelaide Hobart Darwin Wellington Dunedin Nadi Apia Reykjavik Tromsø Uppsala Malmö Aarhus
+Odense Turku Tartu Riga Vilnius Lviv Odesa Cluj Varna Plovdiv Split Zadar Ljubljana Maribor Salzburg Linz Basel Bern
+Lausanne Lucerne Antwerp Bruges Nancy Dijon Rennes Lille Genoa Verona Palermo Bari Granada Málaga Braga Coimbra
+""".split()
+
+PET_NAMES = """
+Biscuit Pepper Luna Mochi Ziggy Nacho Clover Pickle Waffles Juniper Olive Bandit Pumpkin Maple Ginger Pixel Tofu Sushi
+Noodle Peanut Cosmo Ruby Fudge Kiwi Bagel Sprout Pretzel Hazel Marble Socks Pippin Dumpling Taco Basil Cinnamon Muffin
+Nugget Jasper Willow Poppy
+""".split()
+
+COLOURS = "teal crimson olive navy lavender amber coral turquoise maroon indigo mustard emerald ochre lilac".split()
+FOODS = ("ramen", "paella", "lasagne", "dumplings", "falafel", "sushi", "tacos", "pho", "risotto", "curry", "pierogi",
+         "jollof rice", "moussaka", "pad thai", "shakshuka", "pancakes", "goulash", "bibimbap", "couscous", "ceviche")
+ANIMALS = ("otter", "owl", "fox", "dolphin", "red panda", "hedgehog", "penguin", "elephant", "octopus", "giraffe",
+           "lynx", "sloth", "koala", "capybara", "raven", "axolotl", "seal", "badger", "tiger", "wombat")
+SPORTS = ("tennis", "climbing", "football", "swimming", "cycling", "badminton", "volleyball", "chess", "rowing",
+          "basketball", "table tennis", "surfing", "judo", "cricket", "hiking", "skiing")
+JOBS = ("nurse", "teacher", "software engineer", "carpenter", "pharmacist", "architect", "bus driver", "chef",
+        "librarian", "electrician", "translator", "dentist", "farmer", "journalist", "physiotherapist", "accountant",
+        "graphic designer", "firefighter", "lab technician", "baker")
+ALLERGIES = ("peanuts", "shellfish", "cats", "pollen", "penicillin", "gluten", "eggs", "bee stings", "dust", "soy",
+             "sesame", "milk")
+INSTRUMENTS = ("piano", "guitar", "violin", "drums", "cello", "flute", "saxophone", "ukulele", "trumpet", "harp")
+BOOKS = ("The Quiet River", "Salt and Stars", "A Map of Small Things", "The Last Lighthouse", "Paper Birds",
+         "The Glass Orchard", "North of Nowhere", "The Clockmaker's Daughter", "Seven Lanterns", "Winter Tides",
+         "The Copper Garden", "Letters from the Valley", "The Long Afternoon", "Blue Hour", "Iron and Honey")
+ITEMS = ("milk", "bread", "eggs", "rice", "apples", "coffee", "tomatoes", "onions", "cheese", "yoghurt", "lentils",
+         "spinach", "bananas", "olive oil", "pasta", "carrots", "garlic", "lemons", "oats", "butter")
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+          "November", "December")
+
+
+def _half(words, split: str) -> tuple:
+    """Every fifth entry for "heldout", the other four fifths for "train"."""
+    keep = (lambda i: i % 5 == 0) if split == "heldout" else (lambda i: i % 5 != 0)
+    return tuple(w for i, w in enumerate(words) if keep(i))
+
+
+def _hash_fifth(n: int) -> bool:
+    """True for about one integer in five, scattered (Knuth's multiplicative hash, top bits)."""
+    h = (n * 2654435761) & 0xFFFFFFFF  # scrambles n over 32 bits
+    return (h * 5) >> 32 == 0  # h in the lowest fifth of its range
+
+
+def heldout_number(n: int) -> bool:
+    """Whether the integer n belongs to the held-out pool. 0..9 belong to both; negatives follow their magnitude."""
+    n = abs(int(n))
+    return n >= 10 and _hash_fifth(n)
+
+
+def heldout_date(d: dt.date) -> bool:
+    return _hash_fifth(d.toordinal())
+
+
+@dataclass(frozen=True)
+class Pools:
+    """One split's words, and samplers for its numbers and dates. Every method takes the caller's Generator."""
+
+    split: str
+    names: tuple[str, ...]
+    surnames: tuple[str, ...]
+    cities: tuple[str, ...]
+    pet_names: tuple[str, ...]
+
+    def pick(self, rng: np.random.Generator, seq):
+        return seq[int(rng.integers(len(seq)))]
+
+    def name(self, rng: np.random.Generator) -> str:
+        return self.pick(rng, self.names)
+
+    def names_k(self, rng: np.random.Generator, k: int) -> list[str]:
+        """k different names."""
+        return [self.names[i] for i in rng.choice(len(self.names), size=k, replace=False)]
+
+    def surname(self, rng: np.random.Generator) -> str:
+        return self.pick(rng, self.surnames)
+
+    def city(self, rng: np.random.Generator) -> str:
+        return self.pick(rng, self.cities)
+
+    def pet(self, rng: np.random.Generator) -> str:
+        return self.pick(rng, self.pet_names)
+
+    def owns_number(self, n: int) -> bool:
+        n = abs(int(n))
+        return n < 10 or heldout_number(n) == (self.split == "heldout")
+
+    def number(self, rng: np.random.Generator, lo: int, hi: int) -> int:
+        """A uniform integer in [lo, hi] from this split's pool (rejection sampling; both bounds inclusive)."""
+        if hi < lo:
+            raise ValueError(f"empty range [{lo}, {hi}]")
+        for _ in range(1000):
+            n = int(rng.integers(lo, hi + 1))
+            if self.owns_number(n):
+                return n
+        raise ValueError(f"no {self.split} number in [{lo}, {hi}]: widen the range")
+
+    def date(self, rng: np.random.Generator, first_year: int = 2024, last_year: int = 2039) -> dt.date:
+        start, end = dt.date(first_year, 1, 1).toordinal(), dt.date(last_year, 12, 31).toordinal()
+        while True:
+            d = dt.date.fromordinal(int(rng.integers(start, end + 1)))
+            if heldout_date(d) == (self.split == "heldout"):
+                return d
+
+    def clock(self, rng: np.random.Generator) -> str:
+        """A time of day as HH:MM (24-hour), minutes in steps of five."""
+        return f"{int(rng.integers(6, 23)):02d}:{5 * int(rng.integers(12)):02d}"
+
+
+def pools(split: str) -> Pools:
+    """The pools of one split: "train" or "heldout"."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, not {split!r}")
+    return Pools(split, _half(NAMES, split), _half(SURNAMES, split), _half(CITIES, split), _half(PET_NAMES, split))
+
+
+def long_date(d: dt.date) -> str:
+    """Thursday, 17 April 2031"""
+    return f"{WEEKDAYS[d.weekday()]}, {d.day} {MONTHS[d.month - 1]} {d.year}"
+
+
+def short_date(d: dt.date) -> str:
+    """17 April 2031"""
+    return f"{d.day} {MONTHS[d.month - 1]} {d.year}"
+
+
+# -- what a conversation generator returns -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Probe:
+    """A point where the evaluation can cut a conversation and let the model write the next assistant message.
+
+    index: position (in the conversation's `messages`, system message included) of that assistant message; the
+    prompt is everything before it. kind: what is checked —
+      "tool_call"  exactly one call, to `tool`, with arguments matching `arguments` (see synthetic_tools.arguments_match;
+                   `contains` lists strings a remember call's fact must contain);
+      "answer"     a reply without tool calls containing every string in `contains` (after a result of `tool`, or
+                   from memory / history when `tool` is "");
+      "refusal"    a refusal (harmful request);  "helpful"  not a refusal (harmless look-alike).
+    """
+
+    index: int
+    kind: str
+    tool: str = ""
+    arguments: Mapping[str, Any] = field(default_factory=dict)
+    contains: tuple[str, ...] = ()
+
+    def shifted(self, by: int) -> "Probe":
+        return Probe(self.index + by, self.kind, self.tool, self.arguments, self.contains)
+
+
+@dataclass
+class Episode:
+    """A piece of conversation without its system message: one or more exchanges, plus what the system prompt must
+    hold for it (memory snippets) and where it can be probed (indices into `messages`)."""
+
+    kind: str
+    messages: list[Message]
+    probes: list[Probe] = field(default_factory=list)
+    memory: list[str] = field(default_factory=list)
+    uses_tools: bool = False
+
+    def probe(self, kind: str, tool: str = "", arguments: Mapping[str, Any] | None = None,
+              contains: tuple[str, ...] = ()) -> None:
+        """Mark the last message (an assistant one) as a probe."""
+        self.probes.append(Probe(len(self.messages) - 1, kind, tool, dict(arguments or {}), tuple(contains)))
