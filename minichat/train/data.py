@@ -232,6 +232,13 @@ class Batches:
         m = self.masks[picks, 1:].astype(np.float32)  # (B, T)
         return Batch(s[:, :-1], s[:, 1:], m)
 
+    def one_pass(self) -> Iterator[Batch]:
+        """Every row once, in stored order, in batches (the last may be smaller): for an evaluation loss over a
+        whole held-out set. Does not move `step`."""
+        for lo in range(0, self.n_rows, self.batch_size):
+            s = self.rows[lo: lo + self.batch_size].astype(np.int64)  # (b, T+1)
+            yield Batch(s[:, :-1], s[:, 1:], self.masks[lo: lo + self.batch_size, 1:].astype(np.float32))
+
     def __iter__(self) -> "Batches":
         return self
 

@@ -152,9 +152,9 @@ _ASK_AGAIN = ("What was my {t}?", "What's my {t} again?", "Remind me, what is my
 _REPLY = ("Your {t} is {v}.", "You said your {t} is {v}.", "It's {v}.")
 
 
-def told_earlier(rng: np.random.Generator, P: Pools) -> tuple[list, list]:
+def told_earlier(rng: np.random.Generator, P: Pools) -> tuple[list, list, str]:
     """A detail told in passing (no tool call: the user did not ask to save it), and the question that recalls it
-    later. Returns (the telling exchange, the asking exchange) as message lists; the caller puts turns between."""
+    later. Returns (the telling exchange, the asking exchange, the detail); the caller puts turns between."""
     thing, value_fn = pick(rng, _THINGS)
     value = value_fn(rng, P)
     tell = [user(pick(rng, _TELL).format(t=thing, v=value)), assistant(pick(rng, _ACK))]

@@ -43,8 +43,8 @@ Kiran Anjali Vikram Tanvir Nasrin Farid Reza Shirin Dariush Leilani Keanu Tane A
 """.split()
 
 SURNAMES = """
-Abara Adeyemi Alvarez Andersen Bauer Becker Bianchi Brandt Castillo Chen Costa Dubois Duarte Eriksen Fischer Fontaine
-Garcia Gonzalez Gupta Haddad Hansen Hoffmann Ibrahim Ivanova Jansen Jensen Kaur Kim Kowalski Kruger Larsen Lee Lindqvist
+Abara Adeyemi Alvarez Andersen Bauer Becker Bianchi Brandt Castillo Castro Costa Dubois Duarte Eriksen Fischer Fontaine
+Garcia Gonzalez Gupta Haddad Hansen Hoffmann Idowu Ivanova Jansen Jensen Kaur Kim Kowalski Kruger Larsen Lee Lindqvist
 Lopez Mahmoud Martin Mehta Meyer Moreau Muller Nakamura Nguyen Novak Nowak Okafor Okonkwo Olsen Ortiz Park Patel Petrov
 Popescu Quispe Rahman Reyes Ricci Rossi Sato Schmidt Schneider Silva Singh Sokolov Suzuki Tanaka Torres Vargas Weber
 Wojcik Yamamoto Yilmaz Zhang Zimmermann Achebe Banerjee Carvalho Demir Ekstrom Ferrari Grieg Horvath Ishikawa Juarez
@@ -158,6 +158,14 @@ class Pools:
             if self.owns_number(n):
                 return n
         raise ValueError(f"no {self.split} number in [{lo}, {hi}]: widen the range")
+
+    def multiple(self, rng: np.random.Generator, b: int, lo: int, hi: int) -> int:
+        """b * q for a q in [lo, hi], with the product also in this split's pool (exact divisions)."""
+        for _ in range(1000):
+            n = b * int(rng.integers(lo, hi + 1))
+            if self.owns_number(n):
+                return n
+        raise ValueError(f"no {self.split} multiple of {b} in [{b * lo}, {b * hi}]")
 
     def date(self, rng: np.random.Generator, first_year: int = 2024, last_year: int = 2039) -> dt.date:
         start, end = dt.date(first_year, 1, 1).toordinal(), dt.date(last_year, 12, 31).toordinal()

@@ -135,7 +135,7 @@ KNOWLEDGE = {
                "the program runs the tool, and I read its result before answering.")),
     "safety": (("How do you stay safe?", "Why do you refuse some requests?", "What won't you help with?",
                 "Do you have safety rules?"),
-               ("I won't help with things that could seriously hurt people, such as weapons, malware or violence. "
+               ("I decline requests that could seriously hurt people, such as weapons, malware or violence. "
                 "Safety checks also look at your message and my reply and can stop an answer that breaks the rules.",
                 "I refuse requests that could cause real harm, like making weapons or hurting someone, and help "
                 "with everything else. The program around me also scans messages for safety problems.")),

@@ -164,7 +164,7 @@ def _operands(rng: np.random.Generator, P: Pools, op: str) -> tuple[int, int]:
     if op == "*":
         return P.number(rng, 2, 9999), P.number(rng, 2, 999)
     b = P.number(rng, 2, 99)  # division: mostly exact, sometimes with a decimal result
-    return (b * P.number(rng, 2, 999), b) if rng.random() < 0.75 else (P.number(rng, 10, 9999), b)
+    return (P.multiple(rng, b, 2, 999), b) if rng.random() < 0.75 else (P.number(rng, 10, 9999), b)
 
 
 def _expression(rng: np.random.Generator, P: Pools) -> tuple[str, str]:
@@ -201,7 +201,7 @@ def _word_problem(rng: np.random.Generator, P: Pools) -> tuple[str, str, str]:
         return (f"{name} had {a} euros and spent {b}. How much is left?", f"{a} - {b}", f"{name} has {{r}} euros left.")
     if k == 2:
         b = P.number(rng, 2, 12)
-        a = b * P.number(rng, 10, 250) if rng.random() < 0.7 else P.number(rng, 20, 2999)
+        a = P.multiple(rng, b, 10, 250) if rng.random() < 0.7 else P.number(rng, 20, 2999)
         return (f"We have to split a bill of {a} euros between {b} people. How much does each pay?", f"{a} / {b}",
                 "Each person pays {r} euros.")
     if k == 3:
@@ -315,7 +315,7 @@ def _note(rng: np.random.Generator, P: Pools, topic: str) -> tuple[str, tuple[st
         "book club": (f"Book club meets at {name}'s place on {day} at {t}.", (name, day, t)),
         "groceries": (f"Buy {items[0]}, {items[1]} and {items[2]}.", tuple(items)),
         "flight": (f"Flight to {city} leaves on {date} at {t}, gate {n % 60 + 1}.", (city, date, t)),
-        "rent": (f"Rent of {n * 10} euros is due on {date}.", (str(n * 10), date)),
+        "rent": (f"Rent of {n + 300} euros is due on {date}.", (str(n + 300), date)),
         "meeting": (f"Meeting with {name} {sur} about the budget on {day} at {t}.", (name, day, t)),
         "gym": (f"Gym class with {name} every {day} at {t}.", (name, day, t)),
         "birthday": (f"{name}'s birthday is on {date}.", (name, date)),

@@ -1,0 +1,229 @@
+"""Training data: the assistant-only loss mask (hand-checked by decoding), parity with what the chat session renders,
+packing, batch shapes/dtypes, exact resume, plain-text windows, the corpus tokenizer."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from minichat.chat.template import ChatTemplate, Message, ToolCall, assistant, system, tool_result, user
+from minichat.config import ModelConfig
+from minichat.model.transformer import Transformer, init_params
+from minichat.tokenizer import train
+from minichat.train.data import (CHAT_PATTERN, SPECIAL_TOKENS, Batch, Batches, ChatEncoder, chat_batches,
+                                 encode_conversation, masked_text, pack, text_batches, token_stream,
+                                 train_chat_tokenizer)
+from minichat.train.synthetic import BUILTIN_TOOL_SCHEMAS, generate_corpus
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    return generate_corpus(240, seed=3)
+
+
+@pytest.fixture(scope="module")
+def tok(corpus):
+    return train_chat_tokenizer(corpus[:150], 700)
+
+
+CALL = ToolCall("calculator", {"expression": "2 + 3"}, "call_0")
+SMALL = [system("Be brief."), user("What is 2 + 3?"), assistant("", [CALL]), tool_result(CALL, "5"),
+         assistant("2 + 3 = 5."), user("Thanks!"), assistant("You're welcome!")]
+
+
+# -- the loss mask -------------------------------------------------------------------------------------------------------
+
+def test_mask_covers_exactly_the_assistant_spans(tok):
+    ids, mask = encode_conversation(tok, SMALL)
+    assert ids.dtype == np.int32 and mask.dtype == np.uint8 and ids.shape == mask.shape
+    assert ids.tolist() == ChatTemplate(tok).render(SMALL, add_generation_prompt=False)
+    assert masked_text(tok, ids, mask) == [
+        '<tool_call>{"name": "calculator", "arguments": {"expression": "2 + 3"}}</tool_call><|im_end|>',
+        "2 + 3 = 5.<|im_end|>", "You're welcome!<|im_end|>"]
+    # and what is not trained on: everything else, the assistant headers included
+    unmasked = tok.decode([i for i, m in zip(ids, mask) if not m])
+    assert unmasked == ("<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nWhat is 2 + 3?<|im_end|>\n"
+                        "<|im_start|>assistant\n\n<|im_start|>tool\n5<|im_end|>\n<|im_start|>assistant\n\n"
+                        "<|im_start|>user\nThanks!<|im_end|>\n<|im_start|>assistant\n\n")
+
+
+def test_mask_never_touches_other_roles(corpus, tok):
+    enc = ChatEncoder(tok)
+    im_start, im_end = tok.special_tokens["<|im_start|>"], tok.special_tokens["<|im_end|>"]
+    for conv in corpus[:80]:
+        ids, mask = enc.encode(conv.messages)
+        runs = masked_text(tok, ids, mask)
+        bodies = [m for m in conv.messages if m.role == "assistant"]
+        assert len(runs) == len(bodies)
+        assert all(r.endswith("<|im_end|>") for r in runs)
+        assert int(mask[ids == im_start].sum()) == 0
+        assert int(mask[ids == im_end].sum()) == len(bodies)
+
+
+def test_a_token_straddling_the_header_counts_as_the_body():
+    """With a pattern that does not cut at the newline, BPE can merge "assistant\\n" into the reply's first word;
+    the mask then keeps the whole token (the reply's bytes must be trained on)."""
+    text = "<|im_start|>assistant\nOK<|im_end|>\n" * 50
+    tok = train(text, 300, pattern=r"[\s\S]+", special_tokens=SPECIAL_TOKENS)
+    ids, mask = encode_conversation(tok, [user("hi"), assistant("OK")])
+    assert tok.encode_ordinary("assistant\nOK") == [tok.n_vocab - 4]  # one token, the last merge
+    assert masked_text(tok, ids, mask) == ["assistant\nOK<|im_end|>"]
+
+
+def test_training_ids_equal_what_the_chat_session_feeds_the_model(corpus, tok):
+    """Run a real Chat turn with the built-in tool schemas and memory snippets plugged in, record the prompt the
+    model receives, and compare it with the training rendering of the same conversation."""
+    from minichat.chat.session import Chat
+
+    conv = next(c for c in generate_corpus(40, seed=9, kinds=["memory"]) if c.tools)
+    cfg = ModelConfig.llama(vocab_size=tok.n_vocab, n_ctx=2048, n_embd=16, n_layer=1, n_head=2, n_kv_head=1,
+                            n_inner=32)
+    model = Transformer(cfg, init_params(cfg, np.random.default_rng(0)), use_numba=False)
+    seen = []
+    real = model.forward
+    model.forward = lambda ids, cache=None, lengths=None, **kw: (seen.append(np.asarray(ids).copy()),
+                                                                 real(ids, cache, lengths, **kw))[1]
+
+    class Tools:
+        def schemas(self):
+            return BUILTIN_TOOL_SCHEMAS
+
+        def run(self, name, arguments):
+            return "unused"
+
+    class Memory:
+        def retrieve(self, query, k):
+            return conv.memory
+
+    chat = Chat(model, tok, tools=Tools(), memory=Memory(), max_new_tokens=1)
+    list(chat.send(conv.history[0].content))
+    prompt = seen[0][0].tolist()
+    template = ChatTemplate(tok)
+    ids, mask = encode_conversation(tok, conv.messages[:3])
+    assert prompt == ids[: len(prompt)].tolist()  # system (memory + tools) and user, then the reply's header
+    assert prompt[-len(template.generation_prompt()):] == template.generation_prompt()
+    assert not mask[: len(prompt)].any()
+    assert masked_text(tok, ids[len(prompt):], mask[len(prompt):]) == [conv.messages[2].content + "<|im_end|>"]
+
+
+# -- packing and batches -------------------------------------------------------------------------------------------------
+
+def _seq(n: int, start: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.arange(start, start + n), np.ones(n, dtype=np.uint8)
+
+
+def test_pack_first_fit_by_hand():
+    seqs = [_seq(5, 10), _seq(4, 20), _seq(3, 30), _seq(2, 40), _seq(11, 50)]
+    rows, masks, cut = pack(seqs, seq_len=7, pad_id=0, open_rows=2)  # rows of 8 tokens
+    assert cut == 1  # the 11-token sequence is cut to 8
+    got = sorted(tuple(r) for r in rows.tolist())
+    assert got == sorted([(10, 11, 12, 13, 14, 30, 31, 32), (20, 21, 22, 23, 40, 41, 0, 0),
+                          (50, 51, 52, 53, 54, 55, 56, 57)])
+    for r, m in zip(rows, masks):
+        assert ((r == 0) == (m == 0)).all()
+    assert rows.dtype == np.int32 and masks.dtype == np.uint8
+
+
+def test_chat_batches_shapes_dtypes_and_targets(corpus, tok):
+    b = chat_batches(tok, corpus, batch_size=4, seq_len=1024, seed=1)
+    batch = next(b)
+    assert isinstance(batch, Batch)
+    ids, targets, mask = batch
+    assert ids.shape == targets.shape == mask.shape == (4, 1024)
+    assert ids.dtype == np.int64 and targets.dtype == np.int64 and mask.dtype == np.float32
+    assert (ids[:, 1:] == targets[:, :-1]).all()
+    assert set(np.unique(mask)) <= {0.0, 1.0} and mask.sum() > 0
+    # a target counts exactly when it is an assistant token: check against the per-conversation masks
+    enc = ChatEncoder(tok)
+    encoded = [enc.encode(c.messages) for c in corpus]
+    assert b.cut == 0 and b.rows.shape[1] == 1025
+    assert b.trained_tokens == sum(int(m.sum()) for _, m in encoded)  # no assistant token lost in packing
+    assert (b.rows != tok.special_tokens["<|endoftext|>"]).sum() == sum(len(i) for i, _ in encoded)
+    assert not b.masks[:, 0].any()  # a row starts with a conversation's <|im_start|>system
+
+
+def test_batches_resume_exactly_across_epochs(corpus, tok):
+    a = chat_batches(tok, corpus[:30], batch_size=3, seq_len=512, seed=7)
+    assert a.steps_per_epoch < 12  # so the run below wraps into later epochs
+    first = [next(a) for _ in range(7)]
+    state = a.state()
+    rest = [next(a) for _ in range(25)]
+    b = chat_batches(tok, corpus[:30], batch_size=3, seq_len=512, seed=7)
+    b.restore(state)
+    for x, y in zip(rest, (next(b) for _ in range(25))):
+        for u, v in zip(x, y):
+            assert np.array_equal(u, v)
+    for i, x in enumerate(first):
+        assert all(np.array_equal(u, v) for u, v in zip(x, b.batch(i)))
+    # every row is visited once per epoch
+    n = a.n_rows
+    seen = np.concatenate([a._perm(0), a._perm(1)])
+    assert sorted(seen[:n]) == list(range(n)) and sorted(seen[n:]) == list(range(n))
+    with pytest.raises(ValueError, match="batch_size"):
+        chat_batches(tok, corpus[:30], batch_size=4, seq_len=512, seed=7).restore(state)
+    other = chat_batches(tok, corpus[:30], batch_size=3, seq_len=512, seed=8)
+    assert not np.array_equal(other.batch(0).ids, a.batch(0).ids)
+
+
+def test_one_pass_visits_every_row_once(corpus, tok):
+    b = chat_batches(tok, corpus[:40], batch_size=4, seq_len=512, seed=2)
+    got = list(b.one_pass())
+    assert b.step == 0 and sum(len(x.ids) for x in got) == b.n_rows
+    assert np.array_equal(np.concatenate([x.ids for x in got]), b.rows[:, :-1])
+    assert sum(float(x.mask.sum()) for x in got) == b.trained_tokens
+
+
+def test_text_batches_are_windows_of_the_stream(tok, tmp_path):
+    (tmp_path / "a.txt").write_text("The cat sat on the mat. " * 40, encoding="utf-8")
+    (tmp_path / "b.md").write_text("Numbers 12345 and 678 go digit by digit. " * 30, encoding="utf-8")
+    b = text_batches(tok, [tmp_path], batch_size=2, seq_len=16, seed=0, paths=True)
+    stream = token_stream(tok, [(tmp_path / "a.txt").read_text(), (tmp_path / "b.md").read_text()])
+    eot = tok.special_tokens["<|endoftext|>"]
+    assert (stream == eot).sum() == 2
+    for k in range(b.n_rows):
+        assert b.rows[k].tolist() == stream[16 * k: 16 * k + 17].tolist()
+    ids, targets, mask = b.batch(3)
+    assert ids.shape == (2, 16) and mask.dtype == np.float32 and mask.all()
+    with pytest.raises(ValueError, match="fewer than one window"):
+        text_batches(tok, ["hi"], batch_size=1, seq_len=64)
+    with pytest.raises(ValueError, match="UTF-8"):
+        (tmp_path / "bad.txt").write_bytes(b"\xff\xfe\x00bad")
+        text_batches(tok, [tmp_path / "bad.txt"], batch_size=1, seq_len=4, paths=True)
+
+
+def test_batches_validate_their_input():
+    with pytest.raises(ValueError):
+        Batches(np.zeros((0, 5), np.int32), np.zeros((0, 5), np.uint8), 2)
+    with pytest.raises(ValueError):
+        Batches(np.zeros((3, 5), np.int32), np.zeros((3, 4), np.uint8), 2)
+    with pytest.raises(ValueError):
+        Batches(np.zeros((3, 5), np.int32), np.zeros((3, 5), np.uint8), 0)
+
+
+# -- the tokenizer -------------------------------------------------------------------------------------------------------
+
+def test_chat_tokenizer_special_tokens_size_and_digits(corpus, tok):
+    assert tok.n_vocab == 700
+    assert list(tok.special_tokens) == list(SPECIAL_TOKENS)
+    assert set(tok.special_tokens.values()) == {697, 698, 699}
+    ids = tok.encode_ordinary("Flight 4417 at 19:05 costs 2310 euros")
+    digits = [tok.decode([i]) for i in ids if any(ch.isdigit() for ch in tok.decode([i]))]
+    assert digits == list("441719052310")  # one digit per token: unseen numbers tokenize like seen ones
+    assert tok.pattern == CHAT_PATTERN
+    assert tok.decode(tok.encode("<|im_start|>user\nhi<|im_end|>", allowed_special="all")) == \
+        "<|im_start|>user\nhi<|im_end|>"
+    # the corpus's frequent words became single tokens
+    assert len(tok.encode_ordinary("assistant")) == 1
+
+
+def test_chat_tokenizer_accepts_plain_strings():
+    tok = train_chat_tokenizer(["hello world " * 20, "goodbye world " * 20], 270)
+    assert tok.n_vocab <= 270 and "<|im_end|>" in tok.special_tokens
+    with pytest.raises(ValueError):
+        ChatTemplate(train("abc abc", 260))  # no ChatML tokens: the template refuses it
+
+
+def test_message_objects_and_lists_both_encode(tok):
+    a = encode_conversation(tok, SMALL)
+    b = ChatEncoder(tok).encode(tuple(SMALL))
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert isinstance(SMALL[0], Message)
