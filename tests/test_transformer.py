@@ -236,3 +236,19 @@ def test_bad_inputs_raise_clear_errors():
         model.forward(np.array([[1], [2]]), cache)
     with pytest.raises(ValueError, match="n_ctx"):
         model.new_cache(1, 65)
+
+
+def test_empty_and_all_padding_calls():
+    model = random_model(PRESETS["tiny-llama"], 0)
+    cache = model.new_cache(2, 8)
+    assert model.forward(np.zeros((2, 0), dtype=np.int64), cache).shape == (2, 0, 128)
+    logits, att = model.forward(np.zeros((2, 0), dtype=np.int64), return_attention=True)
+    assert logits.shape == (2, 0, 128) and len(att) == 2
+    out = model.forward(np.zeros((2, 3), dtype=np.int64), cache, lengths=[0, 0])  # every row is padding
+    assert np.isfinite(out).all() and cache.lengths.tolist() == [0, 0]
+    model.forward(np.array([[4, 5], [6, 0]]), cache, lengths=[2, 1])
+    model.forward(np.array([[7], [9]]), cache, lengths=[0, 1])  # a finished row (length 0) is left alone
+    assert cache.lengths.tolist() == [2, 2]
+    # row 1 now holds [6, 9]: its next step equals computing [6, 9, 3] from scratch
+    step = model.forward(np.array([[3], [3]]), cache)[1, 0]
+    np.testing.assert_allclose(step, model.forward(np.array([[6, 9, 3]]))[0, -1], atol=1e-5, rtol=1e-5)

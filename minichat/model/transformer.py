@@ -174,7 +174,15 @@ class Transformer:
         end = start + n_new  # (B,): each row's length after this call
         if (end > c.n_ctx).any():
             raise ValueError(f"a sequence would reach {int(end.max())} tokens, beyond n_ctx={c.n_ctx}")
-        S = int(end.max()) if cache is not None else T  # keys attended to: cache + new, or just the new
+        if T == 0:  # nothing to compute and nothing to append; empty results of the promised shapes
+            L, empty = c.n_layer, np.zeros((B, 0, c.n_embd), dtype=np.float32)
+            extras = ([[np.zeros((B, c.n_head, 0, 0), np.float32)] * L] if return_attention else []) + \
+                ([[empty] * (L + 1)] if return_hidden else [])
+            logits = np.zeros((B, 0, c.vocab_size), dtype=np.float32)
+            return (logits, *extras) if extras else logits
+        # Keys attended to: cache + new, or just the new. At least one, so that a batch whose rows are all padding
+        # still has a (masked) key to put its finite, ignored weight on.
+        S = max(int(end.max()), 1) if cache is not None else T
         # Positions of every query (padding clamped into the table; its output is ignored anyway).
         pos = np.minimum(start[:, None] + np.arange(T), c.n_ctx - 1)  # (B, T)
         # mask[b, t, s]: key s is real (s < end_b) and not in the future of query t (s <= start_b + t).
