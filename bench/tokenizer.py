@@ -6,7 +6,8 @@ The corpus is built from text every Python install has: the standard library's s
 docstrings), in sorted file order, cut to --mb megabytes. Encoding uses the real GPT-2 vocabulary from
 ../shared/data (or $MINICHAT_SHARED_DATA) for both libraries. Times are medians over --repeats runs; minichat's
 encode is timed cold (its per-chunk cache emptied before each run, as tiktoken has none) and warm.
-Targets (issue 2): encode >= 0.5x tiktoken's throughput; training an 8k vocabulary <= 10x HF's time; each
+The two libraries are timed in turn within each repeat (`interleaved`), so load from other jobs on a shared machine
+hits both alike. Targets (issue 2): encode >= 0.5x tiktoken's throughput; training an 8k vocabulary <= 10x HF's time; each
 adversarial input <= 5 s. Ratios are printed last.
 """
 from __future__ import annotations
@@ -44,13 +45,20 @@ def stdlib_corpus(megabytes: float) -> str:
 
 
 def median_time(fn, repeats: int, setup=lambda: None) -> float:
-    times = []
+    return interleaved([(fn, setup)], repeats)[0]
+
+
+def interleaved(jobs, repeats: int) -> list[float]:
+    """Median seconds of each (fn, setup) job, running the jobs in turn within each repeat, so that a busy shared
+    machine slows them alike instead of skewing whichever phase it happens to hit."""
+    times = [[] for _ in jobs]
     for _ in range(repeats):
-        setup()
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+        for (fn, setup), ts in zip(jobs, times):
+            setup()
+            t = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t)
+    return [statistics.median(ts) for ts in times]
 
 
 def import_time() -> float:
@@ -89,15 +97,17 @@ def main() -> None:
                             special_tokens={"<|endoftext|>": 50256})
     ours.encode_ordinary("warm up the numba kernel")  # compile (or load the cache) outside the timing
     same = ours.encode_ordinary(corpus) == ref.encode_ordinary(corpus)
-    t_cold = median_time(lambda: ours.encode_ordinary(corpus), args.repeats, setup=ours._cache.clear)
-    t_warm = median_time(lambda: ours.encode_ordinary(corpus), args.repeats)
-    t_ref = median_time(lambda: ref.encode_ordinary(corpus), args.repeats)
-    t_split = median_time(lambda: ours.split(corpus), args.repeats)
+    none = lambda: None  # noqa: E731
+    t_cold, t_ref, t_warm, t_split = interleaved([
+        (lambda: ours.encode_ordinary(corpus), ours._cache.clear),
+        (lambda: ref.encode_ordinary(corpus), none),
+        (lambda: ours.encode_ordinary(corpus), none),  # warm: right after a run that filled the cache
+        (lambda: ours.split(corpus), none)], args.repeats)
     print(f"encode GPT-2 vocab, ids identical: {same}")
     print(f"  minichat cold cache  {mb / t_cold:6.2f} MB/s   ({t_cold:.2f} s)")
     print(f"  minichat warm cache  {mb / t_warm:6.2f} MB/s   ({t_warm:.2f} s)")
     print(f"  tiktoken             {mb / t_ref:6.2f} MB/s   ({t_ref:.2f} s)")
-    print(f"  (regex pre-split alone: {mb / t_split:.2f} MB/s)")
+    print(f"  (pre-tokenization split alone: {mb / t_split:.2f} MB/s)")
 
     # -- adversarial inputs -----------------------------------------------------------------------------------------
     print("adversarial inputs (minichat, GPT-2 vocab, cold cache):")
@@ -112,7 +122,6 @@ def main() -> None:
 
     # -- training ---------------------------------------------------------------------------------------------------
     train(corpus[:10000], vocab_size=300)  # compile the training kernel outside the timing
-    t_train = median_time(lambda: train(corpus, vocab_size=args.vocab), max(1, args.repeats // 2))
 
     def hf_train():
         tok = tokenizers.Tokenizer(models.BPE())
@@ -124,7 +133,8 @@ def main() -> None:
                                       initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
         tok.train_from_iterator([corpus], trainer)
 
-    t_hf = median_time(hf_train, max(1, args.repeats // 2))
+    t_train, t_hf = interleaved([(lambda: train(corpus, vocab_size=args.vocab), none), (hf_train, none)],
+                                max(1, args.repeats // 2))
     print(f"train a {args.vocab}-token vocabulary on {mb:.2f} MB (GPT-2 pattern, min_frequency=2):")
     print(f"  minichat        {t_train:6.2f} s")
     print(f"  HF tokenizers   {t_hf:6.2f} s   (RAYON_NUM_THREADS=1)")

@@ -31,6 +31,7 @@ import regex
 
 from minichat.errors import TokenizerError
 from minichat.kernels import bpe as kernels
+from minichat.tokenizer.fastsplit import Splitter
 from minichat.tokenizer.patterns import GPT4_PATTERN, resolve_pattern
 
 _CACHE_LIMIT = 500_000  # chunks remembered before the cache is cleared (bounds memory on endless novel text)
@@ -96,7 +97,7 @@ class Tokenizer:
     def _build(self) -> None:
         """Everything derived from (vocab, merges, pattern, special_tokens); rebuilt after every load."""
         try:
-            self._split = regex.compile(self.pattern)
+            self._split = Splitter(self.pattern).split  # `regex`, or its exact faster twin for GPT-2/GPT-4 patterns
         except regex.error as e:
             raise TokenizerError(f"the pre-tokenization pattern does not compile: {e}") from None
         byte_to_id = np.full(256, -1, np.int32)  # (256,) byte value -> its token id (lowest id if several)
@@ -136,11 +137,11 @@ class Tokenizer:
 
     def split(self, text: str) -> list[str]:
         """Step 2 alone: the pre-tokenization chunks of `text` (special tokens not treated specially)."""
-        return self._split.findall(text)
+        return self._split(text)
 
     def encode_ordinary(self, text: str) -> list[int]:
         """Encode `text` treating special-token strings as plain text. Never yields a special id."""
-        chunks = self._split.findall(text)
+        chunks = self._split(text)
         cache = self._cache
         try:  # the common case on familiar text: every chunk is cached already
             return list(chain.from_iterable(map(cache.__getitem__, chunks)))

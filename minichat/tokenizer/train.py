@@ -32,6 +32,7 @@ import regex
 
 from minichat.kernels import bpe as kernels
 from minichat.tokenizer.bpe import Tokenizer
+from minichat.tokenizer.fastsplit import Splitter
 from minichat.tokenizer.patterns import GPT4_PATTERN, resolve_pattern
 
 Progress = Callable[[str], None]
@@ -44,14 +45,14 @@ def count_chunks(texts: str | Iterable[str], pattern: str, special_tokens: Seque
     >>> count_chunks("the cat the", "gpt2")
     Counter({' the': 1, 'the': 1, ' cat': 1})
     """
-    split = regex.compile(resolve_pattern(pattern))
+    split = Splitter(resolve_pattern(pattern)).split
     specials = regex.compile("|".join(regex.escape(s) for s in sorted(special_tokens, key=len, reverse=True)))
     counts: Counter[str] = Counter()
     for n, text in enumerate([texts] if isinstance(texts, str) else texts, 1):
         if not isinstance(text, str):
             raise TypeError(f"train() takes str texts; item {n} is a {type(text).__name__}")
         for piece in specials.split(text) if special_tokens else (text,):
-            counts.update(split.findall(piece))
+            counts.update(split(piece))
         if progress and n % 1000 == 0:
             progress(f"counted chunks in {n} texts ({len(counts)} distinct)")
     return counts
