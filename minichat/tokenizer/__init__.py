@@ -3,6 +3,7 @@
     bpe.py       the Tokenizer (encode/decode, special-token rules)
     train.py     learning merges from text
     patterns.py  pre-tokenization regexes (GPT-2, GPT-4)
+    fastsplit.py the same split, exactly, faster on mostly-ASCII text
     stream.py    StreamDecoder, UTF-8-safe incremental decoding
     io.py        minichat's own file format
     vocab.py     GPT-2 files, tiktoken rank files, HF tokenizer.json
