@@ -18,7 +18,9 @@ from hypothesis import strategies as st
 from conftest import require_peer
 from minichat.config import ModelConfig
 from minichat.model import Transformer, init_params
+from minichat.kernels import attention as kern
 from minichat.model import layers
+from minichat.train import attention as A
 from minichat.train import grads as G
 from minichat.train.model_grad import forward_tape, loss_and_grads, loss_only
 
@@ -211,6 +213,53 @@ def test_cross_entropy_rejects_an_empty_mask():
         G.cross_entropy(np.zeros((2, 3)), np.array([0, 1]), np.zeros(2))
 
 
+# -- the training attention (blocked, row layout, kernels) against the reference pair above ---------------------------
+
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(1, 3), group=st.integers(1, 3), t=st.integers(1, 9), offset=st.integers(0, 4),
+       dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2**16))
+def test_causal_softmax_kernels_equal_their_twins(n, group, t, offset, dtype, seed):
+    rng = np.random.default_rng(seed)
+    S = offset + t + int(rng.integers(0, 3))  # sometimes keys beyond the last visible one (they must come out 0)
+    s = (rng.standard_normal((n, t * group, S)) * 4).astype(dtype)
+    scale = dtype(0.3)
+    p_kernel, p_twin = kern.causal_softmax(s.copy(), offset, group, scale), kern.causal_softmax_reference(
+        s.copy(), offset, group, scale)
+    tol = 1e-6 if dtype == np.float32 else 1e-13
+    np.testing.assert_allclose(p_kernel, p_twin, rtol=tol * 10, atol=tol)
+    visible = np.arange(S)[None, :] <= offset + np.arange(t * group)[:, None] // group  # (R, S)
+    assert (p_kernel[:, ~visible] == 0).all() and np.allclose(p_kernel.sum(-1), 1, atol=tol * 10)
+    dp = rng.standard_normal(s.shape).astype(dtype)
+    d_kernel = kern.causal_softmax_backward(dp.copy(), p_twin, offset, group, scale)
+    d_twin = kern.causal_softmax_backward_reference(dp.copy(), p_twin, offset, group, scale)
+    np.testing.assert_allclose(d_kernel, d_twin, rtol=tol * 10, atol=tol)
+    assert p_kernel.dtype == d_kernel.dtype == dtype
+
+
+@settings(max_examples=20, deadline=None)
+@given(B=st.integers(1, 2), K=st.integers(1, 2), group=st.integers(1, 3), T=st.integers(1, 12),
+       block=st.integers(1, 5), use_numba=st.booleans(), seed=st.integers(0, 2**16))
+def test_training_attention_equals_the_reference(B, K, group, T, block, use_numba, seed):
+    rng = np.random.default_rng(seed)
+    H, D = K * group, 4
+    qkv = rng.standard_normal((B, T, (H + 2 * K) * D))
+    q, k, v = A.split_heads(qkv, H, K, D)  # rows t * G + g
+    out, probs = A.attention_forward(q, k, v, group, use_numba, block=block)
+    dout = rng.standard_normal(out.shape)
+    dq, dk, dv = A.attention_backward(dout, q, k, v, probs, group, use_numba)
+    # the reference works on (B, H, T, D) heads
+    qh = qkv[..., :H * D].reshape(B, T, H, D).transpose(0, 2, 1, 3)
+    kh = qkv[..., H * D:(H + K) * D].reshape(B, T, K, D).transpose(0, 2, 1, 3)
+    vh = qkv[..., (H + K) * D:].reshape(B, T, K, D).transpose(0, 2, 1, 3)
+    ref, cache = G.attention_forward(qh, kh, vh, layers.causal_mask(T))
+    np.testing.assert_allclose(A.rows_to_tokens(out, H), ref.transpose(0, 2, 1, 3).reshape(B, T, H * D), atol=1e-12)
+    do_h = A.rows_to_tokens(dout, H).reshape(B, T, H, D).transpose(0, 2, 1, 3)
+    rq, rk, rv = G.attention_backward(do_h, cache)
+    np.testing.assert_allclose(A.merge_heads(dq, dk, dv, H), np.concatenate(
+        [x.transpose(0, 2, 1, 3).reshape(B, T, -1) for x in (rq, rk, rv)], axis=-1), atol=1e-12)
+    np.testing.assert_array_equal(A.tokens_to_rows(A.rows_to_tokens(dout, H), K, D), dout)  # inverse layouts
+
+
 # -- the whole model against torch autograd ---------------------------------------------------------------------------
 
 def torch_model_loss(torch, config: ModelConfig, tp: dict, ids, targets, mask):
@@ -301,11 +350,13 @@ def random_batch(config: ModelConfig, B: int, T: int, seed: int = 1):
 
 
 @pytest.mark.parametrize("name", list(CONFIGS))
-def test_loss_and_every_gradient_match_torch(name):
+@pytest.mark.parametrize("use_numba", [True, False], ids=["kernels", "numpy"])
+def test_loss_and_every_gradient_match_torch(name, use_numba):
     torch = require_peer("torch")
     torch.set_num_threads(1)
     config = CONFIGS[name]
     model = random_model(config)
+    model.use_numba = use_numba
     ids, targets, mask = random_batch(config, 3, 13)
     loss, grads = loss_and_grads(model, ids, targets, mask)
     tp = {n: torch.tensor(p.astype(np.float64), requires_grad=True) for n, p in model.params.items()}

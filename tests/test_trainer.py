@@ -141,8 +141,8 @@ def test_refuses_to_clobber_or_to_resume_a_different_run(tmp_path):
     with pytest.raises(ValueError, match="resume=True"):
         run(tmp_path, config=CONFIG.replace(steps=4))
     with pytest.raises(ValueError, match="batch_size"):
-        run(tmp_path, config=CONFIG.replace(steps=8, batch_size=2), batches=windows(config=CONFIG.replace(batch_size=2)),
-            resume=True)
+        small = CONFIG.replace(steps=8, batch_size=2)
+        run(tmp_path, config=small, batches=windows(config=small), resume=True)
     other = CONFIG.replace(model=PRESETS["tiny-gpt2"], steps=8)
     with pytest.raises(ValueError, match="another config"):
         run(tmp_path, config=other, resume=True)

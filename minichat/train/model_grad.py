@@ -6,12 +6,13 @@
     loss_and_grads(model, ids, targets, mask) -> (loss, {param name: gradient})
 
 It computes the same numbers as `Transformer.forward` (the tests check logits and loss) for training batches: (B, T)
-ids starting at position 0, a causal mask and no cache or padding. Rows the loss mask drops never reach the output
-head, which saves its (rows x V x C) matmuls on chat data where only the assistant's tokens count. The head runs in
-row chunks so the (rows, V) logits never exist in full. A tied head's gradient adds to the embedding's.
+ids starting at position 0, a causal mask and no cache or padding. The layers are grads.py's pairs, except attention,
+which runs blocked and causal with a Numba softmax (attention.py; `model.use_numba=False` uses its NumPy twin).
+Rows the loss mask drops never reach the output head, which saves its (rows x V x C) matmuls on chat data where only
+the assistant's tokens count. The head runs in row chunks so the (rows, V) logits never exist in full. A tied head's
+gradient adds to the embedding's.
 
-What it leaves out: activation checkpointing (everything is kept: ~100 MB per layer for the built-in config at B=16),
-mixed precision, dropout.
+What it leaves out: activation checkpointing (everything is kept until the backward), mixed precision, dropout.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import numpy as np
 
 from minichat.model import layers
 from minichat.model.transformer import Transformer
+from minichat.train import attention as A
 from minichat.train import grads as G
 
 HEAD_CHUNK = 2048  # rows of logits computed at once: 2048 x 4096 floats = 32 MB, which fits in the caches' reach
@@ -70,25 +72,24 @@ def forward_tape(model: Transformer, ids: np.ndarray):  # (B, T) int -> (B, T, C
         x = x + p["wpe"][:T]  # (B, T, C)
     elif c.positions == "sinusoidal":
         x = x + layers.sinusoidal_table(T, c.n_embd).astype(x.dtype)  # (B, T, C)
+    n_group = H // K
     rope = None
     if c.positions == "rope":
-        cos, sin = layers.rope_tables(T, D, c.rope_theta)  # (T, D/2) each
-        rope = (cos[None].astype(x.dtype), sin[None].astype(x.dtype))  # (1, T, D/2): one angle per position
-    mask = layers.causal_mask(T)  # (T, T)
+        cos, sin = (a.astype(x.dtype) for a in layers.rope_tables(T, D, c.rope_theta))  # (T, D/2) each
+        # keys: one angle per position (1, T, D/2); query rows t * G + g: each angle repeated G times (1, T*G, D/2)
+        rope = (cos[None], sin[None], np.repeat(cos, n_group, axis=0)[None], np.repeat(sin, n_group, axis=0)[None])
     blocks = []
     for i in range(c.n_layer):
         w = lambda name: p.get(f"h.{i}.{name}")  # noqa: E731  (a short local accessor)
         tape = {}
         h, tape["ln_1"] = _norm_forward(c, x, w("ln_1.weight"), w("ln_1.bias"))  # (B, T, C)
         qkv = layers.linear(h, w("attn.c_attn.weight"), w("attn.c_attn.bias"))  # (B, T, (H + 2K) D)
-        q = qkv[..., :H * D].reshape(B, T, H, D).transpose(0, 2, 1, 3)  # (B, H, T, D)
-        k = qkv[..., H * D:(H + K) * D].reshape(B, T, K, D).transpose(0, 2, 1, 3)  # (B, K, T, D)
-        v = qkv[..., (H + K) * D:].reshape(B, T, K, D).transpose(0, 2, 1, 3)  # (B, K, T, D)
+        q, k, v = A.split_heads(qkv, H, K, D)  # (B, K, T*G, D) rows t * G + g, (B, K, T, D), (B, K, T, D)
         if rope is not None:
-            q, k = layers.apply_rope(q, *rope), layers.apply_rope(k, *rope)  # (B, H, T, D), (B, K, T, D)
-        a, tape["attn"] = G.attention_forward(q, k, v, mask)  # (B, H, T, D)
-        a = a.transpose(0, 2, 1, 3).reshape(B, T, H * D)  # (B, T, H*D)
-        tape["h_1"], tape["a"] = h, a
+            q, k = layers.apply_rope(q, *rope[2:]), layers.apply_rope(k, *rope[:2])  # rotated copies
+        a, probs = A.attention_forward(q, k, v, n_group, model.use_numba)  # (B, K, T*G, D)
+        a = A.rows_to_tokens(a, H)  # (B, T, H*D)
+        tape["attn"], tape["h_1"], tape["a"] = (q, k, v, probs), h, a
         x = x + layers.linear(a, w("attn.c_proj.weight"), w("attn.c_proj.bias"))  # (B, T, C)
         h, tape["ln_2"] = _norm_forward(c, x, w("ln_2.weight"), w("ln_2.bias"))  # (B, T, C)
         if c.mlp == "swiglu":
@@ -160,13 +161,11 @@ def backward_tape(model: Transformer, tape, dh: np.ndarray, dhead: np.ndarray) -
                                                                   c.bias)  # (B, T, H*D)
         if db is not None:
             g[pre + "attn.c_proj.bias"] = db
-        da = da.reshape(B, T, H, D).transpose(0, 2, 1, 3)  # (B, H, T, D)
-        dq, dk, dv = G.attention_backward(da, t["attn"])  # (B, H, T, D), (B, K, T, D), (B, K, T, D)
+        da = A.tokens_to_rows(da, K, D)  # (B, K, T*G, D)
+        dq, dk, dv = A.attention_backward(da, *t["attn"], H // K, model.use_numba)  # rows, (B, K, T, D) x2
         if tape["rope"] is not None:
-            dq, dk = G.rope_backward(dq, *tape["rope"]), G.rope_backward(dk, *tape["rope"])
-        dqkv = np.concatenate([dq.transpose(0, 2, 1, 3).reshape(B, T, H * D),
-                               dk.transpose(0, 2, 1, 3).reshape(B, T, K * D),
-                               dv.transpose(0, 2, 1, 3).reshape(B, T, K * D)], axis=-1)  # (B, T, (H + 2K) D)
+            dq, dk = G.rope_backward(dq, *tape["rope"][2:]), G.rope_backward(dk, *tape["rope"][:2])
+        dqkv = A.merge_heads(dq, dk, dv, H)  # (B, T, (H + 2K) D)
         dn, g[pre + "attn.c_attn.weight"], db = G.linear_backward(dqkv, t["h_1"], p[pre + "attn.c_attn.weight"],
                                                                   c.bias)  # (B, T, C)
         if db is not None:
