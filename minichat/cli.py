@@ -5,6 +5,8 @@
     minichat tokenizer train FILES... --vocab-size N --out PATH    train a byte-level BPE vocabulary
     minichat generate --model PATH "prompt"                        stream a plain-text continuation
     minichat chat [--model PATH] [--trace]                         a streaming chat in the terminal
+    minichat train --preset builtin [--out DIR] [--resume]         train a chat model from scratch on CPU
+    minichat eval --preset builtin [--model PATH]                  score a chat model on held-out conversations
 
 In `minichat chat`, lines starting with "/" are commands (/help lists them); Ctrl-C stops a reply mid-stream and the
 chat goes on (Ctrl-C at the prompt, or Ctrl-D, leaves). With standard input not a terminal (`echo hi | minichat chat`)
@@ -109,6 +111,22 @@ def _cmd_chat(args: argparse.Namespace) -> int:
     return terminal.repl(chat, trace=args.trace)
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    from minichat.train.recipe import run_recipe
+
+    result = run_recipe(args.preset, args.out or f"runs/{args.preset}", resume=args.resume, steps=args.steps,
+                        install=args.install)
+    return 130 if result.interrupted else 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from minichat.train.evaluate import evaluate
+
+    model, tok = _load(args.model)
+    evaluate(model, tok, n=args.n, **({"seed": args.seed} if args.seed is not None else {}))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="minichat", description="How a chat assistant works, stage by stage.")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -143,6 +161,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trace", action="store_true", help="print each stage's event compactly")
     p.add_argument("--system", help="the system instructions (default: minichat's own)")
     p.set_defaults(run=_cmd_chat)
+
+    p = sub.add_parser("train", help="train a chat model from scratch (synthetic corpus, own vocabulary)")
+    p.add_argument("--preset", default="builtin", help="builtin (about 50 minutes on 2 cores) or tiny (seconds)")
+    p.add_argument("--out", help="folder for the log, loss plot, checkpoints and the model (default runs/PRESET)")
+    p.add_argument("--resume", action="store_true", help="continue from the folder's checkpoint")
+    p.add_argument("--steps", type=int, help="override the preset's number of optimiser steps")
+    p.add_argument("--install", action="store_true", help="make the result the built-in model (minichat/assets)")
+    p.set_defaults(run=_cmd_train)
+
+    p = sub.add_parser("eval", help="score a chat model on held-out synthetic conversations")
+    p.add_argument("--preset", default="builtin", help="the evaluation set (only 'builtin' exists)")
+    p.add_argument("--model", help="the model to score (default: the built-in model)")
+    p.add_argument("-n", type=int, default=60, help="held-out probes per category")
+    p.add_argument("--seed", type=int, default=None, help="held-out seed (default: the corpus's held-out seed)")
+    p.set_defaults(run=_cmd_eval)
     return ap
 
 

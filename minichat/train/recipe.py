@@ -1,0 +1,99 @@
+"""Recipes: everything `minichat train --preset NAME` does, from nothing to a chat model folder.
+
+    1. the synthetic corpus: `n_conversations` training conversations (train split, fixed seed) and held-out ones
+       (unseen names, numbers, cities; another seed) for the eval loss
+    2. the vocabulary: a byte-level BPE trained by minichat on the training conversations (ChatML special tokens)
+    3. the batches: conversations rendered with the chat template, packed into (B, T) rows, loss on assistant tokens
+    4. the model: the preset's ModelConfig with the vocabulary's size, initialised from the seed
+    5. training: `train_model` with progress, eval loss, the log, the loss plot and resumable checkpoints in out_dir
+    6. the result: out_dir/model, a minichat checkpoint folder (config.json, model.safetensors, tokenizer.bpe) that
+       `load_model` and `minichat chat --model` read; `install=True` copies it to minichat/assets/model, where it
+       becomes the built-in model
+
+A run can stop (Ctrl-C) and continue with `resume=True`: the corpus and vocabulary are rebuilt identically from the
+seeds, the trainer restores its step, optimizer and batch position. What it leaves out: data from files (see
+`text_batches` for plain text), hyper-parameter search.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from minichat.config import TRAIN_PRESETS, TrainConfig
+from minichat.model.checkpoint import save_checkpoint
+from minichat.train.data import chat_batches, train_chat_tokenizer
+from minichat.train.synthetic import generate_corpus, heldout_corpus
+from minichat.train.trainer import TrainResult, init_model, train_model
+
+ASSET_MODEL = Path(__file__).resolve().parent.parent / "assets" / "model"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A training preset plus the data it is trained on."""
+
+    train: TrainConfig  # model shape, optimiser, schedule, batch shape
+    n_conversations: int  # synthetic training conversations (one pass is n_conversations * ~300 tokens)
+    n_heldout: int  # held-out conversations for the eval loss
+    vocab_size: int  # ids in the trained vocabulary, special tokens included
+
+
+RECIPES: dict[str, Recipe] = {
+    # 5.3 M parameters, ~8 M training tokens: ~50 minutes on two cores (docs/training.md has the log)
+    "builtin": Recipe(TRAIN_PRESETS["builtin"], n_conversations=40_000, n_heldout=400, vocab_size=4096),
+    # seconds: for tests and notebooks
+    "tiny": Recipe(replace(TRAIN_PRESETS["tiny"], seq_len=512, batch_size=2,
+                           model=TRAIN_PRESETS["tiny"].model.replace(n_ctx=512)),
+                   n_conversations=300, n_heldout=20, vocab_size=1024),
+}
+
+
+def run_recipe(name: str, out_dir: str | Path, *, resume: bool = False, steps: int | None = None,
+               install: bool = False, progress: Callable[[str], None] | None = print) -> TrainResult:
+    """Train the named recipe into out_dir (see the module docstring); `steps` overrides the preset's length."""
+    if name not in RECIPES:
+        raise ValueError(f"unknown preset {name!r}; choose one of {sorted(RECIPES)}")
+    recipe = RECIPES[name]
+    say = progress or (lambda line: None)
+    out = Path(out_dir)
+    t0 = time.perf_counter()
+    conversations = generate_corpus(recipe.n_conversations)
+    heldout = heldout_corpus(recipe.n_heldout)
+    say(f"corpus: {len(conversations)} training and {len(heldout)} held-out conversations "
+        f"({time.perf_counter() - t0:.1f}s)")
+    tok = train_chat_tokenizer(conversations, recipe.vocab_size, name=f"minichat-{name}")
+    config = replace(recipe.train, model=recipe.train.model.replace(vocab_size=tok.n_vocab),
+                     **({"steps": steps} if steps else {}))
+    batches = chat_batches(tok, conversations, config.batch_size, config.seq_len, seed=config.seed)
+    eval_batches = chat_batches(tok, heldout, config.batch_size, config.seq_len, seed=config.seed + 1)
+    model = init_model(config)
+    say(f"vocabulary {tok.n_vocab} ids; model {model.n_params / 1e6:.2f} M parameters; {config.steps} steps of "
+        f"{config.batch_size * config.seq_len * config.grad_accum} tokens ({time.perf_counter() - t0:.1f}s)")
+    result = train_model(model, batches, config, out, eval_batches=eval_batches, resume=resume, progress=say,
+                         tokenizer=tok)
+    if result.last_step == config.steps:
+        final = out / "model"
+        save_checkpoint(final, model, tok, metadata={"recipe": name, "steps": config.steps,
+                                                     "train_seconds": round(result.seconds, 1),
+                                                     "final_loss": result.losses[-1] if result.losses else None})
+        say(f"model written to {final}")
+        if install:
+            install_model(final)
+            say(f"installed as the built-in model: {ASSET_MODEL}")
+    return result
+
+
+def install_model(folder: str | Path) -> Path:
+    """Copy a checkpoint folder's model files into minichat/assets/model (the built-in model)."""
+    src = Path(folder)
+    ASSET_MODEL.mkdir(parents=True, exist_ok=True)
+    for f in ("config.json", "model.safetensors", "tokenizer.bpe"):
+        if not (src / f).exists():
+            raise FileNotFoundError(f"{src / f} is missing; is {src} a minichat checkpoint folder?")
+        shutil.copyfile(src / f, ASSET_MODEL / f)
+    json.loads((ASSET_MODEL / "config.json").read_text(encoding="utf-8"))  # readable, or fail loudly now
+    return ASSET_MODEL

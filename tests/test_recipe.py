@@ -1,0 +1,33 @@
+"""The training recipe end to end, at the tiny size: corpus -> vocabulary -> batches -> training -> a model folder
+that the chat loop, the CLI and the evaluation can use; resuming continues the same run."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+from minichat.chat.session import Chat
+from minichat.model import load_model
+from minichat.train.recipe import RECIPES, run_recipe
+
+
+@pytest.mark.slow
+def test_tiny_recipe_trains_resumes_and_chats(tmp_path):
+    first = run_recipe("tiny", tmp_path, steps=6, progress=None)
+    assert first.last_step == 6 and (tmp_path / "model" / "config.json").exists()
+    assert first.losses[-1] < first.losses[0]  # it learns something even in six steps
+    model, tok = load_model(tmp_path / "model")
+    assert tok.n_vocab == model.config.vocab_size <= RECIPES["tiny"].vocab_size
+    reply = list(Chat(model, tok, max_new_tokens=8).send("hello"))
+    assert reply[-1].type == "done"
+    log = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log if r["type"] == "train"] == list(range(1, 7))
+
+
+def test_cli_train_rejects_unknown_preset(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "minichat", "train", "--preset", "nope", "--out", str(tmp_path)],
+                         capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert out.returncode == 2 and "unknown preset" in out.stderr
