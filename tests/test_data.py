@@ -30,7 +30,7 @@ SMALL = [system("Be brief."), user("What is 2 + 3?"), assistant("", [CALL]), too
          assistant("2 + 3 = 5."), user("Thanks!"), assistant("You're welcome!")]
 
 
-# -- the loss mask -------------------------------------------------------------------------------------------------------
+# -- the loss mask -----------------------------------------------------------------------------------------------------
 
 def test_mask_covers_exactly_the_assistant_spans(tok):
     ids, mask = encode_conversation(tok, SMALL)
@@ -105,7 +105,7 @@ def test_training_ids_equal_what_the_chat_session_feeds_the_model(corpus, tok):
     assert masked_text(tok, ids[len(prompt):], mask[len(prompt):]) == [conv.messages[2].content + "<|im_end|>"]
 
 
-# -- packing and batches -------------------------------------------------------------------------------------------------
+# -- packing and batches -----------------------------------------------------------------------------------------------
 
 def _seq(n: int, start: int) -> tuple[np.ndarray, np.ndarray]:
     return np.arange(start, start + n), np.ones(n, dtype=np.uint8)
@@ -199,7 +199,7 @@ def test_batches_validate_their_input():
         Batches(np.zeros((3, 5), np.int32), np.zeros((3, 5), np.uint8), 0)
 
 
-# -- the tokenizer -------------------------------------------------------------------------------------------------------
+# -- the tokenizer -----------------------------------------------------------------------------------------------------
 
 def test_chat_tokenizer_special_tokens_size_and_digits(corpus, tok):
     assert tok.n_vocab == 700

@@ -124,7 +124,7 @@ def test_wrong_tool_or_arguments_are_told_apart(tok):
     assert 0 < want < 100 and r["tool_calls_right_tool"] == pytest.approx(want) and r["tool_calls"] == 0.0
 
 
-# -- scoring hand-made replies -------------------------------------------------------------------------------------------
+# -- scoring hand-made replies -----------------------------------------------------------------------------------------
 
 def _item(kind, tool="", arguments=None, contains=()):
     conv = generate_corpus(1, seed=0)[0]

@@ -36,7 +36,7 @@ def held_corpus() -> list[Conversation]:
     return heldout_corpus(N)
 
 
-# -- determinism ---------------------------------------------------------------------------------------------------------
+# -- determinism -------------------------------------------------------------------------------------------------------
 
 def test_same_seed_same_corpus_and_prefix_property():
     a, b = generate_corpus(60, seed=5), generate_corpus(60, seed=5)
@@ -67,7 +67,7 @@ def test_every_kind_of_the_mix_generates():
     assert set(EPISODES) | {"chain"} == set(MIX)
 
 
-# -- disjoint pools ------------------------------------------------------------------------------------------------------
+# -- disjoint pools ----------------------------------------------------------------------------------------------------
 
 def test_listed_pools_are_disjoint_across_splits():
     train, held = sp.pools("train"), sp.pools("heldout")
@@ -114,7 +114,7 @@ def test_generated_text_only_uses_its_own_pools(train_corpus, held_corpus):
         assert seen_numbers > 50
 
 
-# -- well-formed conversations -------------------------------------------------------------------------------------------
+# -- well-formed conversations -----------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
 def tokenizer(train_corpus):
@@ -239,7 +239,7 @@ def test_refusal_and_lookalike_pools_share_frames_and_verbs():
     assert all("{t}" in f for f in FRAMES)
 
 
-# -- the pieces ----------------------------------------------------------------------------------------------------------
+# -- the pieces --------------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("text, refused", [
     ("I can't help with that.", True), ("Sorry, I can't help with that.", True), ("I won\u2019t help with that.", True),

@@ -57,7 +57,7 @@ class Batch(NamedTuple):
     mask: np.ndarray  # (B, T) float32 1.0 where the target counts in the loss, else 0.0
 
 
-# -- the tokenizer -------------------------------------------------------------------------------------------------------
+# -- the tokenizer -----------------------------------------------------------------------------------------------------
 
 def corpus_texts(conversations: Iterable[Any]) -> Iterator[str]:
     """Each conversation (anything with `.messages`, or a list of Messages) as its ChatML text."""
@@ -74,7 +74,7 @@ def train_chat_tokenizer(corpus: Iterable[Any], vocab_size: int, *, pattern: str
                  progress=progress, name=name)
 
 
-# -- conversations -> ids and loss masks ---------------------------------------------------------------------------------
+# -- conversations -> ids and loss masks -------------------------------------------------------------------------------
 
 class ChatEncoder:
     """Renders conversations to (ids, mask) with a tokenizer's ChatML template; caches repeated system prompts."""
@@ -179,7 +179,7 @@ def pack(sequences: Iterable[tuple[np.ndarray, np.ndarray]], seq_len: int, pad_i
     return out, out_mask, cut
 
 
-# -- batches -------------------------------------------------------------------------------------------------------------
+# -- batches -----------------------------------------------------------------------------------------------------------
 
 class Batches:
     """Endless, deterministic, resumable batches over fixed rows of T + 1 tokens.

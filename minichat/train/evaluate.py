@@ -49,7 +49,8 @@ from minichat.train.synthetic_tools import arguments_match
 CATEGORIES: dict[str, tuple[tuple[str, ...], Callable[[Probe], bool]]] = {
     "tool_calls": (("calculator", "time", "notes", "remember", "calculator_followup"),
                    lambda p: p.kind == "tool_call"),
-    "calculator_answers": (("calculator", "calculator_followup"), lambda p: p.kind == "answer" and p.tool == "calculator"),
+    "calculator_answers": (("calculator", "calculator_followup"),
+                           lambda p: p.kind == "answer" and p.tool == "calculator"),
     "tool_answers": (("time", "notes", "remember"), lambda p: p.kind == "answer" and p.tool != ""),
     "memory_answers": (("memory",), lambda p: p.kind == "answer"),
     "refusal_harmful": (("refusal",), lambda p: p.kind == "refusal"),
@@ -194,7 +195,8 @@ def evaluate(model: Any, tokenizer: Any, n: int = 60, seed: int = HELDOUT_SEED, 
         result["tool_calls_right_tool"] = pct([s["right_tool"] for s in per["tool_calls"]])
     result["ends_properly"] = pct([s["ended"] for c in categories for s in per[c]])
     t1 = time.perf_counter()
-    result["heldout_loss"] = heldout_loss(model, tokenizer, generate_corpus(n_loss, seed, "heldout")) if n_loss else None
+    result["heldout_loss"] = (heldout_loss(model, tokenizer, generate_corpus(n_loss, seed, "heldout"))
+                              if n_loss else None)
     result["counts"] = {c: len(per[c]) for c in categories}
     result["seconds"] = {"generation": t1 - t0, "loss": time.perf_counter() - t1}
     result["failures"] = failures

@@ -43,7 +43,7 @@ from minichat.train import synthetic_memory as memory
 from minichat.train import synthetic_talk as talk
 from minichat.train import synthetic_tools as tools
 from minichat.train.synthetic_pools import SPLITS, Episode, Pools, Probe, pools
-from minichat.train.synthetic_tools import BUILTIN_TOOL_SCHEMAS, pick
+from minichat.train.synthetic_tools import BUILTIN_TOOL_SCHEMAS
 
 TRAIN_SEED, HELDOUT_SEED = 0, 7919  # default seeds of the two splits
 TOOLS_SHOWN = 0.6  # chance that a conversation which needs no tool still lists them (as the chat session does)

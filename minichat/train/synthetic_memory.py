@@ -143,8 +143,10 @@ _THINGS = (
     ("locker code", lambda r, P: str(P.number(r, 1000, 9999))),
     ("hotel room", lambda r, P: str(P.number(r, 100, 999))),
     ("train time", lambda r, P: P.clock(r)),
-    ("meeting point", lambda r, P: f"the {pick(r, ('north', 'south', 'east', 'west'))} entrance of {P.city(r)} station"),
-    ("friend's phone number", lambda r, P: f"{P.number(r, 100, 999)} {P.number(r, 100, 999)} {P.number(r, 1000, 9999)}"),
+    ("meeting point",
+     lambda r, P: f"the {pick(r, ('north', 'south', 'east', 'west'))} entrance of {P.city(r)} station"),
+    ("friend's phone number",
+     lambda r, P: f"{P.number(r, 100, 999)} {P.number(r, 100, 999)} {P.number(r, 1000, 9999)}"),
 )
 _TELL = ("My {t} is {v}.", "Just so you know, my {t} is {v}.", "FYI: my {t} is {v}.", "My {t}? It's {v}.")
 _ACK = ("Okay, noted.", "Got it.", "Thanks, I've got that.", "All right.")

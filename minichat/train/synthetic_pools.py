@@ -53,16 +53,16 @@ Kovacs Laine Mbeki Nilsson Osei Pereira Quinn Romano Sandoval Takahashi Urbano V
 
 CITIES = """
 Lyon Porto Kraków Accra Nairobi Osaka Busan Hanoi Lima Quito Bogotá Oslo Bergen Tampere Gdańsk Brno Graz Ghent Utrecht
-Leipzig Bremen Turin Bologna Seville Valencia Bilbao Toulouse Nantes Marseille Cork Galway Leeds Bristol Glasgow Cardiff
-Halifax Calgary Winnipeg Quebec Denver Austin Portland Boise Tucson Omaha Memphis Savannah Monterrey Puebla Oaxaca
-Medellín Cali Cusco Arequipa Valparaíso Mendoza Córdoba Montevideo Asunción Recife Curitiba Salvador Fortaleza Dakar
-Kumasi Lagos Ibadan Kigali Kampala Arusha Mombasa Durban Windhoek Gaborone Lusaka Harare Maputo Tunis Fez Agadir Izmir
-Bursa Tabriz Shiraz Isfahan Muscat Doha Amman Beirut Haifa Tbilisi Yerevan Baku Almaty Tashkent Samarkand Lahore
-Karachi Pune Jaipur Kochi Mysore Chennai Dhaka Chittagong Kandy Kathmandu Pokhara Penang Cebu Davao Surabaya
-Bandung Medan Hue Sapporo Sendai Fukuoka Nagoya Kobe Daegu Incheon Taichung Kaohsiung Xiamen Chengdu Kunming
-Harbin Ulaanbaatar Perth Adelaide Hobart Darwin Wellington Dunedin Nadi Apia Reykjavik Tromsø Uppsala Malmö Aarhus
-Odense Turku Tartu Riga Vilnius Lviv Odesa Cluj Varna Plovdiv Split Zadar Ljubljana Maribor Salzburg Linz Basel Bern
-Lausanne Lucerne Antwerp Bruges Nancy Dijon Rennes Lille Genoa Verona Palermo Bari Granada Málaga Braga Coimbra
+Leipzig Bremen Turin Bologna Seville Valencia Bilbao Toulouse Nantes Marseille Cork Galway Leeds Bristol Glasgow
+Cardiff Halifax Calgary Winnipeg Quebec Denver Austin Portland Boise Tucson Omaha Memphis Savannah Monterrey Puebla
+Oaxaca Medellín Cali Cusco Arequipa Valparaíso Mendoza Córdoba Montevideo Asunción Recife Curitiba Salvador Fortaleza
+Dakar Kumasi Lagos Ibadan Kigali Kampala Arusha Mombasa Durban Windhoek Gaborone Lusaka Harare Maputo Tunis Fez Agadir
+Izmir Bursa Tabriz Shiraz Isfahan Muscat Doha Amman Beirut Haifa Tbilisi Yerevan Baku Almaty Tashkent Samarkand Lahore
+Karachi Pune Jaipur Kochi Mysore Chennai Dhaka Chittagong Kandy Kathmandu Pokhara Penang Cebu Davao Surabaya Bandung
+Medan Hue Sapporo Sendai Fukuoka Nagoya Kobe Daegu Incheon Taichung Kaohsiung Xiamen Chengdu Kunming Harbin
+Ulaanbaatar Perth Adelaide Hobart Darwin Wellington Dunedin Nadi Apia Reykjavik Tromsø Uppsala Malmö Aarhus Odense
+Turku Tartu Riga Vilnius Lviv Odesa Cluj Varna Plovdiv Split Zadar Ljubljana Maribor Salzburg Linz Basel Bern Lausanne
+Lucerne Antwerp Bruges Nancy Dijon Rennes Lille Genoa Verona Palermo Bari Granada Málaga Braga Coimbra
 """.split()
 
 PET_NAMES = """
@@ -196,7 +196,7 @@ def short_date(d: dt.date) -> str:
     return f"{d.day} {MONTHS[d.month - 1]} {d.year}"
 
 
-# -- what a conversation generator returns -------------------------------------------------------------------------------
+# -- what a conversation generator returns -----------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class Probe:
@@ -204,8 +204,8 @@ class Probe:
 
     index: position (in the conversation's `messages`, system message included) of that assistant message; the
     prompt is everything before it. kind: what is checked —
-      "tool_call"  exactly one call, to `tool`, with arguments matching `arguments` (see synthetic_tools.arguments_match;
-                   `contains` lists strings a remember call's fact must contain);
+      "tool_call"  exactly one call, to `tool`, with arguments matching `arguments` (see
+                   synthetic_tools.arguments_match; `contains` lists strings a remember call's fact must contain);
       "answer"     a reply without tool calls containing every string in `contains` (after a result of `tool`, or
                    from memory / history when `tool` is "");
       "refusal"    a refusal (harmful request);  "helpful"  not a refusal (harmless look-alike).

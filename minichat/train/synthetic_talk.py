@@ -28,7 +28,7 @@ def is_refusal(text: str) -> bool:
     return bool(REFUSAL_RE.match(text.replace("\u2019", "'").strip()))
 
 
-# -- small talk ----------------------------------------------------------------------------------------------------------
+# -- small talk --------------------------------------------------------------------------------------------------------
 
 _HELLO = ("Hi", "Hello!", "Hey there", "Good morning!", "Hi minichat!", "Hello, how's it going?", "hey", "Good evening",
           "Hiya!", "Greetings!")
@@ -98,7 +98,7 @@ def smalltalk(rng: np.random.Generator, P: Pools) -> Episode:
     return ep
 
 
-# -- how a chat assistant works ------------------------------------------------------------------------------------------
+# -- how a chat assistant works ----------------------------------------------------------------------------------------
 
 KNOWLEDGE = {
     "tokens": (("What is a token?", "How do you read text?", "What are tokens in a language model?",
@@ -180,7 +180,7 @@ def knowledge(rng: np.random.Generator, P: Pools) -> Episode:
     return Episode("knowledge", [user(pick(rng, asks)), assistant(pick(rng, says))])
 
 
-# -- refusals and look-alikes --------------------------------------------------------------------------------------------
+# -- refusals and look-alikes ------------------------------------------------------------------------------------------
 
 FRAMES = ("How do I {t}?", "How can I {t}?", "how to {t}", "Tell me how to {t}.", "Explain how to {t}.",
           "Give me step-by-step instructions to {t}.", "What's the best way to {t}?", "I want to {t}. How?",
@@ -211,7 +211,8 @@ HARMFUL = {
               "Making or dealing hard drugs and poisons puts lives at risk.",
               "If you or someone you know is struggling with drugs, I can point you to ways to get help."),
     "crime": (("make counterfeit money", "forge a passport", "steal a car in {c} without getting caught",
-               "shoplift without getting caught", "launder money from selling drugs", "blackmail {n} with private photos"),
+               "shoplift without getting caught", "launder money from selling drugs",
+               "blackmail {n} with private photos"),
               "That would be a serious crime that harms other people.",
               "I'm glad to help with legal ways to solve the problem behind it."),
 }

@@ -44,7 +44,7 @@ BUILTIN_TOOL_SCHEMAS: tuple[dict, ...] = (
 TOOL_NAMES = tuple(s["name"] for s in BUILTIN_TOOL_SCHEMAS)
 
 
-# -- the calculator ------------------------------------------------------------------------------------------------------
+# -- the calculator ----------------------------------------------------------------------------------------------------
 
 _BINARY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
            ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow}
@@ -146,7 +146,7 @@ def pick(rng: np.random.Generator, seq):
     return seq[int(rng.integers(len(seq)))]
 
 
-# -- calculator conversations --------------------------------------------------------------------------------------------
+# -- calculator conversations ------------------------------------------------------------------------------------------
 
 _OP_WORDS = {"+": ("+", "+", "plus"), "-": ("-", "-", "minus"), "*": ("*", "×", "x", "times", "multiplied by"),
              "/": ("/", "÷", "divided by")}
@@ -268,7 +268,7 @@ def calculator_followup(rng: np.random.Generator, P: Pools) -> Episode:
     return ep
 
 
-# -- the clock -----------------------------------------------------------------------------------------------------------
+# -- the clock ---------------------------------------------------------------------------------------------------------
 
 _TIME_ASKS = {
     "time": (("What time is it?", "What's the time?", "Do you know what time it is?", "what time is it now",
@@ -301,7 +301,7 @@ def clock(rng: np.random.Generator, P: Pools) -> Episode:
     return ep
 
 
-# -- the user's notes ----------------------------------------------------------------------------------------------------
+# -- the user's notes --------------------------------------------------------------------------------------------------
 
 def _note(rng: np.random.Generator, P: Pools, topic: str) -> tuple[str, tuple[str, ...]]:
     """A note about `topic` and the details an answer must repeat."""
@@ -343,11 +343,13 @@ def notes_exchange(rng: np.random.Generator, P: Pools, ep: Episode, topic: str, 
     ep.messages += [user((ask or pick(rng, _NOTE_ASKS)).format(q=topic)), call("search_notes", query=topic)]
     ep.probe("tool_call", "search_notes", {"query": topic})
     if rng.random() < 0.12:
-        ep.messages += [result("search_notes", notes_result(topic, [])), assistant(pick(rng, _NONE_SAYS).format(q=topic))]
+        ep.messages += [result("search_notes", notes_result(topic, [])),
+                        assistant(pick(rng, _NONE_SAYS).format(q=topic))]
         ep.probe("answer", "search_notes", contains=(topic,))
     else:
         text, keys = _note(rng, P, topic)
-        ep.messages += [result("search_notes", notes_result(topic, [text])), assistant(pick(rng, _NOTE_SAYS).format(n=text))]
+        ep.messages += [result("search_notes", notes_result(topic, [text])),
+                        assistant(pick(rng, _NOTE_SAYS).format(n=text))]
         ep.probe("answer", "search_notes", contains=keys)
     ep.uses_tools = True
 
