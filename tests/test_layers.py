@@ -3,6 +3,7 @@ their NumPy twins; float32 in, float32 out everywhere."""
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -10,10 +11,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import require_peer
-from minichat.kernels import norms
+from minichat.kernels import matmul, norms
 from minichat.model import layers
 
 RNG = np.random.default_rng(1234)
+THREADS = ThreadPoolExecutor(2)
 
 
 def randn(*shape, scale=1.0):
@@ -193,3 +195,23 @@ def test_norm_kernels_equal_twins_and_layers(n, c, scale, seed):
     twin = norms.rms_norm_rows_reference(x, w, 1e-5, np.empty_like(x))
     np.testing.assert_allclose(fast, twin, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(fast, layers.rms_norm(x, w, 1e-5), rtol=1e-4, atol=1e-4)
+
+
+# -- the small-batch head kernel -------------------------------------------------------------------------------------
+
+@settings(max_examples=20, deadline=None)
+@given(m=st.integers(1, 12), n=st.integers(1, 70), k=st.integers(1, 40), seed=st.integers(0, 2**32 - 1))
+def test_matmul_kernel_equals_twin_and_numpy(m, n, k, seed):
+    rng = np.random.default_rng(seed)
+    x, w = randn(m, k), randn(n, k)
+    m4 = -(-m // 4) * 4
+    xp = np.zeros((m4, k), np.float32)
+    xp[:m] = x
+    fast = matmul.matmul_nt(xp, w, np.empty((m4, n), np.float32))
+    twin = matmul.matmul_nt_reference(xp, w, np.empty((m4, n), np.float32))
+    assert fast.dtype == np.float32
+    np.testing.assert_allclose(fast, twin, rtol=1e-4, atol=1e-4)
+    for pool, parts in ((None, 1), (THREADS, 3)):  # split over threads: the same numbers
+        out = matmul.matmul_nt_split(x, w, pool, parts)
+        assert out.shape == (m, n) and out.dtype == np.float32
+        np.testing.assert_allclose(out, x.astype(np.float64) @ w.T.astype(np.float64), rtol=1e-4, atol=1e-4)

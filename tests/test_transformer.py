@@ -194,10 +194,15 @@ def test_everything_is_float32(name, use_numba):
 
 
 @pytest.mark.parametrize("name", ["tiny-gpt2", "tiny-llama"])
-def test_numba_norms_equal_numpy_forward(name):
+def test_numba_kernels_equal_numpy_forward(name):
     ids = np.array([[3, 1, 4, 1, 5, 9, 2, 6]])
     fast, slow = random_model(PRESETS[name], 2), random_model(PRESETS[name], 2, use_numba=False)
     np.testing.assert_allclose(fast.forward(ids), slow.forward(ids), atol=1e-4, rtol=1e-4)
+    # 2..16 rows take the head kernel (split over threads), one row and 17+ rows take BLAS
+    for rows in (1, 2, 3, 8, 16, 17):
+        batch = (np.arange(rows) * 7 % 128)[:, None]  # (rows, 1): the head sees `rows` rows
+        np.testing.assert_allclose(fast.forward(batch), slow.forward(batch), atol=1e-4, rtol=1e-4)
+    assert random_model(PRESETS[name], 2).threads >= 1
 
 
 # -- parameters and validation ---------------------------------------------------------------------------------------

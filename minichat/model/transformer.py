@@ -18,13 +18,27 @@ What it leaves out: training (minichat/train has the backward), dropout, attenti
 """
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 from minichat.config import ModelConfig
 from minichat.errors import CheckpointError
-from minichat.kernels import norms
+from minichat.kernels import matmul, norms
 from minichat.model import layers
 from minichat.model.kv_cache import KVCache
+
+
+SMALL_BATCH_ROWS = 16  # up to this many rows, the head runs on kernels/matmul.py instead of BLAS (see there)
+
+
+def default_threads() -> int:
+    """The thread count BLAS uses: OPENBLAS_NUM_THREADS / OMP_NUM_THREADS if set, else the usable cores."""
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
+        if os.environ.get(var, "").isdigit() and int(os.environ[var]) > 0:
+            return int(os.environ[var])
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def param_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
@@ -93,13 +107,17 @@ def check_params(config: ModelConfig, params: dict[str, np.ndarray]) -> None:
 class Transformer:
     """A GPT-2- or Llama-family model over a dict of float32 parameters (see `param_shapes`)."""
 
-    def __init__(self, config: ModelConfig, params: dict[str, np.ndarray], use_numba: bool = True):
-        """use_numba: run the norms with the kernels of minichat/kernels/norms.py (faster, same numbers to ~1e-6);
-        False keeps everything in the plain NumPy of layers.py."""
+    def __init__(self, config: ModelConfig, params: dict[str, np.ndarray], use_numba: bool = True,
+                 threads: int | None = None):
+        """use_numba: run the norms (minichat/kernels/norms.py) and the output head of batched decoding
+        (kernels/matmul.py) as Numba kernels, which agree with NumPy to ~1e-6; False keeps everything in the plain
+        NumPy of layers.py. threads: how many threads the head kernel may use (default: as many as BLAS uses)."""
         check_params(config, params)
         self.config = config
         self.params = params
         self.use_numba = use_numba
+        self.threads = default_threads() if threads is None else max(1, int(threads))
+        self._pool: ThreadPoolExecutor | None = None  # made on first use by _output_head
         c = config
         self._zeros = np.zeros(c.n_embd, dtype=np.float32)  # (C,): the bias of a bias-free LayerNorm, for the kernel
         # The per-layer tensors, fetched once, so the hot loop does no string formatting or dict lookups.
@@ -126,6 +144,15 @@ class Transformer:
         if max_len > c.n_ctx:
             raise ValueError(f"max_len {max_len} exceeds the model's context length n_ctx={c.n_ctx}")
         return KVCache(c.n_layer, batch_size, c.n_kv_head, max_len, c.head_dim)
+
+    def _output_head(self, x: np.ndarray) -> np.ndarray:  # (M, C) -> (M, V)
+        """x @ head.T. A few rows (batched decode) go to the kernel of kernels/matmul.py, split over threads;
+        one row (a memory-bound matrix-vector product) and many rows (prefill) go to BLAS."""
+        if not (self.use_numba and 2 <= x.shape[0] <= SMALL_BATCH_ROWS):
+            return x @ self._head.T  # (M, C) @ (C, V)
+        if self._pool is None and self.threads > 1:
+            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="minichat-head")
+        return matmul.matmul_nt_split(x, self._head, self._pool, self.threads)  # (M, V)
 
     def _norm(self, x: np.ndarray, w: np.ndarray, b: np.ndarray | None) -> np.ndarray:  # (B, T, C) -> (B, T, C)
         c = self.config
@@ -230,7 +257,7 @@ class Transformer:
         if cache is not None:
             cache.advance(n_new)
         x = self._norm(x, self.params["ln_f.weight"], self.params.get("ln_f.bias"))  # (B, T, C)
-        logits = (x.reshape(B * T, -1) @ self._head.T).reshape(B, T, -1)  # (B*T, C) @ (C, V) -> (B, T, V)
+        logits = self._output_head(x.reshape(B * T, -1)).reshape(B, T, -1)  # (B*T, C) @ (C, V) -> (B, T, V)
         extras = ([attentions] if return_attention else []) + ([hidden] if return_hidden else [])
         return (logits, *extras) if extras else logits
 
