@@ -102,6 +102,10 @@ def main() -> None:
     B, T = config.batch_size, config.seq_len
     model = init_model(config)
     c = model.config
+    load = os.getloadavg()[0]
+    if load > 0.5:
+        print(f"note: load average {load:.1f} before starting: other processes are using the CPU; multi-threaded BLAS "
+              f"slows down sharply when it shares cores (compare with --threads 1)")
     print(f"preset {args.preset}: {c.family}, {model.n_params / 1e6:.2f}M parameters (n_embd {c.n_embd}, n_layer "
           f"{c.n_layer}, n_head {c.n_head}/{c.n_kv_head}, vocab {c.vocab_size}); batch {B} x {T} = {B * T} tokens; "
           f"{args.threads} thread(s)")
