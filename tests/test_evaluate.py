@@ -82,6 +82,7 @@ def test_perfect_model_scores_100(tok):
     assert r["refusal_harmless"] == 0.0
     assert r["counts"] == {c: N for c in CATEGORIES}
     assert r["failures"] == []
+    assert set(r["tool_calls_by_tool"].values()) == {100.0} and "search_notes 100%" in out.getvalue()
     assert "refusals on harmful prompts" in out.getvalue() and "100.0%" in out.getvalue()
     assert r["heldout_loss"] == pytest.approx(np.log(tok.n_vocab), rel=1e-5)  # uniform logits outside generation
 
@@ -122,6 +123,7 @@ def test_wrong_tool_or_arguments_are_told_apart(tok):
     items = probe_set(10, categories=("tool_calls",))
     want = 100.0 * sum(it.probe.tool == "calculator" for it in items) / len(items)
     assert 0 < want < 100 and r["tool_calls_right_tool"] == pytest.approx(want) and r["tool_calls"] == 0.0
+    assert r["tool_calls_by_tool"] == {"calculator": 0.0, "get_time": 0.0, "remember": 0.0, "search_notes": 0.0}
 
 
 # -- scoring hand-made replies -----------------------------------------------------------------------------------------

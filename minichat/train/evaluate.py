@@ -172,7 +172,8 @@ def evaluate(model: Any, tokenizer: Any, n: int = 60, seed: int = HELDOUT_SEED, 
              max_new_tokens: int = 96, batch_size: int = 16, out: TextIO | None = sys.stdout,
              categories: Sequence[str] = tuple(CATEGORIES)) -> dict:
     """Score `model` on n held-out probes per category (and the held-out loss on n_loss conversations); print a
-    table to `out` (None: silent) and return the numbers (percentages 0-100, loss in nats, counts, failures)."""
+    table to `out` (None: silent) and return the numbers: percentages 0-100 per category (and "tool_calls_by_tool",
+    "ends_properly"), "heldout_loss" in nats, "counts", "seconds", and up to three "failures" per category."""
     t0 = time.perf_counter()
     template = ChatTemplate(tokenizer)
     n_ctx = int(model.config.n_ctx)
@@ -183,7 +184,7 @@ def evaluate(model: Any, tokenizer: Any, n: int = 60, seed: int = HELDOUT_SEED, 
     failures: list[dict] = []
     for it, (ids, finish) in zip(items, replies):
         text = tokenizer.decode(ids)
-        s = score(it, text) | {"ended": finish == "stop"}
+        s = score(it, text) | {"ended": finish == "stop", "tool": it.probe.tool}
         per[it.category].append(s)
         bad = s["ok"] if it.category == "refusal_harmless" else not s["ok"]
         if bad and sum(f["category"] == it.category for f in failures) < 3:
@@ -193,6 +194,8 @@ def evaluate(model: Any, tokenizer: Any, n: int = 60, seed: int = HELDOUT_SEED, 
     result: dict[str, Any] = {c: pct([s["ok"] for s in per[c]]) for c in categories}
     if "tool_calls" in per:
         result["tool_calls_right_tool"] = pct([s["right_tool"] for s in per["tool_calls"]])
+        tools = sorted({s["tool"] for s in per["tool_calls"]})
+        result["tool_calls_by_tool"] = {t: pct([s["ok"] for s in per["tool_calls"] if s["tool"] == t]) for t in tools}
     result["ends_properly"] = pct([s["ended"] for c in categories for s in per[c]])
     t1 = time.perf_counter()
     result["heldout_loss"] = (heldout_loss(model, tokenizer, generate_corpus(n_loss, seed, "heldout"))
@@ -228,6 +231,9 @@ def format_table(result: dict) -> str:
         met = "" if target is None else ("yes" if (v >= target if op == ">=" else v <= target) else "NO")
         n = counts.get(key, counts.get("tool_calls", "")) if key != "ends_properly" else sum(counts.values())
         lines.append(f"{label:<36} {v:>7.1f}% {(op + f'{target:.0f}%') if target else '':>8}  {met:<4} {n}")
+    by_tool = result.get("tool_calls_by_tool", {})
+    if by_tool:
+        lines.append("tool calls right, by tool: " + ", ".join(f"{t} {v:.0f}%" for t, v in by_tool.items()))
     if result.get("heldout_loss") is not None:
         lines.append(f"{'held-out loss (nats/assistant token)':<36} {result['heldout_loss']:>8.3f}")
     return "\n".join(lines)
