@@ -70,7 +70,21 @@ def _load(model_path: str | None):
     model, tok = load_model(path)
     if tok is None:
         raise MinichatError(f"{path} has no tokenizer; minichat needs one beside the weights")
+    if str(path).endswith(".gguf"):
+        print(f"minichat: {template_note(path)}", file=sys.stderr)
     return model, tok
+
+
+def template_note(gguf_path: str) -> str:
+    """Which chat template minichat uses for a GGUF model, given the Jinja template its metadata carries."""
+    from minichat.chat.template import template_kind
+    from minichat.model.gguf_tokenizer import chat_template_from_gguf
+
+    kind = template_kind(chat_template_from_gguf(gguf_path))
+    if kind == "chatml":
+        return "the model's chat template is ChatML: using minichat's ChatML rendering"
+    what = "has no chat template" if kind == "none" else "has a chat template that is not ChatML"
+    return f"the model {what}; using ChatML (<|im_start|>role ... <|im_end|>) anyway, replies may suffer"
 
 
 def _sampling_args(p: argparse.ArgumentParser) -> None:

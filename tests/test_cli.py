@@ -54,3 +54,22 @@ def test_bad_input_exits_2_with_one_line(tmp_path):
     bad.write_bytes(b"\xff\xfe not utf-8")
     out = run("tokenizer", "train", str(bad), "--vocab-size", "300", "--out", str(tmp_path / "o.bpe"))
     assert out.returncode == 2 and "UTF-8" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_gguf_chat_template_is_reported(tmp_path):
+    """A GGUF's own chat template: ChatML-like ones are honoured, others get a clear note (files written by `gguf`)."""
+    from conftest import require_peer
+    from minichat.cli import template_note
+
+    gguf = require_peer("gguf")
+    for name, template, expected in [("chatml", "{{ '<|im_start|>' + m['role'] }}{{ '<|im_end|>' }}", "is ChatML"),
+                                     ("inst", "[INST] {{ m }} [/INST]", "not ChatML"), ("none", None, "no chat")]:
+        path = tmp_path / f"{name}.gguf"
+        w = gguf.GGUFWriter(str(path), "llama")
+        if template is not None:
+            w.add_chat_template(template)
+        w.write_header_to_file()
+        w.write_kv_data_to_file()
+        w.write_tensors_to_file()
+        w.close()
+        assert expected in template_note(str(path))
