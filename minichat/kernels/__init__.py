@@ -35,8 +35,9 @@ def _prepare_numba() -> None:
 class LazyKernel:
     """A function that becomes `numba.njit(cache=True)(fn)` the first time it is called."""
 
-    def __init__(self, fn: Callable[..., Any]):
+    def __init__(self, fn: Callable[..., Any], **options: Any):
         self.py_func = fn  # the undecorated function (numba's own name for it)
+        self.options = options  # extra numba.njit options, e.g. fastmath flags
         self.__doc__ = fn.__doc__
         self.__name__ = fn.__name__
         self.__wrapped__ = fn
@@ -54,16 +55,19 @@ class LazyKernel:
             if names:
                 fn = types.FunctionType(fn.__code__, {**fn.__globals__, **names}, fn.__name__, fn.__defaults__)
                 fn.__qualname__ = self.py_func.__qualname__
-            self._compiled = numba.njit(cache=True, nogil=True)(fn)
+            self._compiled = numba.njit(cache=True, nogil=True, **self.options)(fn)
         return self._compiled
 
     def __call__(self, *args: Any) -> Any:
         return self.compiled()(*args)
 
 
-def lazy_jit(fn: Callable[..., Any]) -> LazyKernel:
-    """Decorator: compile `fn` with numba on first use (see the module docstring)."""
-    return LazyKernel(fn)
+def lazy_jit(fn: Callable[..., Any] | None = None, **options: Any):
+    """Decorator: compile `fn` with numba on first use (see the module docstring). `@lazy_jit(fastmath=...)` passes
+    options on to numba.njit."""
+    if fn is None:
+        return lambda f: LazyKernel(f, **options)
+    return LazyKernel(fn, **options)
 
 
 def numba_loaded() -> bool:

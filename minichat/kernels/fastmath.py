@@ -13,24 +13,11 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from minichat.kernels import LazyKernel, _prepare_numba
+from minichat.kernels import LazyKernel, lazy_jit
 
 FASTMATH = {"reassoc", "nsz", "arcp", "contract", "afn"}
 
 
-class LazyFastmathKernel(LazyKernel):
-    """A `LazyKernel` compiled as numba.njit(cache=True, nogil=True, fastmath=FASTMATH). (It may not call other
-    lazy kernels: the name swapping of LazyKernel.compiled is not repeated here.)"""
-
-    def compiled(self) -> Callable[..., Any]:
-        if self._compiled is None:
-            _prepare_numba()  # imports numba, with a writable cache folder
-            import numba
-
-            self._compiled = numba.njit(cache=True, nogil=True, fastmath=FASTMATH)(self.py_func)
-        return self._compiled
-
-
-def lazy_fastmath_jit(fn: Callable[..., Any]) -> LazyFastmathKernel:
+def lazy_fastmath_jit(fn: Callable[..., Any]) -> LazyKernel:
     """Decorator: compile `fn` with numba and FASTMATH on first use (see minichat/kernels/__init__.py)."""
-    return LazyFastmathKernel(fn)
+    return lazy_jit(fn, fastmath=FASTMATH)

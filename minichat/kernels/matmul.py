@@ -16,22 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from minichat.kernels import LazyKernel, _prepare_numba
+from minichat.kernels import lazy_jit
 
-
-class _FastMathKernel(LazyKernel):
-    """`lazy_jit` plus `fastmath=True`: without it LLVM may not reorder a float sum, so it cannot vectorise one."""
-
-    def compiled(self):
-        if self._compiled is None:
-            _prepare_numba()
-            import numba
-
-            self._compiled = numba.njit(cache=True, nogil=True, fastmath=True)(self.py_func)
-        return self._compiled
-
-
-@_FastMathKernel
+@lazy_jit(fastmath=True)  # without it LLVM may not reorder a float sum, so it cannot vectorise one
 def matmul_nt(x, w, out):  # (M, K) f32, (N, K) f32, (M, N) f32 -> out = x @ w.T; M a multiple of 4
     """out[m, n] = dot(x[m], w[n]). Each row of w is read from memory once and used for every row of x, four rows
     of x at a time (the caller pads x to a multiple of 4 rows)."""
