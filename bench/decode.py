@@ -11,8 +11,9 @@ then the targets, and last the headline ratio.
 Batch-1 decode reads every weight once per token and does ~2 flops per weight, so it is bound by memory bandwidth,
 not arithmetic: the bound is what it would cost to just stream the weights through the cores once.
 
-The machine is shared and noisy, so every figure is the best of several rounds, and the rounds interleave
-minichat, HF and the bandwidth probe so that a busy moment hurts them alike.
+The machine is shared and noisy, so every figure is the best of several rounds, and the batch-1 rounds interleave
+minichat, HF and the bandwidth probe so that a busy moment hurts them alike. The minichat-only figures come first,
+before torch runs in this process (its idle OpenMP threads spin for a while and would slow NumPy down).
 
 Usage: python bench/decode.py [--threads N] [--rounds R] [--steps S] [--no-hf]
 """
@@ -112,37 +113,89 @@ def load_average() -> str:
         return "unknown"
 
 
+def build_hf(params: dict[str, np.ndarray]):
+    """HF's GPT2LMHeadModel holding the same random weights (HF GPT-2 stores linear weights (in, out) too)."""
+    try:
+        import torch
+        import transformers
+    except ImportError as e:
+        print(f"  (HF transformers comparison skipped: {e})")
+        return None, None
+    torch.set_num_threads(OPTS.threads)
+    transformers.logging.set_verbosity_error()
+    hf_model = transformers.GPT2LMHeadModel(transformers.GPT2Config()).eval()
+    with torch.no_grad():
+        for name, p in hf_model.named_parameters():
+            key = {"transformer.wte.weight": "wte", "transformer.wpe.weight": "wpe"}.get(
+                name, name.removeprefix("transformer."))
+            p.copy_(torch.from_numpy(params[key]))
+    return hf_model, torch
+
+
 def main() -> None:
     R, N = OPTS.rounds, OPTS.steps
     print(f"minichat decode benchmark: {OPTS.threads} thread(s), best of {R} rounds, {N} decode steps per round; "
           f"load average {load_average()} at the start (above ~0.5 the machine is shared and figures are pessimistic)")
     config = PRESETS["gpt2-124m"]
     params = init_params(config, np.random.default_rng(0))
-
-    hf_model = torch = None
-    if not OPTS.no_hf:
-        try:
-            import torch
-            import transformers
-        except ImportError as e:
-            print(f"  (HF transformers comparison skipped: {e})")
-        else:
-            torch.set_num_threads(OPTS.threads)
-            transformers.logging.set_verbosity_error()
-            hf_model = transformers.GPT2LMHeadModel(transformers.GPT2Config()).eval()
-            # the same random weights in both: HF GPT-2 stores linear weights (in, out), as minichat does
-            with torch.no_grad():
-                for name, p in hf_model.named_parameters():
-                    key = {"transformer.wte.weight": "wte", "transformer.wpe.weight": "wpe"}.get(
-                        name, name.removeprefix("transformer."))
-                    p.copy_(torch.from_numpy(params[key]))
     model = Transformer(config, params)
     weight_bytes = sum(p.nbytes for k, p in params.items() if k != "wpe")  # read per token (wpe: one row)
     print(f"GPT-2-124M shape, random weights: {model.n_params / 1e6:.1f}M parameters, "
           f"{weight_bytes / 1e6:.0f} MB of float32 weights read per decode step")
+    probe = bandwidth_probe(2 * weight_bytes)
+    bandwidth = 0.0
 
-    # -- batch-1 decode, HF and the bandwidth probe, interleaved --
-    ours_run, probe = minichat_decode(model, 1, N), bandwidth_probe(2 * weight_bytes)
+    # minichat-only figures first: once torch has run, its idle OpenMP threads keep spinning for a while and slow
+    # down compute-heavy NumPy work in the same process (seen here: a 513-token forward took 4.6 s instead of 0.9 s).
+
+    # -- prefill --
+    prompt = np.random.default_rng(1).integers(0, config.vocab_size, size=(1, 512))
+    t_prefill = best_time(lambda: model.forward(prompt), max(2, R // 2))
+    print(f"prefill (512 tokens, batch 1): {512 / t_prefill:7.1f} tok/s ({t_prefill * 1e3:.0f} ms)")
+
+    # -- batch 8 --
+    run8 = minichat_decode(model, 8, N)
+    run8()  # warm-up
+    b8_tps = 8 * N / min(run8() for _ in range(R))
+    print(f"batch-8 decode   minichat {b8_tps:7.1f} tok/s aggregate")
+
+    # -- cached vs naive recompute at position 512 --
+    cache = model.new_cache(1, 513)
+    model.forward(prompt, cache)
+    one = np.array([[7]])
+
+    def cached_step():
+        cache.crop(512)
+        model.forward(one, cache)
+    full = np.concatenate([prompt, one], axis=1)  # (1, 513)
+    t_cached = best_time(cached_step, 2 * R)
+    t_naive = best_time(lambda: model.forward(full), max(2, R // 2))
+    print(f"decode at position 512: cached {t_cached * 1e3:.1f} ms/token, naive recompute "
+          f"{t_naive * 1e3:.0f} ms/token ({t_naive / t_cached:.0f}x)")
+    del cache
+
+    # -- SmolLM2-135M --
+    smol_tps = None
+    if Path(OPTS.gguf).exists():
+        from minichat.model.checkpoint import load_model
+        smol, _ = load_model(OPTS.gguf, with_tokenizer=False)
+        run = minichat_decode(smol, 1, N)
+        run()  # warm-up
+        smol_t = []
+        for _ in range(R):  # the bandwidth probe interleaved, so this bound is measured alongside
+            smol_t.append(run())
+            bandwidth = max(bandwidth, *probe())
+        smol_tps = N / min(smol_t)
+        smol_bytes = sum(p.nbytes for p in smol.params.values())
+        print(f"SmolLM2-135M decode (batch 1): {smol_tps:7.1f} tok/s ({smol_bytes / 1e6:.0f} MB float32, "
+              f"bandwidth bound ~{bandwidth * 1e9 / smol_bytes:.0f} tok/s)")
+        del smol, run
+    else:
+        print(f"SmolLM2-135M: {OPTS.gguf} not found, skipped (see tests/conftest.py:smollm2_gguf)")
+
+    # -- batch-1 decode: minichat, HF and the bandwidth probe, interleaved --
+    hf_model, torch = build_hf(params) if not OPTS.no_hf else (None, None)
+    ours_run = minichat_decode(model, 1, N)
     hf_run = hf_decode(hf_model, torch, N) if hf_model is not None else None
     ours_run(), probe()
     if hf_run:
@@ -161,16 +214,10 @@ def main() -> None:
     print(f"read bandwidth: np.sum {max(bw_sum):.1f} GB/s, BLAS gemv {max(bw_gemv):.1f} GB/s -> "
           f"bound {bound_tps:.1f} tok/s ({weight_bytes / 1e6:.0f} MB / {bandwidth:.1f} GB/s)")
     print(f"batch-1 decode   minichat {ours_tps:7.1f} tok/s  ({1e3 / ours_tps:.1f} ms/token, "
-          f"{ours_tps / bound_tps:.0%} of the bandwidth bound)")
+          f"{ours_tps / bound_tps:.0%} of the bandwidth bound); batch 8 is {b8_tps / ours_tps:.1f}x this")
     hf_tps = N / min(hf_t) if hf_t else None
     if hf_tps:
         print(f"batch-1 decode   HF torch {hf_tps:7.1f} tok/s  ({1e3 / hf_tps:.1f} ms/token)")
-
-    # -- prefill --
-    prompt = np.random.default_rng(1).integers(0, config.vocab_size, size=(1, 512))
-    t_prefill = best_time(lambda: model.forward(prompt), max(2, R // 2))
-    print(f"prefill (512 tokens, batch 1): {512 / t_prefill:7.1f} tok/s ({t_prefill * 1e3:.0f} ms)")
-    if hf_model is not None:
         tp = torch.from_numpy(prompt)
 
         def hf_prefill():
@@ -178,46 +225,6 @@ def main() -> None:
                 hf_model(tp, use_cache=False)
         t_hf_prefill = best_time(hf_prefill, max(2, R // 2))
         print(f"prefill (512 tokens, batch 1), HF torch: {512 / t_hf_prefill:7.1f} tok/s")
-
-    # -- batch 8 --
-    run8 = minichat_decode(model, 8, N)
-    run8()  # warm-up
-    b8_tps = 8 * N / min(run8() for _ in range(R))
-    print(f"batch-8 decode   minichat {b8_tps:7.1f} tok/s aggregate ({b8_tps / ours_tps:.1f}x batch 1)")
-
-    # -- cached vs naive recompute at position 512 --
-    cache = model.new_cache(1, 513)
-    model.forward(prompt, cache)
-    one = np.array([[7]])
-
-    def cached_step():
-        cache.crop(512)
-        model.forward(one, cache)
-    full = np.concatenate([prompt, one], axis=1)  # (1, 513)
-    t_cached = best_time(cached_step, 2 * R)
-    t_naive = best_time(lambda: model.forward(full), max(2, R // 2))
-    print(f"decode at position 512: cached {t_cached * 1e3:.1f} ms/token, naive recompute "
-          f"{t_naive * 1e3:.0f} ms/token ({t_naive / t_cached:.0f}x)")
-    del model, params, hf_model, cache
-
-    # -- SmolLM2-135M --
-    smol_tps = None
-    if Path(OPTS.gguf).exists():
-        from minichat.model.checkpoint import load_model
-        smol, _ = load_model(OPTS.gguf, with_tokenizer=False)
-        run = minichat_decode(smol, 1, N)
-        run()  # warm-up
-        smol_t = []
-        for _ in range(R):  # the bandwidth probe again, interleaved, so this bound is measured alongside too
-            smol_t.append(run())
-            bandwidth = max(bandwidth, *probe())
-        smol_tps = N / min(smol_t)
-        smol_bytes = sum(p.nbytes for p in smol.params.values())
-        print(f"SmolLM2-135M decode (batch 1): {smol_tps:7.1f} tok/s ({smol_bytes / 1e6:.0f} MB float32, "
-              f"bandwidth bound ~{bandwidth * 1e9 / smol_bytes:.0f} tok/s)")
-    else:
-        print(f"SmolLM2-135M: {OPTS.gguf} not found, skipped (see tests/conftest.py:smollm2_gguf)")
-
     print(f"load average {load_average()} at the end")
     # -- targets, then the headline ratio --
     checks = [("batch-1 decode >= 70% of the bandwidth bound", ours_tps >= 0.7 * bound_tps),
