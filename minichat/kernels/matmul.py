@@ -18,6 +18,7 @@ import numpy as np
 
 from minichat.kernels import lazy_jit
 
+
 @lazy_jit(fastmath=True)  # without it LLVM may not reorder a float sum, so it cannot vectorise one
 def matmul_nt(x, w, out):  # (M, K) f32, (N, K) f32, (M, N) f32 -> out = x @ w.T; M a multiple of 4
     """out[m, n] = dot(x[m], w[n]). Each row of w is read from memory once and used for every row of x, four rows
