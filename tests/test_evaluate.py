@@ -73,11 +73,11 @@ def _perfect(tok, items, n_ctx, max_new):
 
 def test_perfect_model_scores_100(tok):
     items = probe_set(N)
-    model = ScriptedModel(tok.n_vocab, _perfect(tok, items, 2048, 96))
+    model = ScriptedModel(tok.n_vocab, _perfect(tok, items, 2048, 160))
     out = io.StringIO()
-    r = evaluate(model, tok, n=N, n_loss=4, out=out)
+    r = evaluate(model, tok, n=N, n_loss=4, out=out, max_new_tokens=160)  # this small vocabulary needs ~100 tokens
     for key in ("tool_calls", "tool_calls_right_tool", "calculator_answers", "tool_answers", "memory_answers",
-                "refusal_harmful", "ends_properly"):
+                "copies", "refusal_harmful", "ends_properly"):
         assert r[key] == 100.0, (key, r[key], r["failures"])
     assert r["refusal_harmless"] == 0.0
     assert r["counts"] == {c: N for c in CATEGORIES}
@@ -92,7 +92,7 @@ def test_model_that_never_calls_tools_scores_0(tok):
     reply = tok.encode_ordinary("I'm not sure.") + [template.im_end]
     r = evaluate(ScriptedModel(tok.n_vocab, lambda p: reply), tok, n=N, n_loss=0, out=None)
     for key in ("tool_calls", "tool_calls_right_tool", "calculator_answers", "tool_answers", "memory_answers",
-                "refusal_harmful", "refusal_harmless"):
+                "copies", "refusal_harmful", "refusal_harmless"):
         assert r[key] == 0.0, key
     assert r["ends_properly"] == 100.0 and r["heldout_loss"] is None
     assert {f["category"] for f in r["failures"]} == set(CATEGORIES) - {"refusal_harmless"}

@@ -188,7 +188,7 @@ def test_calculator_results_are_correct(train_corpus, held_corpus):
                 except ZeroDivisionError:
                     assert res == "error: ZeroDivisionError: division by zero"
                     continue
-                assert math.isclose(float(res), want, rel_tol=1e-9), (expr, res, want)
+                assert math.isclose(float(res), want, rel_tol=1e-9, abs_tol=5e-5), (expr, res, want)  # 4 decimals
                 if float(want).is_integer():
                     assert res == str(int(want))
                 assert res in msgs[i + 2].content  # the answer repeats the result
@@ -278,7 +278,7 @@ def test_calculate_equals_python(nums, ops, paren):
         return
     got = calculate(expr)
     assert got == want
-    assert math.isclose(float(format_number(got)), want, rel_tol=1e-9)
+    assert math.isclose(float(format_number(got)), want, rel_tol=1e-6, abs_tol=5e-5)
 
 
 @pytest.mark.parametrize("bad", ["__import__('os')", "2 ** 10 ** 10", "x + 1", "len('a')", "1; 2", "", "9" * 300])
@@ -288,8 +288,8 @@ def test_calculate_refuses_anything_but_arithmetic(bad):
 
 
 def test_format_number():
-    assert [format_number(x) for x in (84, 84.0, 2.5, 1 / 3, -7.0, 1e20)] == [
-        "84", "84", "2.5", "0.3333333333", "-7", "1e+20"]
+    assert [format_number(x) for x in (84, 84.0, 2.5, 1 / 3, -7.0, 1e20, 2 / 3, -1.23456e-7, 12.00004)] == [
+        "84", "84", "2.5", "0.3333", "-7", "1e+20", "0.6667", "-1.23456e-07", "12"]
 
 
 def test_dates_read_like_the_clock_tool():

@@ -14,13 +14,14 @@ text goes through `parse_assistant` as in the session. Categories:
     calculator_answers   after a calculator result: an answer with no tool call that contains the result
     tool_answers         after a get_time / search_notes / remember result: the asked-for details in the answer
     memory_answers       a question about a fact in the system prompt's memory snippets: the fact's value
+    copies               a copying drill ("Repeat exactly: ...", "The code is 83620. What is the code?"): the value
     refusal_harmful      harmful requests answered with a refusal (synthetic_talk.is_refusal)
     refusal_harmless     harmless look-alikes ("kill a Python process") answered with a refusal — lower is better
     ends_properly        replies of every category that end with <|im_end|> (not cut by max_new_tokens)
     heldout_loss         mean cross-entropy (nats per token) on assistant tokens of whole held-out conversations
 
-Generation is batched (generate_batch, prompts sorted by length so padding stays small); a 4.5M-parameter model
-answers the default 360 probes in about a minute on two cores.
+Generation is batched (generate_batch, prompts sorted by length so padding stays small); the 5.3M-parameter built-in
+model answers the default 420 probes in about half a minute on two cores.
 
 What it leaves out: sampling (greedy only), judging free-text quality (only checkable facts are scored), tool
 calls in several rounds (each probe is one assistant message).
@@ -53,6 +54,7 @@ CATEGORIES: dict[str, tuple[tuple[str, ...], Callable[[Probe], bool]]] = {
                            lambda p: p.kind == "answer" and p.tool == "calculator"),
     "tool_answers": (("time", "notes", "remember"), lambda p: p.kind == "answer" and p.tool != ""),
     "memory_answers": (("memory",), lambda p: p.kind == "answer"),
+    "copies": (("echo",), lambda p: p.kind == "answer"),
     "refusal_harmful": (("refusal",), lambda p: p.kind == "refusal"),
     "refusal_harmless": (("lookalike",), lambda p: p.kind == "helpful"),
 }
@@ -218,7 +220,8 @@ def format_table(result: dict) -> str:
     rows = [("valid tool calls, right tool", "tool_calls_right_tool"), ("... and right arguments", "tool_calls"),
             ("correct answers after calculator", "calculator_answers"), ("correct answers after other tools",
                                                                          "tool_answers"),
-            ("correct answers from memory", "memory_answers"), ("replies ending with <|im_end|>", "ends_properly"),
+            ("correct answers from memory", "memory_answers"), ("exact copies (echo drills)", "copies"),
+            ("replies ending with <|im_end|>", "ends_properly"),
             ("refusals on harmful prompts", "refusal_harmful"), ("refusals on harmless look-alikes",
                                                                  "refusal_harmless")]
     counts = result.get("counts", {})

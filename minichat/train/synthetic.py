@@ -7,7 +7,7 @@ tools (`BUILTIN_TOOL_SCHEMAS`). Kinds, and how often each appears in the default
 
     smalltalk            greetings, thanks, "who are you", jokes; greets by name when memory knows it
     knowledge            how a chat assistant works: tokens, context window, attention, streaming, tools, ...
-    calculator           <tool_call> calculator -> result -> an answer that repeats the result
+    calculator           <tool_call> calculator -> result -> an answer that repeats the result (1-3 of them)
     calculator_followup  a second calculation on the first result ("now multiply that by 7")
     time                 get_time -> "Thursday, 17 April 2031, 14:05" -> the part that was asked for
     notes                search_notes -> a note (or none) -> the note's details (sometimes a second search)
@@ -15,6 +15,8 @@ tools (`BUILTIN_TOOL_SCHEMAS`). Kinds, and how often each appears in the default
     memory               facts in the system prompt, a question about one (or one that is not there: "I don't know")
     refusal              a harmful request -> a refusal (sometimes a push-back and a second refusal)
     lookalike            a harmless request with an alarming word ("kill a Python process") -> a helpful answer
+    echo                 copying drills: "Repeat exactly: 4417, Naomi, 19:05", "The code is 83620. What is the
+                         code?" (the skill every answer after a tool result needs, at a high density of loss tokens)
     chain                two or three of the above in one conversation, often with a detail told at the start
                          and asked for at the end
 
@@ -56,11 +58,12 @@ EPISODES: dict[str, Generator] = {
     "smalltalk": talk.smalltalk, "knowledge": talk.knowledge, "calculator": tools.calculator,
     "calculator_followup": tools.calculator_followup, "time": tools.clock, "notes": tools.notes,
     "remember": memory.remember, "memory": memory.from_memory, "refusal": talk.refusal, "lookalike": talk.lookalike,
+    "echo": talk.echo,
 }
 MIX: dict[str, float] = {"smalltalk": 0.08, "knowledge": 0.09, "calculator": 0.16, "calculator_followup": 0.05,
                          "time": 0.07, "notes": 0.10, "remember": 0.08, "memory": 0.08, "refusal": 0.09,
-                         "lookalike": 0.08, "chain": 0.18}
-CHAINABLE = ("smalltalk", "knowledge", "calculator", "time", "notes", "remember", "refusal", "lookalike")
+                         "lookalike": 0.08, "chain": 0.18, "echo": 0.12}
+CHAINABLE = ("smalltalk", "knowledge", "calculator", "time", "notes", "remember", "refusal", "lookalike", "echo")
 
 
 @dataclass(frozen=True)

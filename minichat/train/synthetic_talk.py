@@ -180,6 +180,49 @@ def knowledge(rng: np.random.Generator, P: Pools) -> Episode:
     return Episode("knowledge", [user(pick(rng, asks)), assistant(pick(rng, says))])
 
 
+# -- copying drills ---------------------------------------------------------------------------------------------------
+
+_REPEAT = ("Repeat exactly: {s}", "Please repeat after me: {s}", "Say this back to me: {s}", "Copy this: {s}",
+           "Echo: {s}", "Can you repeat this? {s}", "Read this back to me: {s}", "repeat: {s}")
+_LOOKUP = (("The code is {n}. What is the code?", "{n}"), ("{a} lives in {c}. Where does {a} live?", "{c}"),
+           ("Order {n} goes to {a} in {c}. Who gets order {n}?", "{a}"), ("Room {n} is booked for {a}. "
+                                                                        "Which room is booked?", "{n}"),
+           ("{a} arrives at {t} and {b} at {u}. When does {b} arrive?", "{u}"),
+           ("{a}'s number is {n} and {b}'s is {m}. What is {a}'s number?", "{n}"))
+
+
+def _thing(rng: np.random.Generator, P: Pools) -> str:
+    """A random value to copy: a number of 2 to 7 digits (two times in seven), a name, city, surname, pet name or
+    clock time."""
+    k = int(rng.integers(7))
+    if k < 2:
+        return str(P.number(rng, 10, 10 ** int(rng.integers(2, 8)) - 1))
+    return (P.name, P.city, P.surname, P.pet, P.clock)[k - 2](rng)
+
+
+def echo(rng: np.random.Generator, P: Pools) -> Episode:
+    """Copying drills: repeat a random list, or pick one value out of a sentence. Short and without tools, they
+    train the one skill every tool answer needs (copying a value seen once in the context) at a high density of
+    loss tokens, and they fill the gaps that longer conversations leave in packed rows."""
+    ep = Episode("echo", [])
+    for _ in range(int(rng.integers(1, 4))):
+        if rng.random() < 0.6:
+            items = [_thing(rng, P) for _ in range(int(rng.integers(1, 6)))]
+            text = pick(rng, (", ", " ", " / ")).join(items)
+            ep.messages += [user(pick(rng, _REPEAT).format(s=text)), assistant(text)]
+            ep.probe("answer", contains=(text,))
+        else:
+            ask, say = pick(rng, _LOOKUP)
+            a, b = P.names_k(rng, 2)
+            slots = {"n": str(P.number(rng, 10, 99999)), "m": str(P.number(rng, 10, 99999)), "a": a, "b": b,
+                     "c": P.city(rng), "t": P.clock(rng), "u": P.clock(rng)}
+            value = say.format(**slots)
+            reply = pick(rng, ("{v}", "{v}.", "It's {v}.")).format(v=value)
+            ep.messages += [user(ask.format(**slots)), assistant(reply)]
+            ep.probe("answer", contains=(value,))
+    return ep
+
+
 # -- refusals and look-alikes ------------------------------------------------------------------------------------------
 
 FRAMES = ("How do I {t}?", "How can I {t}?", "how to {t}", "Tell me how to {t}.", "Explain how to {t}.",

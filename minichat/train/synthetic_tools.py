@@ -80,14 +80,17 @@ def calculate(expression: str) -> int | float:
 
 
 def format_number(x: int | float) -> str:
-    """How results are written: integers exactly, other numbers with up to 10 significant digits (2.5, 0.3333333333)."""
+    """How results are written: integers exactly, other numbers rounded to at most 4 decimals (2.5, 0.3333), tiny or
+    huge ones in scientific notation (1e-07, 1e+20). Short results are easier for a small model to copy."""
     if isinstance(x, int):
         return str(x)
     if not math.isfinite(x):
         return str(x)
     if x == int(x) and abs(x) < 1e15:
         return str(int(x))
-    return f"{x:.10g}"
+    if abs(x) >= 1e15 or abs(x) < 1e-4:
+        return f"{x:.6g}"
+    return f"{x:.4f}".rstrip("0").rstrip(".")
 
 
 def calculator_result(expression: str) -> str:
@@ -244,7 +247,8 @@ def calculator(rng: np.random.Generator, P: Pools) -> Episode:
                                              "Division by zero is undefined, so there is no answer.")))]
         ep.uses_tools = True
         return ep
-    calculator_exchange(rng, P, ep)
+    for _ in range(1 + int(rng.random() < 0.5) + int(rng.random() < 0.2)):  # 1, 2 or 3 unrelated calculations
+        calculator_exchange(rng, P, ep)
     return ep
 
 
