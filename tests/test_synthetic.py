@@ -76,6 +76,18 @@ def test_listed_pools_are_disjoint_across_splits():
     assert len(held.names) >= 30 and len(held.cities) >= 30
 
 
+def test_invented_words_are_train_only_and_never_listed():
+    rng = np.random.default_rng(0)
+    listed = {w.casefold() for w in sp.NAMES + sp.SURNAMES + sp.CITIES + sp.PET_NAMES}
+    words = [sp.invented_word(rng) for _ in range(3000)]
+    assert not {w.casefold() for w in words} & listed and len(set(words)) > 2500
+    train, held = sp.pools("train"), sp.pools("heldout")
+    drawn = [train.name(rng) for _ in range(2000)]
+    assert 0.2 < sum(n not in train.names for n in drawn) / len(drawn) < 0.4  # invented ones
+    assert all(held.name(rng) in held.names and held.city(rng) in held.cities for _ in range(500))
+    assert all(3 <= len(sp.scramble(rng)) <= 8 for _ in range(100))
+
+
 def test_numbers_and_dates_are_disjoint_across_splits():
     train, held = sp.pools("train"), sp.pools("heldout")
     ns = range(10, 200_000)
@@ -125,18 +137,21 @@ def test_system_prompt_is_the_sessions(train_corpus, tokenizer):
     """The system message is exactly what the session's context assembly builds from (instructions, memory,
     tools), so the model is trained on the prompts it will see."""
     template = ChatTemplate(tokenizer)
-    shown = 0
+    shown = full = 0
     for conv in train_corpus:
         assert conv.messages[0].role == "system" and all(m.role != "system" for m in conv.history)
         assert conv.messages[0].content == system_text(DEFAULT_INSTRUCTIONS, conv.memory, conv.tools)
-        assert conv.tools in ((), BUILTIN_TOOL_SCHEMAS)
+        names = [s["name"] for s in conv.tools]
+        assert names == [s["name"] for s in BUILTIN_TOOL_SCHEMAS if s["name"] in names]  # a subset, in order
         shown += bool(conv.tools)
+        full += conv.tools == BUILTIN_TOOL_SCHEMAS
         ctx = assemble(template, list(conv.history), instructions=conv.instructions, memory=conv.memory,
                        tools=conv.tools, context_window=4096, max_new_tokens=256)
         assert list(ctx.messages) == list(conv.messages)
-        if any(m.tool_calls for m in conv.messages):
-            assert conv.tools == BUILTIN_TOOL_SCHEMAS
+        called = {c.name for m in conv.messages for c in m.tool_calls}
+        assert called <= set(names)  # every tool called is enabled
     assert 0.6 * len(train_corpus) < shown < len(train_corpus)
+    assert 0.05 * len(train_corpus) < full < 0.3 * len(train_corpus)  # the full set, as a session with all tools
 
 
 def test_builtin_tool_schemas():

@@ -2,8 +2,9 @@
 
 A conversation is a list of chat messages (minichat.chat.template.Message) whose first message is the system
 prompt exactly as the chat session builds it: `system_text(instructions, memory, tools)` with the session's
-`DEFAULT_INSTRUCTIONS`, the memory snippets the conversation relies on, and the JSON schemas of the four built-in
-tools (`BUILTIN_TOOL_SCHEMAS`). Kinds, and how often each appears in the default mix (`MIX`):
+`DEFAULT_INSTRUCTIONS`, the memory snippets the conversation relies on, and the JSON schemas of the built-in tools
+that are enabled for it (`BUILTIN_TOOL_SCHEMAS`: the ones it calls, each other one with probability `TOOL_ENABLED`,
+as per-request tool flags would choose; shorter prompts also leave more of each training row to assistant tokens). Kinds, and how often each appears in the default mix (`MIX`):
 
     smalltalk            greetings, thanks, "who are you", jokes; greets by name when memory knows it
     knowledge            how a chat assistant works: tokens, context window, attention, streaming, tools, ...
@@ -49,6 +50,7 @@ from minichat.train.synthetic_tools import BUILTIN_TOOL_SCHEMAS
 
 TRAIN_SEED, HELDOUT_SEED = 0, 7919  # default seeds of the two splits
 TOOLS_SHOWN = 0.6  # chance that a conversation which needs no tool still lists them (as the chat session does)
+TOOL_ENABLED = 0.5  # chance that a tool the conversation does not call is listed anyway
 CHAIN_CHARS = 880  # a chain stops adding episodes beyond this many characters of ChatML (~4 characters a token)
 DISTRACTORS = 0.2  # chance of unrelated memory snippets in a conversation that needs none
 
@@ -60,9 +62,9 @@ EPISODES: dict[str, Generator] = {
     "remember": memory.remember, "memory": memory.from_memory, "refusal": talk.refusal, "lookalike": talk.lookalike,
     "echo": talk.echo,
 }
-MIX: dict[str, float] = {"smalltalk": 0.08, "knowledge": 0.09, "calculator": 0.16, "calculator_followup": 0.05,
-                         "time": 0.07, "notes": 0.10, "remember": 0.08, "memory": 0.08, "refusal": 0.09,
-                         "lookalike": 0.08, "chain": 0.18, "echo": 0.12}
+MIX: dict[str, float] = {"smalltalk": 0.06, "knowledge": 0.08, "calculator": 0.16, "calculator_followup": 0.05,
+                         "time": 0.06, "notes": 0.09, "remember": 0.07, "memory": 0.08, "refusal": 0.08,
+                         "lookalike": 0.07, "chain": 0.14, "echo": 0.22}
 CHAINABLE = ("smalltalk", "knowledge", "calculator", "time", "notes", "remember", "refusal", "lookalike", "echo")
 
 
@@ -139,10 +141,20 @@ def conversation(rng: np.random.Generator, split: str = "train", kind: str | Non
     mem = list(ep.memory)
     if not mem and kind not in ("smalltalk", "chain") and rng.random() < DISTRACTORS:
         mem = [f.fact for f in memory.facts(rng, P, int(rng.integers(1, 3)))]
-    schemas = BUILTIN_TOOL_SCHEMAS if shown else ()
+    schemas = enabled_tools(rng, ep) if shown else ()
     sys = Message("system", system_text(instructions, mem, schemas))
     return Conversation(ep.kind if kind != "chain" else "chain", (sys, *ep.messages),
                         tuple(p.shifted(1) for p in ep.probes), instructions, tuple(mem), tuple(schemas))
+
+
+def enabled_tools(rng: np.random.Generator, ep: Episode) -> tuple[dict, ...]:
+    """The schemas listed for a conversation: every tool it calls, and each other built-in tool with probability
+    TOOL_ENABLED; at least one (a random one when nothing is called and no draw succeeds)."""
+    called = {c.name for m in ep.messages for c in m.tool_calls}
+    keep = [s["name"] in called or rng.random() < TOOL_ENABLED for s in BUILTIN_TOOL_SCHEMAS]
+    if not any(keep):
+        keep[int(rng.integers(len(keep)))] = True
+    return tuple(s for s, k in zip(BUILTIN_TOOL_SCHEMAS, keep) if k)
 
 
 def _split_code(split: str) -> int:

@@ -8,7 +8,8 @@ held-out conversation therefore mentions people, places and numbers the model ha
 answered by copying from the context (the user's message, a tool result, a memory snippet).
 
 How each pool is split (deterministic, no randomness involved):
-  - listed words (names, surnames, cities, pet names, ...): every fifth entry (index % 5 == 0) is held out;
+  - listed words (names, surnames, cities, pet names, ...): every fifth entry (index % 5 == 0) is held out; the
+    training split also invents words (`invented_word`, never equal to a listed one) for 30 % of its names;
   - integers >= 10: held out when a multiplicative hash of the value falls in the lowest fifth (`heldout_number`);
     0..9 are shared (they are single digits, and the tokenizer splits every number into digits anyway);
   - dates: held out when the same hash of the day number (`date.toordinal()`) falls in the lowest fifth.
@@ -116,6 +117,48 @@ def heldout_date(d: dt.date) -> bool:
     return _hash_fifth(d.toordinal())
 
 
+# -- invented words ------------------------------------------------------------------------------------------------------
+# A name the tokenizer never saw is cut into small pieces (" M", "il", "ó" as two bytes...). If such a piece never
+# occurs as a *target* in training, a tied output head learns only to push it down, and the model can never write it:
+# a held-out name cannot be copied however well the model copies. Invented words (syllables, sometimes with accented
+# letters) used as training names, places and copying-drill items make every small piece a frequent target.
+
+INVENTED = 0.3  # chance that a training-split name, surname, city or pet name is invented
+_ONSETS = ("b", "c", "d", "f", "g", "h", "j", "k", "l", "m", "n", "p", "q", "r", "s", "t", "v", "w", "x", "y", "z",
+           "br", "ch", "dr", "gr", "kh", "pl", "sh", "st", "th", "tr", "", "")
+_VOWELS = ("a", "e", "i", "o", "u", "a", "e", "i", "o", "ai", "ei", "ia", "ou", "y")
+_ACCENTED = ("á", "é", "í", "ó", "ú", "ø", "ü", "ö", "ä", "å", "ã", "ç", "ñ", "ł", "ś", "ą", "ę", "ğ", "ş")
+_CODAS = ("n", "r", "s", "l", "k", "m", "t", "nd", "rt", "sk", "x", "z")
+_REAL = frozenset(w.casefold() for w in NAMES + SURNAMES + CITIES + PET_NAMES)
+
+
+def invented_word(rng: np.random.Generator) -> str:
+    """A pronounceable made-up word of two or three syllables, capitalised (Velmora, Trøsik), never a listed word."""
+    while True:
+        parts = []
+        for k in range(int(rng.integers(2, 4))):
+            vowel = _ACCENTED[int(rng.integers(len(_ACCENTED)))] if rng.random() < 0.08 else \
+                _VOWELS[int(rng.integers(len(_VOWELS)))]
+            coda = _CODAS[int(rng.integers(len(_CODAS)))] if rng.random() < 0.3 else ""
+            parts.append(_ONSETS[int(rng.integers(len(_ONSETS)))] + vowel + coda)
+        word = "".join(parts).capitalize()
+        if len(word) >= 3 and word.casefold() not in _REAL:
+            return word
+
+
+def scramble(rng: np.random.Generator) -> str:
+    """A random string of 3 to 8 letters, some capital or accented (for copying drills): qTzéxa."""
+    letters = []
+    for _ in range(int(rng.integers(3, 9))):
+        r = rng.random()
+        if r < 0.1:
+            letters.append(_ACCENTED[int(rng.integers(len(_ACCENTED)))])
+        else:
+            c = chr(ord("a") + int(rng.integers(26)))
+            letters.append(c.upper() if r < 0.3 else c)
+    return "".join(letters)
+
+
 @dataclass(frozen=True)
 class Pools:
     """One split's words, and samplers for its numbers and dates. Every method takes the caller's Generator."""
@@ -129,21 +172,32 @@ class Pools:
     def pick(self, rng: np.random.Generator, seq):
         return seq[int(rng.integers(len(seq)))]
 
+    def _word(self, rng: np.random.Generator, listed: tuple[str, ...]) -> str:
+        """A listed word or, in the training split, sometimes an invented one (see `invented_word`)."""
+        if self.split == "train" and rng.random() < INVENTED:
+            return invented_word(rng)
+        return self.pick(rng, listed)
+
     def name(self, rng: np.random.Generator) -> str:
-        return self.pick(rng, self.names)
+        return self._word(rng, self.names)
 
     def names_k(self, rng: np.random.Generator, k: int) -> list[str]:
         """k different names."""
-        return [self.names[i] for i in rng.choice(len(self.names), size=k, replace=False)]
+        out: list[str] = []
+        while len(out) < k:
+            n = self.name(rng)
+            if n not in out:
+                out.append(n)
+        return out
 
     def surname(self, rng: np.random.Generator) -> str:
-        return self.pick(rng, self.surnames)
+        return self._word(rng, self.surnames)
 
     def city(self, rng: np.random.Generator) -> str:
-        return self.pick(rng, self.cities)
+        return self._word(rng, self.cities)
 
     def pet(self, rng: np.random.Generator) -> str:
-        return self.pick(rng, self.pet_names)
+        return self._word(rng, self.pet_names)
 
     def owns_number(self, n: int) -> bool:
         n = abs(int(n))

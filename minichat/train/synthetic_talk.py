@@ -16,7 +16,7 @@ import re
 import numpy as np
 
 from minichat.chat.template import assistant, user
-from minichat.train.synthetic_pools import Episode, Pools
+from minichat.train.synthetic_pools import Episode, Pools, scramble
 from minichat.train.synthetic_tools import pick
 
 REFUSAL_RE = re.compile(r"^\W*(?:sorry|i'm sorry)?[,.!]?\s*(?:but\s+)?i\s+(?:still\s+)?(?:can't|cannot|can not|won't|"
@@ -192,11 +192,13 @@ _LOOKUP = (("The code is {n}. What is the code?", "{n}"), ("{a} lives in {c}. Wh
 
 
 def _thing(rng: np.random.Generator, P: Pools) -> str:
-    """A random value to copy: a number of 2 to 7 digits (two times in seven), a name, city, surname, pet name or
-    clock time."""
-    k = int(rng.integers(7))
+    """A random value to copy: a number of 2 to 7 digits (two times in eight), a name, city, surname, pet name,
+    clock time or (training split) a scrambled string of letters."""
+    k = int(rng.integers(8))
     if k < 2:
         return str(P.number(rng, 10, 10 ** int(rng.integers(2, 8)) - 1))
+    if k == 7:
+        return scramble(rng) if P.split == "train" else P.name(rng)
     return (P.name, P.city, P.surname, P.pet, P.clock)[k - 2](rng)
 
 
@@ -205,9 +207,9 @@ def echo(rng: np.random.Generator, P: Pools) -> Episode:
     train the one skill every tool answer needs (copying a value seen once in the context) at a high density of
     loss tokens, and they fill the gaps that longer conversations leave in packed rows."""
     ep = Episode("echo", [])
-    for _ in range(int(rng.integers(1, 4))):
+    for _ in range(int(rng.integers(2, 6))):
         if rng.random() < 0.6:
-            items = [_thing(rng, P) for _ in range(int(rng.integers(1, 6)))]
+            items = [_thing(rng, P) for _ in range(int(rng.integers(1, 11)))]
             text = pick(rng, (", ", " ", " / ")).join(items)
             ep.messages += [user(pick(rng, _REPEAT).format(s=text)), assistant(text)]
             ep.probe("answer", contains=(text,))
