@@ -205,6 +205,30 @@ def test_numba_kernels_equal_numpy_forward(name):
     assert random_model(PRESETS[name], 2).threads >= 1
 
 
+@pytest.mark.parametrize("name", ["tiny-gpt2", "tiny-llama"])
+def test_small_batch_decoding_equals_numpy_and_leaves_no_stale_copies(name):
+    """Inside `small_batch_decoding` every layer's products of a 2..16-row step run on the (out, in) kernel: the
+    cached decode step equals the NumPy model's; the copies go on exit, so later changes to the weights count."""
+    fast, slow = random_model(PRESETS[name], 3), random_model(PRESETS[name], 3, use_numba=False)
+    prompt = np.array([[3, 1, 4, 1, 5], [9, 2, 6, 5, 3], [5, 8, 9, 7, 9]])  # (3, 5)
+    for rows in (2, 3):
+        caches = fast.new_cache(rows), slow.new_cache(rows)
+        fast.forward(prompt[:rows], caches[0]), slow.forward(prompt[:rows], caches[1])  # prefill: BLAS
+        with fast.small_batch_decoding():
+            with fast.small_batch_decoding():  # nested: the outer block's copies
+                assert fast._transposed is not None
+                step = fast.forward(prompt[:rows, :1], caches[0])  # (rows, 1, V) on the kernel
+            assert fast._transposed is not None
+        assert fast._transposed is None  # dropped on exit
+        np.testing.assert_allclose(step, slow.forward(prompt[:rows, :1], caches[1]), atol=1e-4, rtol=1e-4)
+    for model in (fast, slow):  # change a weight in place after the block: both models see it
+        model.params["h.0.attn.c_proj.weight"] *= np.float32(2.0)
+    with fast.small_batch_decoding():
+        np.testing.assert_allclose(fast.forward(prompt[:, :2]), slow.forward(prompt[:, :2]), atol=1e-4, rtol=1e-4)
+    with slow.small_batch_decoding():  # use_numba=False: a no-op block
+        assert slow._transposed is None
+
+
 # -- parameters and validation ---------------------------------------------------------------------------------------
 
 def test_param_counts_of_real_models():

@@ -26,6 +26,7 @@ scheduler), prefix sharing between rows.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -201,7 +202,14 @@ def generate_batch(model: LanguageModel, prompts: Sequence[Sequence[int]], sampl
                    tokenizer: Tokenizer | None = None,
                    rng: np.random.Generator | Sequence[np.random.Generator] | None = None) -> Iterator[Step]:
     """Generate continuations of several prompts at once. Yields Steps (`.row` says whose) in row order at each
-    decode step; a row that has finished yields nothing more. See `_rngs` for how randomness is split across rows."""
+    decode step; a row that has finished yields nothing more. See `_rngs` for how randomness is split across rows.
+    A model with a `small_batch_decoding` block (minichat's Transformer) runs the decode steps inside it."""
+    scope = getattr(model, "small_batch_decoding", None)  # optional: not part of the LanguageModel protocol
+    with scope() if scope is not None and len(prompts) > 1 else nullcontext():
+        yield from _generate_batch(model, prompts, sampling, max_new_tokens, stop_ids, stop_strings, tokenizer, rng)
+
+
+def _generate_batch(model, prompts, sampling, max_new_tokens, stop_ids, stop_strings, tokenizer, rng) -> Iterator[Step]:
     prompts = [[int(i) for i in p] for p in prompts]
     seqs = _setup(model, prompts, sampling, max_new_tokens, stop_ids, stop_strings, tokenizer, rng)
     B = len(prompts)

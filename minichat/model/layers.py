@@ -153,15 +153,17 @@ def silu(x: np.ndarray) -> np.ndarray:  # (...) -> (...)
     return x / (1.0 + np.exp(-x))
 
 
-def mlp_gelu(x: np.ndarray, w_fc: np.ndarray, b_fc: np.ndarray | None, w_proj: np.ndarray,
-             b_proj: np.ndarray | None) -> np.ndarray:  # (..., C), (C, F), (F,), (F, C), (C,) -> (..., C)
-    """GPT-2's MLP: widen, GELU, narrow."""
+def mlp_gelu(x: np.ndarray, w_fc: np.ndarray, b_fc: np.ndarray | None, w_proj: np.ndarray, b_proj: np.ndarray | None,
+             linear=linear) -> np.ndarray:  # (..., C), (C, F), (F,), (F, C), (C,) -> (..., C)
+    """GPT-2's MLP: widen, GELU, narrow. (`linear` computes x @ w + b; the model may pass a faster one.)"""
     return linear(gelu_tanh(linear(x, w_fc, b_fc)), w_proj, b_proj)  # (..., C) -> (..., F) -> (..., C)
 
 
 def mlp_swiglu(x: np.ndarray, w_gate: np.ndarray, w_up: np.ndarray, w_down: np.ndarray,
                b_gate: np.ndarray | None = None, b_up: np.ndarray | None = None,
-               b_down: np.ndarray | None = None) -> np.ndarray:  # (..., C), (C, F), (C, F), (F, C) -> (..., C)
-    """Llama's MLP: a SiLU-gated product of two widenings, then narrow. (Llama has no biases; they are optional.)"""
+               b_down: np.ndarray | None = None,
+               linear=linear) -> np.ndarray:  # (..., C), (C, F), (C, F), (F, C) -> (..., C)
+    """Llama's MLP: a SiLU-gated product of two widenings, then narrow. (Llama has no biases; they are optional.
+    `linear` computes x @ w + b; the model may pass a faster one.)"""
     gate = silu(linear(x, w_gate, b_gate))  # (..., F)
     return linear(gate * linear(x, w_up, b_up), w_down, b_down)  # (..., F) -> (..., C)

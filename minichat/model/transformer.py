@@ -19,7 +19,9 @@ What it leaves out: training (minichat/train has the backward), dropout, attenti
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -30,7 +32,7 @@ from minichat.model import layers
 from minichat.model.kv_cache import KVCache
 
 
-SMALL_BATCH_ROWS = 16  # up to this many rows, the head runs on kernels/matmul.py instead of BLAS (see there)
+SMALL_BATCH_ROWS = 16  # from 2 up to this many rows, decode runs on kernels/matmul.py instead of BLAS (see there)
 
 
 def default_threads() -> int:
@@ -117,7 +119,8 @@ class Transformer:
         self.params = params
         self.use_numba = use_numba
         self.threads = default_threads() if threads is None else max(1, int(threads))
-        self._pool: ThreadPoolExecutor | None = None  # made on first use by _output_head
+        self._pool: ThreadPoolExecutor | None = None  # made on first use by _small_matmul
+        self._transposed: dict[int, tuple[np.ndarray, np.ndarray]] | None = None  # id(w) -> (w, w.T copy), see below
         c = config
         self._zeros = np.zeros(c.n_embd, dtype=np.float32)  # (C,): the bias of a bias-free LayerNorm, for the kernel
         # The per-layer tensors, fetched once, so the hot loop does no string formatting or dict lookups.
@@ -145,14 +148,44 @@ class Transformer:
             raise ValueError(f"max_len {max_len} exceeds the model's context length n_ctx={c.n_ctx}")
         return KVCache(c.n_layer, batch_size, c.n_kv_head, max_len, c.head_dim)
 
+    @contextmanager
+    def small_batch_decoding(self) -> Iterator[None]:
+        """Inside this block, forward calls with 2..16 rows in all (batched decode steps) compute every layer's
+        matrix products with the kernel of kernels/matmul.py, which reads weights stored (out, in). The block makes
+        those (out, in) copies of the layer matrices on entry (one more copy of the layer weights while it lasts:
+        340 MB for GPT-2-124M) and drops them on exit, so the parameters must not change inside it. `generate_batch`
+        uses it. Outside it (and with use_numba=False) only the output head, already stored (V, C), uses the
+        kernel. Nested blocks share the outer block's copies."""
+        if not self.use_numba or self._transposed is not None:
+            yield
+            return
+        self._transposed = {id(w): (w, np.ascontiguousarray(w.T)) for block in self._blocks  # (in, out) -> (out, in)
+                            for w in block.values() if w is not None and w.ndim == 2}
+        try:
+            yield
+        finally:
+            self._transposed = None
+
+    def _small_matmul(self, x: np.ndarray, w_t: np.ndarray) -> np.ndarray:  # (M, I), (O, I) -> (M, O)
+        """x @ w_t.T on the small-batch kernel, w_t's rows split over `threads` threads."""
+        if self._pool is None and self.threads > 1:
+            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="minichat-matmul")
+        return matmul.matmul_nt_split(x, w_t, self._pool, self.threads)
+
+    def _small_linear(self, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
+        """layers.linear for a batched decode step inside `small_batch_decoding`: (..., I) -> (..., O)."""
+        w_t = self._transposed[id(w)][1]  # (O, I); the dict holds w itself, so its id cannot be reused meanwhile
+        y = self._small_matmul(x.reshape(-1, x.shape[-1]), w_t)  # (M, O)
+        if b is not None:
+            y += b
+        return y.reshape(*x.shape[:-1], w_t.shape[0])  # (..., O)
+
     def _output_head(self, x: np.ndarray) -> np.ndarray:  # (M, C) -> (M, V)
         """x @ head.T. A few rows (batched decode) go to the kernel of kernels/matmul.py, split over threads;
         one row (a memory-bound matrix-vector product) and many rows (prefill) go to BLAS."""
         if not (self.use_numba and 2 <= x.shape[0] <= SMALL_BATCH_ROWS):
             return x @ self._head.T  # (M, C) @ (C, V)
-        if self._pool is None and self.threads > 1:
-            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="minichat-head")
-        return matmul.matmul_nt_split(x, self._head, self._pool, self.threads)  # (M, V)
+        return self._small_matmul(x, self._head)  # (M, V)
 
     def _norm(self, x: np.ndarray, w: np.ndarray, b: np.ndarray | None) -> np.ndarray:  # (B, T, C) -> (B, T, C)
         c = self.config
@@ -224,11 +257,13 @@ class Transformer:
         rope = None if self._rope is None else (self._rope[0][pos], self._rope[1][pos])  # 2 x (B, T, D/2)
 
         H, K, D = c.n_head, c.n_kv_head, c.head_dim
+        small = self._transposed is not None and 2 <= B * T <= SMALL_BATCH_ROWS
+        linear = self._small_linear if small else layers.linear  # x @ w + b, on the kernel or on BLAS
         attentions, hidden = [], [x] if return_hidden else None
         for i, w in enumerate(self._blocks):
             # -- attention sub-block --
             h = self._norm(x, w["ln_1.weight"], w["ln_1.bias"])  # (B, T, C)
-            qkv = layers.linear(h, w["attn.c_attn.weight"], w["attn.c_attn.bias"])  # (B, T, (H + 2K) D)
+            qkv = linear(h, w["attn.c_attn.weight"], w["attn.c_attn.bias"])  # (B, T, (H + 2K) D)
             q = qkv[..., :H * D].reshape(B, T, H, D).transpose(0, 2, 1, 3)  # (B, T, H*D) -> (B, H, T, D)
             k = qkv[..., H * D:(H + K) * D].reshape(B, T, K, D).transpose(0, 2, 1, 3)  # -> (B, K, T, D)
             v = qkv[..., (H + K) * D:].reshape(B, T, K, D).transpose(0, 2, 1, 3)  # -> (B, K, T, D)
@@ -243,15 +278,16 @@ class Transformer:
                 a, probs = a
                 attentions.append(probs)  # (B, H, T, S)
             a = a.transpose(0, 2, 1, 3).reshape(B, T, H * D)  # (B, H, T, D) -> (B, T, H*D)
-            x = x + layers.linear(a, w["attn.c_proj.weight"], w["attn.c_proj.bias"])  # (B, T, C)
+            x = x + linear(a, w["attn.c_proj.weight"], w["attn.c_proj.bias"])  # (B, T, C)
             # -- MLP sub-block --
             h = self._norm(x, w["ln_2.weight"], w["ln_2.bias"])  # (B, T, C)
             if c.mlp == "swiglu":
                 x = x + layers.mlp_swiglu(h, w["mlp.c_gate.weight"], w["mlp.c_fc.weight"], w["mlp.c_proj.weight"],
-                                          w["mlp.c_gate.bias"], w["mlp.c_fc.bias"], w["mlp.c_proj.bias"])
+                                          w["mlp.c_gate.bias"], w["mlp.c_fc.bias"], w["mlp.c_proj.bias"],
+                                          linear=linear)  # (B, T, C)
             else:
                 x = x + layers.mlp_gelu(h, w["mlp.c_fc.weight"], w["mlp.c_fc.bias"], w["mlp.c_proj.weight"],
-                                        w["mlp.c_proj.bias"])  # (B, T, C)
+                                        w["mlp.c_proj.bias"], linear=linear)  # (B, T, C)
             if return_hidden:
                 hidden.append(x)
         if cache is not None:
