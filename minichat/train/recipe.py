@@ -46,7 +46,7 @@ RECIPES: dict[str, Recipe] = {
     # 3.9 M parameters, 2800 steps x 4096 tokens = 11.5 M training tokens (about one pass over the corpus): ~55
     # minutes at the ~3,500 tokens/s two cores give. Four layers rather than six: 1.5x the tokens in the hour, which
     # copying values from the context needed more than depth (docs/training.md has the log and the comparison)
-    "builtin": Recipe(replace(TRAIN_PRESETS["builtin"], steps=2800), n_conversations=46_000, n_heldout=400,
+    "builtin": Recipe(replace(TRAIN_PRESETS["builtin"], steps=2800), n_conversations=52_000, n_heldout=400,
                       vocab_size=4096),
     # seconds: for tests and notebooks
     "tiny": Recipe(replace(TRAIN_PRESETS["tiny"], seq_len=512, batch_size=2,

@@ -50,6 +50,7 @@ from minichat.train.synthetic_tools import BUILTIN_TOOL_SCHEMAS
 
 TRAIN_SEED, HELDOUT_SEED = 0, 7919  # default seeds of the two splits
 TOOLS_SHOWN = 0.6  # chance that a conversation which needs no tool still lists them (as the chat session does)
+ECHO_TOOLS_SHOWN = 0.2  # the same for copying drills, kept short so that most of their tokens are copies
 TOOL_ENABLED = 0.5  # chance that a tool the conversation does not call is listed anyway
 CHAIN_CHARS = 880  # a chain stops adding episodes beyond this many characters of ChatML (~4 characters a token)
 DISTRACTORS = 0.2  # chance of unrelated memory snippets in a conversation that needs none
@@ -62,9 +63,9 @@ EPISODES: dict[str, Generator] = {
     "remember": memory.remember, "memory": memory.from_memory, "refusal": talk.refusal, "lookalike": talk.lookalike,
     "echo": talk.echo,
 }
-MIX: dict[str, float] = {"smalltalk": 0.06, "knowledge": 0.08, "calculator": 0.16, "calculator_followup": 0.05,
-                         "time": 0.06, "notes": 0.09, "remember": 0.07, "memory": 0.08, "refusal": 0.08,
-                         "lookalike": 0.07, "chain": 0.14, "echo": 0.22}
+MIX: dict[str, float] = {"smalltalk": 0.04, "knowledge": 0.06, "calculator": 0.13, "calculator_followup": 0.04,
+                         "time": 0.05, "notes": 0.07, "remember": 0.05, "memory": 0.06, "refusal": 0.07,
+                         "lookalike": 0.06, "chain": 0.10, "echo": 0.40}
 CHAINABLE = ("smalltalk", "knowledge", "calculator", "time", "notes", "remember", "refusal", "lookalike", "echo")
 
 
@@ -137,7 +138,7 @@ def conversation(rng: np.random.Generator, split: str = "train", kind: str | Non
         ep = EPISODES[kind](rng, P)
     else:
         raise ValueError(f"unknown conversation kind {kind!r}; known: {sorted(EPISODES) + ['chain']}")
-    shown = ep.uses_tools or rng.random() < TOOLS_SHOWN
+    shown = ep.uses_tools or rng.random() < (ECHO_TOOLS_SHOWN if kind == "echo" else TOOLS_SHOWN)
     mem = list(ep.memory)
     if not mem and kind not in ("smalltalk", "chain") and rng.random() < DISTRACTORS:
         mem = [f.fact for f in memory.facts(rng, P, int(rng.integers(1, 3)))]

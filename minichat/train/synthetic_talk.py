@@ -209,7 +209,7 @@ def echo(rng: np.random.Generator, P: Pools) -> Episode:
     ep = Episode("echo", [])
     for _ in range(int(rng.integers(2, 6))):
         if rng.random() < 0.6:
-            items = [_thing(rng, P) for _ in range(int(rng.integers(1, 11)))]
+            items = [_thing(rng, P) for _ in range(int(rng.integers(2, 13)))]
             text = pick(rng, (", ", " ", " / ")).join(items)
             ep.messages += [user(pick(rng, _REPEAT).format(s=text)), assistant(text)]
             ep.probe("answer", contains=(text,))
