@@ -140,7 +140,7 @@ def build_hf(params: dict[str, np.ndarray]):
 
 def main() -> None:
     R, N = OPTS.rounds, OPTS.steps
-    print(f"minichat decode benchmark: {OPTS.threads} thread(s), best of {R} rounds, {N} decode steps per round; "
+    print(f"minichat decode benchmark: {OPTS.threads} thread(s), median of {R} rounds, {N} decode steps per round; "
           f"load average {load_average()} at the start (above ~0.5 the machine is shared and figures are pessimistic)")
     config = PRESETS["gpt2-124m"]
     params = init_params(config, np.random.default_rng(0))

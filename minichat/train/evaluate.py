@@ -20,7 +20,7 @@ text goes through `parse_assistant` as in the session. Categories:
     ends_properly        replies of every category that end with <|im_end|> (not cut by max_new_tokens)
     heldout_loss         mean cross-entropy (nats per token) on assistant tokens of whole held-out conversations
 
-Generation is batched (generate_batch, prompts sorted by length so padding stays small); the 5.3M-parameter built-in
+Generation is batched (generate_batch, prompts sorted by length so padding stays small); the 3.9M-parameter built-in
 model answers the default 420 probes in about half a minute on two cores.
 
 What it leaves out: sampling (greedy only), judging free-text quality (only checkable facts are scored), tool

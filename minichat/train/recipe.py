@@ -43,9 +43,9 @@ class Recipe:
 
 
 RECIPES: dict[str, Recipe] = {
-    # 3.9 M parameters, 2800 steps x 4096 tokens = 11.5 M training tokens (about one pass over the corpus): ~55
-    # minutes at the ~3,500 tokens/s two cores give. Four layers rather than six: 1.5x the tokens in the hour, which
-    # copying values from the context needed more than depth (docs/training.md has the log and the comparison)
+    # 3.9 M parameters, 2800 steps x 4096 tokens = 11.5 M training tokens (about one pass over the corpus): 49 min 45 s
+    # on two cores (3,700-4,700 tokens/s). Four layers rather than six: 1.5x the tokens in the hour, which copying
+    # values from the context needed more than depth (docs/training.md has the log and the evaluation)
     "builtin": Recipe(replace(TRAIN_PRESETS["builtin"], steps=2800), n_conversations=52_000, n_heldout=400,
                       vocab_size=4096),
     # seconds: for tests and notebooks

@@ -4,7 +4,8 @@ A conversation is a list of chat messages (minichat.chat.template.Message) whose
 prompt exactly as the chat session builds it: `system_text(instructions, memory, tools)` with the session's
 `DEFAULT_INSTRUCTIONS`, the memory snippets the conversation relies on, and the JSON schemas of the built-in tools
 that are enabled for it (`BUILTIN_TOOL_SCHEMAS`: the ones it calls, each other one with probability `TOOL_ENABLED`,
-as per-request tool flags would choose; shorter prompts also leave more of each training row to assistant tokens). Kinds, and how often each appears in the default mix (`MIX`):
+as per-request tool flags would choose; shorter prompts also leave more of each training row to assistant tokens).
+Kinds, and their share of the default mix (`MIX`; copying drills are 40 %: docs/training.md explains why):
 
     smalltalk            greetings, thanks, "who are you", jokes; greets by name when memory knows it
     knowledge            how a chat assistant works: tokens, context window, attention, streaming, tools, ...
@@ -17,7 +18,8 @@ as per-request tool flags would choose; shorter prompts also leave more of each 
     refusal              a harmful request -> a refusal (sometimes a push-back and a second refusal)
     lookalike            a harmless request with an alarming word ("kill a Python process") -> a helpful answer
     echo                 copying drills: "Repeat exactly: 4417, Naomi, 19:05", "The code is 83620. What is the
-                         code?" (the skill every answer after a tool result needs, at a high density of loss tokens)
+                         code?" (the skill every answer after a tool result needs, at a high density of loss tokens;
+                         tools listed in only ECHO_TOOLS_SHOWN of them, to keep them short)
     chain                two or three of the above in one conversation, often with a detail told at the start
                          and asked for at the end
 
