@@ -96,8 +96,7 @@ def matmul_nt_split(x: np.ndarray, w: np.ndarray, pool=None, parts: int = 1) -> 
     if pool is None or parts <= 1:
         matmul_nt(xp, w, out)
     else:
-        cuts = np.minimum(np.linspace(0, N / 4, parts + 1).round().astype(int) * 4, N)
-        cuts[-1] = N
+        cuts = [N * i // parts // 4 * 4 for i in range(parts)] + [N]  # part starts, rounded down to multiples of 4
         jobs = [pool.submit(matmul_nt, xp, w[a:b], out[:, a:b]) for a, b in zip(cuts[:-1], cuts[1:]) if b > a]
         for job in jobs:
             job.result()
