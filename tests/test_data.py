@@ -247,3 +247,22 @@ def test_heldout_answers_only_need_tokens_the_training_targets_use():
         unseen += int((~seen[t]).sum())
         total += len(t)
     assert unseen / total < 0.005, (unseen, total)
+
+
+def test_excluded_words_get_no_token_of_their_own_but_still_round_trip():
+    text = "Priya met Priya and Priyanka. " * 40 + "the cat sat on the mat. " * 40
+    plain = train_chat_tokenizer([text], 300)
+    cut = train_chat_tokenizer([text], 300, exclude=["Priya"])
+    assert len(plain.encode_ordinary(" Priya")) == 1  # frequent enough to become one token
+    assert len(cut.encode_ordinary(" Priya")) > 1  # cut out of the merge text: pieces only
+    assert len(cut.encode_ordinary(" Priyanka")) < len(" Priyanka")  # whole words only: "Priyanka" still merged
+    assert cut.decode(cut.encode_ordinary("Priya met Priyanka.")) == "Priya met Priyanka."
+
+
+def test_recipe_vocabulary_has_no_listed_name_as_one_token():
+    from minichat.train.synthetic_pools import LISTED_WORDS
+    corpus = generate_corpus(400, seed=6)
+    plain = train_chat_tokenizer(corpus, 1200)
+    assert sum(len(plain.encode_ordinary(" " + w)) == 1 for w in LISTED_WORDS) > 20  # without exclusion: many
+    tok = train_chat_tokenizer(corpus, 1200, exclude=LISTED_WORDS)
+    assert all(len(tok.encode_ordinary(" " + w)) > 1 for w in LISTED_WORDS if len(w) > 3)

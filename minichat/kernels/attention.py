@@ -5,7 +5,7 @@ entries are masked (a query never sees a later key). NumPy must still scale, mas
 entry, in about six passes over arrays of 16-64 MB that fit in no cache, with a fresh allocation each. These kernels
 do one row at a time (a row of 512 floats lives in L1), touch only the visible keys, and write exact zeros over the
 rest, in place, compiled with fast-math reductions (minichat/kernels/fastmath.py). Measured on the 2-core dev
-machine on one layer's scores of the built-in config (B=8, T=512, 8 query heads, 16.8M scores): NumPy's masked
+machine on one layer's scores of a built-in-sized layer (B=8, T=512, 8 query heads, 16.8M scores): NumPy's masked
 softmax 230 ms, this kernel 26 ms (53 ms without fast-math); the backward ~5x faster likewise.
 
 Row layout: the rows of one key/value head are its G query heads interleaved by position, row r = t * G + g (see

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
+import regex
 
 from minichat.chat.template import ChatTemplate, Message, render_text
 from minichat.tokenizer import Tokenizer, train
@@ -66,10 +67,18 @@ def corpus_texts(conversations: Iterable[Any]) -> Iterator[str]:
 
 
 def train_chat_tokenizer(corpus: Iterable[Any], vocab_size: int, *, pattern: str = CHAT_PATTERN,
-                         min_frequency: int = 2, progress: Any = None, name: str = "minichat-chat") -> Tokenizer:
+                         min_frequency: int = 2, progress: Any = None, name: str = "minichat-chat",
+                         exclude: Iterable[str] = ()) -> Tokenizer:
     """A byte-level BPE vocabulary of `vocab_size` ids (special tokens included) learned from conversations (or
-    plain strings), with <|endoftext|>, <|im_start|> and <|im_end|> as its special tokens."""
+    plain strings), with <|endoftext|>, <|im_start|> and <|im_end|> as its special tokens.
+
+    `exclude`: words (case-sensitive, whole words) cut out of the text the merges are learned from, so that none of
+    them becomes a token of its own; they still tokenize, into the pieces the rest of the text made common."""
     texts = (x if isinstance(x, str) else next(corpus_texts([x])) for x in corpus)
+    words = sorted(set(exclude), key=lambda w: (-len(w), w))  # longest first: "Ana-Maria" is tried before "Ana"
+    if words:
+        cut = regex.compile(r"\b(?:" + "|".join(regex.escape(w) for w in words) + r")\b")
+        texts = (cut.sub("", t) for t in texts)
     return train(texts, vocab_size, pattern=pattern, special_tokens=SPECIAL_TOKENS, min_frequency=min_frequency,
                  progress=progress, name=name)
 

@@ -27,6 +27,7 @@ from minichat.config import TRAIN_PRESETS, TrainConfig
 from minichat.model.checkpoint import save_checkpoint
 from minichat.train.data import chat_batches, train_chat_tokenizer
 from minichat.train.synthetic import generate_corpus, heldout_corpus
+from minichat.train.synthetic_pools import LISTED_WORDS
 from minichat.train.trainer import TrainResult, init_model, train_model
 
 ASSET_MODEL = Path(__file__).resolve().parent.parent / "assets" / "model"
@@ -43,8 +44,8 @@ class Recipe:
 
 
 RECIPES: dict[str, Recipe] = {
-    # 3.9 M parameters, 2800 steps x 4096 tokens = 11.5 M training tokens (about one pass over the corpus): 49 min 45 s
-    # on two cores (3,700-4,700 tokens/s). Four layers rather than six: 1.5x the tokens in the hour, which copying
+    # 3.9 M parameters, 2800 steps x 4096 tokens = 11.5 M training tokens (about one pass over the corpus): 43 min
+    # on two cores (4,200-5,000 tokens/s). Four layers rather than six: 1.5x the tokens in the hour, which copying
     # values from the context needed more than depth (docs/training.md has the log and the evaluation)
     "builtin": Recipe(replace(TRAIN_PRESETS["builtin"], steps=2800), n_conversations=52_000, n_heldout=400,
                       vocab_size=4096),
@@ -68,7 +69,9 @@ def run_recipe(name: str, out_dir: str | Path, *, resume: bool = False, steps: i
     heldout = heldout_corpus(recipe.n_heldout)
     say(f"corpus: {len(conversations)} training and {len(heldout)} held-out conversations "
         f"({time.perf_counter() - t0:.1f}s)")
-    tok = train_chat_tokenizer(conversations, recipe.vocab_size, name=f"minichat-{name}")
+    # no listed name, surname, city or pet name gets a token of its own: a held-out name (every fifth listed one) then
+    # tokenizes like a training name, into common pieces, and copying it is the skill the training names taught
+    tok = train_chat_tokenizer(conversations, recipe.vocab_size, name=f"minichat-{name}", exclude=LISTED_WORDS)
     config = replace(recipe.train, model=recipe.train.model.replace(vocab_size=tok.n_vocab),
                      **({"steps": steps} if steps else {}))
     batches = chat_batches(tok, conversations, config.batch_size, config.seq_len, seed=config.seed)

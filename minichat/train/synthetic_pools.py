@@ -129,7 +129,9 @@ _ONSETS = ("b", "c", "d", "f", "g", "h", "j", "k", "l", "m", "n", "p", "q", "r",
 _VOWELS = ("a", "e", "i", "o", "u", "a", "e", "i", "o", "ai", "ei", "ia", "ou", "y")
 _ACCENTED = ("á", "é", "í", "ó", "ú", "ø", "ü", "ö", "ä", "å", "ã", "ç", "ñ", "ł", "ś", "ą", "ę", "ğ", "ş")
 _CODAS = ("n", "r", "s", "l", "k", "m", "t", "nd", "rt", "sk", "x", "z")
-_REAL = frozenset(w.casefold() for w in NAMES + SURNAMES + CITIES + PET_NAMES)
+# the listed words of both splits; the recipe keeps them out of the text its vocabulary is learned from (recipe.py)
+LISTED_WORDS = tuple(NAMES + SURNAMES + CITIES + PET_NAMES)
+_REAL = frozenset(w.casefold() for w in LISTED_WORDS)
 
 
 def invented_word(rng: np.random.Generator) -> str:
