@@ -25,7 +25,9 @@ step i (`Batches.restore({"step": i, ...})`, or `batch(i)`) gives exactly the ba
 
 `train_chat_tokenizer` learns the BPE vocabulary from the rendered corpus with the three special tokens. Its default
 pattern is GPT-4's with every digit a chunk of its own (as Llama and DeepSeek do), so that a number the model never
-saw tokenizes like the ones it did: digit by digit, which keeps copying numbers from the context learnable.
+saw tokenizes like the ones it did: digit by digit, which keeps copying numbers from the context learnable. Its
+`exclude` words are cut out of the text the merges are learned from (the recipe excludes every listed name), so a
+held-out name and a training name both tokenize into common pieces.
 
 What it leaves out: attention masks between packed conversations (they may attend to the previous one in the row,
 as in GPT-2/nanoGPT packing), streaming from disk (everything is held in memory: 20k conversations are ~30 MB).
