@@ -13,6 +13,7 @@ from minichat.train.data import (CHAT_PATTERN, SPECIAL_TOKENS, Batch, Batches, C
                                  encode_conversation, masked_text, pack, text_batches, token_stream,
                                  train_chat_tokenizer)
 from minichat.train.synthetic import generate_corpus
+from minichat.train.synthetic_pools import LISTED_WORDS
 
 
 @pytest.fixture(scope="module")
@@ -260,7 +261,6 @@ def test_excluded_words_get_no_token_of_their_own_but_still_round_trip():
 
 
 def test_recipe_vocabulary_has_no_listed_name_as_one_token():
-    from minichat.train.synthetic_pools import LISTED_WORDS
     corpus = generate_corpus(400, seed=6)
     plain = train_chat_tokenizer(corpus, 1200)
     assert sum(len(plain.encode_ordinary(" " + w)) == 1 for w in LISTED_WORDS) > 20  # without exclusion: many
