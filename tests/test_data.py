@@ -262,7 +262,7 @@ def test_excluded_words_get_no_token_of_their_own_but_still_round_trip():
 
 def test_recipe_vocabulary_has_no_listed_name_as_one_token():
     corpus = generate_corpus(400, seed=6)
-    plain = train_chat_tokenizer(corpus, 1200)
+    plain = train_chat_tokenizer(corpus, 2000)
     assert sum(len(plain.encode_ordinary(" " + w)) == 1 for w in LISTED_WORDS) > 20  # without exclusion: many
-    tok = train_chat_tokenizer(corpus, 1200, exclude=LISTED_WORDS)
+    tok = train_chat_tokenizer(corpus, 2000, exclude=LISTED_WORDS)
     assert all(len(tok.encode_ordinary(" " + w)) > 1 for w in LISTED_WORDS if len(w) > 3)

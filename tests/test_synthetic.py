@@ -88,6 +88,43 @@ def test_invented_words_are_train_only_and_never_listed():
     assert all(3 <= len(sp.scramble(rng)) <= 8 for _ in range(100))
 
 
+def test_closed_set_values_are_swapped_for_other_kinds_only_in_training():
+    rng = np.random.default_rng(1)
+    train, held = sp.pools("train"), sp.pools("heldout")
+    drawn = [train.word(rng, sp.COLOURS) for _ in range(4000)]
+    assert set(drawn) <= set(sp.CLOSED_WORDS)
+    # SWAPPED = 0.3 of the draws come from all 149 closed-set words, 14 of them colours: 0.3 * 135 / 149 = 0.27
+    assert 0.24 < sum(w not in sp.COLOURS for w in drawn) / len(drawn) < 0.30
+    assert all(held.word(rng, sp.COLOURS) in sp.COLOURS for _ in range(500))
+    # and in the conversations themselves: a favourite colour or a weekday in a note is of its kind only when held out
+    said = re.compile(r"favourite colour is (\w+)|every (\w+) at")
+    for corpus, split in ((generate_corpus(300, seed=3, kinds=["remember", "notes"]), "train"),
+                          (generate_corpus(300, HELDOUT_SEED, "heldout", kinds=["remember", "notes"]), "heldout")):
+        values = [a or b for c in corpus for m in c.messages for a, b in said.findall(m.content)]
+        wrong = [v for v in values if v not in sp.COLOURS + sp.WEEKDAYS]
+        assert len(values) > 30
+        assert (len(wrong) > 3) if split == "train" else not wrong, (split, wrong)
+
+
+def test_copying_drills_repeat_words_of_one_kind():
+    """Some drills repeat a list of one kind ("Friday / Tuesday / Sunday") and some ask one of two values of one
+    kind: only copying each word gets them right."""
+    kinds = (sp.COLOURS, sp.FOODS, sp.ANIMALS, sp.SPORTS, sp.INSTRUMENTS, sp.ITEMS, sp.WEEKDAYS, sp.MONTHS)
+    one_kind = two_days = 0
+    for c in generate_corpus(200, seed=4, kinds=["echo"]):
+        for m in c.messages:
+            if m.role != "assistant":
+                continue
+            items = re.split(r", | / | ", m.content) if "," in m.content or "/" in m.content else [m.content]
+            one_kind += len(items) > 1 and any(all(i in k for i in items) for k in kinds)
+        for ask, reply in zip(c.messages[1::2], c.messages[2::2]):
+            days = re.fullmatch(r"\w+ comes on (\w+) and \w+ on (\w+)\. When does \w+ come\?", ask.content)
+            if days:
+                two_days += 1
+                assert days[1] != days[2] and days[2] in reply.content and days[1] not in reply.content
+    assert one_kind > 10 and two_days > 3, (one_kind, two_days)
+
+
 def test_numbers_and_dates_are_disjoint_across_splits():
     train, held = sp.pools("train"), sp.pools("heldout")
     ns = range(10, 200_000)

@@ -48,7 +48,7 @@ RECIPES: dict[str, Recipe] = {
     # on two cores (median 4,570 tokens/s; a CI run beside it for 10 of them). Four layers rather than six: 1.5x the
     # tokens in the hour, which copying values from the context needed more than depth (docs/training.md has the log
     # and the evaluation)
-    "builtin": Recipe(replace(TRAIN_PRESETS["builtin"], steps=3400), n_conversations=52_000, n_heldout=400,
+    "builtin": Recipe(replace(TRAIN_PRESETS["builtin"], steps=3600), n_conversations=52_000, n_heldout=400,
                       vocab_size=4096),
     # seconds: for tests and notebooks
     "tiny": Recipe(replace(TRAIN_PRESETS["tiny"], seq_len=512, batch_size=2,

@@ -66,8 +66,8 @@ EPISODES: dict[str, Generator] = {
     "echo": talk.echo,
 }
 MIX: dict[str, float] = {"smalltalk": 0.04, "knowledge": 0.06, "calculator": 0.13, "calculator_followup": 0.04,
-                         "time": 0.05, "notes": 0.07, "remember": 0.05, "memory": 0.06, "refusal": 0.07,
-                         "lookalike": 0.06, "chain": 0.10, "echo": 0.40}
+                         "time": 0.05, "notes": 0.09, "remember": 0.07, "memory": 0.06, "refusal": 0.07,
+                         "lookalike": 0.06, "chain": 0.10, "echo": 0.36}
 CHAINABLE = ("smalltalk", "knowledge", "calculator", "time", "notes", "remember", "refusal", "lookalike", "echo")
 
 

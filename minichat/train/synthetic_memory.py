@@ -12,6 +12,9 @@ Memory snippets reach the model the way the chat session puts them there: `syste
 lists them under "# What you remember about the user". When the asked-about fact is not there, the assistant says it
 does not know instead of guessing (a small model's most useful honesty).
 
+Closed-set values (colours, foods, jobs, months, ...) come from `Pools.word`, so in training some are words of
+another kind ("my favourite colour is lentils"): the answer must be copied, not guessed from the kind of fact.
+
 What it leaves out: updating or forgetting stored facts, facts about other people than the user.
 """
 from __future__ import annotations
@@ -40,20 +43,20 @@ FACTS: dict[str, tuple[Slots, tuple[str, ...], str, str, tuple[str, ...]]] = {
     "city": (lambda r, P: {"v": P.city(r)}, ("I live in {v}", "I moved to {v}", "my home town is {v}"),
              "The user lives in {v}.", "you live in {v}", ("Where do I live?", "Which city do I live in?",
                                                           "Do you know where I live?")),
-    "colour": (lambda r, P: {"v": pick(r, COLOURS)}, ("my favourite colour is {v}", "I like {v} best of all colours"),
+    "colour": (lambda r, P: {"v": P.word(r, COLOURS)}, ("my favourite colour is {v}", "I like {v} best of all colours"),
                "The user's favourite colour is {v}.", "your favourite colour is {v}",
                ("What's my favourite colour?", "Which colour do I like best?")),
-    "food": (lambda r, P: {"v": pick(r, FOODS)}, ("my favourite food is {v}", "I love {v} more than any other dish"),
+    "food": (lambda r, P: {"v": P.word(r, FOODS)}, ("my favourite food is {v}", "I love {v} more than any other dish"),
              "The user's favourite food is {v}.", "your favourite food is {v}",
              ("What's my favourite food?", "What do I like to eat most?")),
-    "animal": (lambda r, P: {"v": pick(r, ANIMALS)}, ("my favourite animal is the {v}", "I love the {v} most"),
+    "animal": (lambda r, P: {"v": P.word(r, ANIMALS)}, ("my favourite animal is the {v}", "I love the {v} most"),
                "The user's favourite animal is the {v}.", "your favourite animal is the {v}",
                ("What's my favourite animal?", "Which animal do I like best?")),
-    "sport": (lambda r, P: {"v": pick(r, SPORTS)}, ("my hobby is {v}", "I spend my weekends on {v}"),
+    "sport": (lambda r, P: {"v": P.word(r, SPORTS)}, ("my hobby is {v}", "I spend my weekends on {v}"),
               "The user's hobby is {v}.", "your hobby is {v}", ("What's my hobby?", "What do I do at weekends?")),
-    "job": (lambda r, P: {"v": _article(pick(r, JOBS))}, ("I work as {v}", "I'm {v} by profession"),
+    "job": (lambda r, P: {"v": _article(P.word(r, JOBS))}, ("I work as {v}", "I'm {v} by profession"),
             "The user works as {v}.", "you work as {v}", ("What's my job?", "What do I do for a living?")),
-    "allergy": (lambda r, P: {"v": pick(r, ALLERGIES)}, ("I'm allergic to {v}", "I have an allergy to {v}"),
+    "allergy": (lambda r, P: {"v": P.word(r, ALLERGIES)}, ("I'm allergic to {v}", "I have an allergy to {v}"),
                 "The user is allergic to {v}.", "you're allergic to {v}",
                 ("What am I allergic to?", "Do I have any allergies?")),
     "pet": (lambda r, P: {"v": P.pet(r), "a": pick(r, ("dog", "cat", "rabbit", "parrot", "tortoise"))},
@@ -62,10 +65,10 @@ FACTS: dict[str, tuple[Slots, tuple[str, ...], str, str, tuple[str, ...]]] = {
     "sibling": (lambda r, P: {"v": P.name(r), "a": pick(r, ("sister", "brother", "cousin", "best friend"))},
                 ("my {a}'s name is {v}", "my {a} is called {v}"), "The user's {a} is called {v}.",
                 "your {a} is called {v}", ("What's my {a}'s name?", "Do you remember my {a}'s name?")),
-    "birthday": (lambda r, P: {"v": f"{int(r.integers(1, 29))} {pick(r, MONTHS)}"},
+    "birthday": (lambda r, P: {"v": f"{int(r.integers(1, 29))} {P.word(r, MONTHS)}"},
                  ("my birthday is on {v}", "I was born on {v}"), "The user's birthday is on {v}.",
                  "your birthday is on {v}", ("When is my birthday?", "Do you know when my birthday is?")),
-    "instrument": (lambda r, P: {"v": pick(r, INSTRUMENTS)}, ("I play the {v}", "I'm learning the {v}"),
+    "instrument": (lambda r, P: {"v": P.word(r, INSTRUMENTS)}, ("I play the {v}", "I'm learning the {v}"),
                    "The user plays the {v}.", "you play the {v}", ("Which instrument do I play?",
                                                                    "What instrument am I learning?")),
 }

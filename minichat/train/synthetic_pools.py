@@ -12,7 +12,11 @@ How each pool is split (deterministic, no randomness involved):
     training split also invents words (`invented_word`, never equal to a listed one) for 30 % of its names;
   - integers >= 10: held out when a multiplicative hash of the value falls in the lowest fifth (`heldout_number`);
     0..9 are shared (they are single digits, and the tokenizer splits every number into digits anyway);
-  - dates: held out when the same hash of the day number (`date.toordinal()`) falls in the lowest fifth.
+  - dates: held out when the same hash of the day number (`date.toordinal()`) falls in the lowest fifth;
+  - closed sets (colours, foods, weekdays, ...): shared by both splits, since a held-out colour would be a word the
+    model never saw. To stop the model from *guessing* such a value from its kind ("favourite colour is" -> a likely
+    colour) instead of copying it, the training split swaps 30 % of them for a word of any other closed set
+    (`Pools.word`): "my favourite colour is lentils" can only be answered by copying.
 
 What it leaves out: real-world frequency of names; any claim that the lists are representative of anything.
 """
@@ -72,7 +76,8 @@ Noodle Peanut Cosmo Ruby Fudge Kiwi Bagel Sprout Pretzel Hazel Marble Socks Pipp
 Nugget Jasper Willow Poppy
 """.split()
 
-COLOURS = "teal crimson olive navy lavender amber coral turquoise maroon indigo mustard emerald ochre lilac".split()
+COLOURS = tuple("teal crimson olive navy lavender amber coral turquoise maroon indigo mustard emerald ochre lilac"
+                .split())
 FOODS = ("ramen", "paella", "lasagne", "dumplings", "falafel", "sushi", "tacos", "pho", "risotto", "curry", "pierogi",
          "jollof rice", "moussaka", "pad thai", "shakshuka", "pancakes", "goulash", "bibimbap", "couscous", "ceviche")
 ANIMALS = ("otter", "owl", "fox", "dolphin", "red panda", "hedgehog", "penguin", "elephant", "octopus", "giraffe",
@@ -93,6 +98,9 @@ ITEMS = ("milk", "bread", "eggs", "rice", "apples", "coffee", "tomatoes", "onion
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
           "November", "December")
+# every closed-set word (the pool `Pools.word` swaps from, and the copying drills' single words)
+CLOSED_WORDS = tuple(sorted(set(COLOURS + FOODS + ANIMALS + SPORTS + JOBS + ALLERGIES + INSTRUMENTS + ITEMS
+                                + WEEKDAYS + MONTHS)))
 
 
 def _half(words, split: str) -> tuple:
@@ -124,6 +132,7 @@ def heldout_date(d: dt.date) -> bool:
 # letters) used as training names, places and copying-drill items make every small piece a frequent target.
 
 INVENTED = 0.3  # chance that a training-split name, surname, city or pet name is invented
+SWAPPED = 0.3  # chance that a training-split closed-set value is a word of any closed set (see the module docstring)
 _ONSETS = ("b", "c", "d", "f", "g", "h", "j", "k", "l", "m", "n", "p", "q", "r", "s", "t", "v", "w", "x", "y", "z",
            "br", "ch", "dr", "gr", "kh", "pl", "sh", "st", "th", "tr", "", "")
 _VOWELS = ("a", "e", "i", "o", "u", "a", "e", "i", "o", "ai", "ei", "ia", "ou", "y")
@@ -182,6 +191,12 @@ class Pools:
 
     def name(self, rng: np.random.Generator) -> str:
         return self._word(rng, self.names)
+
+    def word(self, rng: np.random.Generator, closed: tuple[str, ...]) -> str:
+        """A word of the closed set `closed` or, in the training split, sometimes any closed-set word (SWAPPED)."""
+        if self.split == "train" and rng.random() < SWAPPED:
+            return self.pick(rng, CLOSED_WORDS)
+        return self.pick(rng, closed)
 
     def names_k(self, rng: np.random.Generator, k: int) -> list[str]:
         """k different names."""

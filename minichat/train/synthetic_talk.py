@@ -16,7 +16,8 @@ import re
 import numpy as np
 
 from minichat.chat.template import assistant, user
-from minichat.train.synthetic_pools import Episode, Pools, scramble
+from minichat.train.synthetic_pools import (ANIMALS, CLOSED_WORDS, COLOURS, FOODS, INSTRUMENTS, ITEMS, MONTHS, SPORTS,
+                                            WEEKDAYS, Episode, Pools, scramble)
 from minichat.train.synthetic_tools import pick
 
 REFUSAL_RE = re.compile(r"^\W*(?:sorry|i'm sorry)?[,.!]?\s*(?:but\s+)?i\s+(?:still\s+)?(?:can't|cannot|can not|won't|"
@@ -188,17 +189,24 @@ _LOOKUP = (("The code is {n}. What is the code?", "{n}"), ("{a} lives in {c}. Wh
            ("Order {n} goes to {a} in {c}. Who gets order {n}?", "{a}"), ("Room {n} is booked for {a}. "
                                                                         "Which room is booked?", "{n}"),
            ("{a} arrives at {t} and {b} at {u}. When does {b} arrive?", "{u}"),
-           ("{a}'s number is {n} and {b}'s is {m}. What is {a}'s number?", "{n}"))
+           ("{a}'s number is {n} and {b}'s is {m}. What is {a}'s number?", "{n}"),
+           ("{a} comes on {d} and {b} on {e}. When does {b} come?", "{e}"),
+           ("{a} likes {w} and {b} likes {x}. What does {a} like?", "{w}"))
+# sets of words of one kind: a list drawn from one of them, or two values of one kind in a lookup, can only be
+# repeated by copying each word, not by writing a likely word of the right kind
+_KINDS = (COLOURS, FOODS, ANIMALS, SPORTS, INSTRUMENTS, ITEMS, WEEKDAYS, MONTHS)
 
 
 def _thing(rng: np.random.Generator, P: Pools) -> str:
-    """A random value to copy: a number of 2 to 7 digits (two times in eight), a name, city, surname, pet name,
-    clock time or (training split) a scrambled string of letters."""
-    k = int(rng.integers(8))
+    """A random value to copy: a number of 2 to 7 digits (two times in ten), a name, city, surname, pet name, clock
+    time, (training split) a scrambled string of letters, or (two times in ten) a closed-set word such as a colour."""
+    k = int(rng.integers(10))
     if k < 2:
         return str(P.number(rng, 10, 10 ** int(rng.integers(2, 8)) - 1))
     if k == 7:
         return scramble(rng) if P.split == "train" else P.name(rng)
+    if k > 7:
+        return pick(rng, CLOSED_WORDS)
     return (P.name, P.city, P.surname, P.pet, P.clock)[k - 2](rng)
 
 
@@ -209,15 +217,21 @@ def echo(rng: np.random.Generator, P: Pools) -> Episode:
     ep = Episode("echo", [])
     for _ in range(int(rng.integers(2, 6))):
         if rng.random() < 0.6:
-            items = [_thing(rng, P) for _ in range(int(rng.integers(2, 13)))]
+            if rng.random() < 0.25:  # words of one kind: "teal, coral, teal, navy"
+                kind = pick(rng, _KINDS)
+                items = [pick(rng, kind) for _ in range(int(rng.integers(2, 7)))]
+            else:
+                items = [_thing(rng, P) for _ in range(int(rng.integers(2, 13)))]
             text = pick(rng, (", ", " ", " / ")).join(items)
             ep.messages += [user(pick(rng, _REPEAT).format(s=text)), assistant(text)]
             ep.probe("answer", contains=(text,))
         else:
             ask, say = pick(rng, _LOOKUP)
             a, b = P.names_k(rng, 2)
+            d, e = (str(w) for w in rng.choice(WEEKDAYS, 2, replace=False))
+            w, x = (str(v) for v in rng.choice(pick(rng, _KINDS), 2, replace=False))
             slots = {"n": str(P.number(rng, 10, 99999)), "m": str(P.number(rng, 10, 99999)), "a": a, "b": b,
-                     "c": P.city(rng), "t": P.clock(rng), "u": P.clock(rng)}
+                     "c": P.city(rng), "t": P.clock(rng), "u": P.clock(rng), "d": d, "e": e, "w": w, "x": x}
             value = say.format(**slots)
             reply = pick(rng, ("{v}", "{v}.", "It's {v}.")).format(v=value)
             ep.messages += [user(ask.format(**slots)), assistant(reply)]

@@ -309,10 +309,14 @@ def clock(rng: np.random.Generator, P: Pools) -> Episode:
 
 def _note(rng: np.random.Generator, P: Pools, topic: str) -> tuple[str, tuple[str, ...]]:
     """A note about `topic` and the details an answer must repeat."""
-    name, sur, city, day, t = P.name(rng), P.surname(rng), P.city(rng), pick(rng, WEEKDAYS), P.clock(rng)
+    name, sur, city, day, t = P.name(rng), P.surname(rng), P.city(rng), P.word(rng, WEEKDAYS), P.clock(rng)
     date = short_date(P.date(rng))
     n = P.number(rng, 10, 999)
-    items = [str(x) for x in rng.choice(ITEMS, 3, replace=False)]
+    items: list[str] = []
+    while len(items) < 3:  # three different items (sometimes swapped for other words in training: Pools.word)
+        item = P.word(rng, ITEMS)
+        if item not in items:
+            items.append(item)
     notes = {
         "dentist": (f"Dentist appointment with Dr. {sur} on {day} at {t}.", (sur, day, t)),
         "passport": (f"Passport renewal: bring two photos to the {city} office before {date}.", (city, date)),
