@@ -187,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="score a chat model on held-out synthetic conversations")
     p.add_argument("--preset", default="builtin", help="the evaluation set (only 'builtin' exists)")
     p.add_argument("--model", help="the model to score (default: the built-in model)")
-    p.add_argument("-n", type=int, default=60, help="held-out probes per category")
+    p.add_argument("-n", type=int, default=200, help="held-out probes per category")
     p.add_argument("--seed", type=int, default=None, help="held-out seed (default: the corpus's held-out seed)")
     p.set_defaults(run=_cmd_eval)
     return ap

@@ -170,7 +170,7 @@ def heldout_loss(model: Any, tokenizer: Any, conversations: Sequence[Conversatio
     return total / max(count, 1)
 
 
-def evaluate(model: Any, tokenizer: Any, n: int = 60, seed: int = HELDOUT_SEED, *, n_loss: int = 64,
+def evaluate(model: Any, tokenizer: Any, n: int = 200, seed: int = HELDOUT_SEED, *, n_loss: int = 64,
              max_new_tokens: int = 96, batch_size: int = 16, out: TextIO | None = sys.stdout,
              categories: Sequence[str] = tuple(CATEGORIES)) -> dict:
     """Score `model` on n held-out probes per category (and the held-out loss on n_loss conversations); print a
