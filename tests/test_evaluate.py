@@ -167,6 +167,9 @@ def test_probe_set_is_deterministic_and_uses_the_heldout_split():
     assert [(x.category, x.conversation, x.probe) for x in a] == [(x.category, x.conversation, x.probe) for x in b]
     assert probe_set(4, seed=123) != a
     assert len({id(x.conversation) for x in a}) == len(a)
+    # a category's probes do not depend on which other categories are asked for
+    alone = probe_set(4, categories=("copies",))
+    assert [x.conversation for x in alone] == [x.conversation for x in a if x.category == "copies"]
     for it in a:
         kinds, wanted = CATEGORIES[it.category]
         assert wanted(it.probe) and it.conversation.messages[it.probe.index].role == "assistant"

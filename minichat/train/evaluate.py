@@ -74,10 +74,12 @@ class Item:
 
 def probe_set(n: int, seed: int = HELDOUT_SEED, categories: Sequence[str] = tuple(CATEGORIES)) -> list[Item]:
     """n held-out probes per category (the last matching probe of each conversation: for a follow-up, the turn
-    that depends on the earlier one). Deterministic for (n, seed)."""
+    that depends on the earlier one). Deterministic for (n, seed); a category's probes are the same whichever other
+    categories are asked for."""
     items = []
-    for c, cat in enumerate(categories):
+    for cat in categories:
         kinds, wanted = CATEGORIES[cat]
+        c = list(CATEGORIES).index(cat)
         got, start = [], 0
         while len(got) < n:
             # offset each category's conversations so categories never share one
