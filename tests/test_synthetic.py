@@ -106,6 +106,11 @@ def test_closed_set_values_are_swapped_for_other_kinds_only_in_training():
         assert (len(wrong) > 3) if split == "train" else not wrong, (split, wrong)
 
 
+def test_distinct_keeps_draw_order_and_skips_repeats():
+    draws = iter("aabacbd")
+    assert sp.distinct(lambda: next(draws), 3) == ["a", "b", "c"]
+
+
 def test_copying_drills_repeat_words_of_one_kind():
     """Some drills repeat a list of one kind ("Friday / Tuesday / Sunday") and some ask one of two values of one
     kind: only copying each word gets them right."""

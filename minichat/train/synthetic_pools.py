@@ -23,7 +23,7 @@ What it leaves out: real-world frequency of names; any claim that the lists are 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -170,6 +170,16 @@ def scramble(rng: np.random.Generator) -> str:
     return "".join(letters)
 
 
+def distinct(draw: Callable[[], str], k: int) -> list[str]:
+    """k different values of draw(), in the order drawn (repeats are drawn again)."""
+    out: list[str] = []
+    while len(out) < k:
+        v = draw()
+        if v not in out:
+            out.append(v)
+    return out
+
+
 @dataclass(frozen=True)
 class Pools:
     """One split's words, and samplers for its numbers and dates. Every method takes the caller's Generator."""
@@ -200,12 +210,7 @@ class Pools:
 
     def names_k(self, rng: np.random.Generator, k: int) -> list[str]:
         """k different names."""
-        out: list[str] = []
-        while len(out) < k:
-            n = self.name(rng)
-            if n not in out:
-                out.append(n)
-        return out
+        return distinct(lambda: self.name(rng), k)
 
     def surname(self, rng: np.random.Generator) -> str:
         return self._word(rng, self.surnames)

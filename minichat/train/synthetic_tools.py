@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from minichat.chat.template import Message, ToolCall, assistant, user
-from minichat.train.synthetic_pools import ITEMS, WEEKDAYS, Episode, Pools, long_date, short_date
+from minichat.train.synthetic_pools import ITEMS, WEEKDAYS, Episode, Pools, distinct, long_date, short_date
 
 BUILTIN_TOOL_SCHEMAS: tuple[dict, ...] = (
     {"name": "calculator", "description": "Evaluate an arithmetic expression (+ - * / ** and parentheses).",
@@ -312,11 +312,7 @@ def _note(rng: np.random.Generator, P: Pools, topic: str) -> tuple[str, tuple[st
     name, sur, city, day, t = P.name(rng), P.surname(rng), P.city(rng), P.word(rng, WEEKDAYS), P.clock(rng)
     date = short_date(P.date(rng))
     n = P.number(rng, 10, 999)
-    items: list[str] = []
-    while len(items) < 3:  # three different items (sometimes swapped for other words in training: Pools.word)
-        item = P.word(rng, ITEMS)
-        if item not in items:
-            items.append(item)
+    items = distinct(lambda: P.word(rng, ITEMS), 3)  # in training sometimes other words (Pools.word)
     notes = {
         "dentist": (f"Dentist appointment with Dr. {sur} on {day} at {t}.", (sur, day, t)),
         "passport": (f"Passport renewal: bring two photos to the {city} office before {date}.", (city, date)),
