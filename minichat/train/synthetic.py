@@ -5,7 +5,8 @@ prompt exactly as the chat session builds it: `system_text(instructions, memory,
 `DEFAULT_INSTRUCTIONS`, the memory snippets the conversation relies on, and the JSON schemas of the built-in tools
 that are enabled for it (`BUILTIN_TOOL_SCHEMAS`: the ones it calls, each other one with probability `TOOL_ENABLED`,
 as per-request tool flags would choose; shorter prompts also leave more of each training row to assistant tokens).
-Kinds, and their share of the default mix (`MIX`; copying drills are 40 %: docs/training.md explains why):
+Kinds, and their weight in the default mix (`MIX`, weights summing to 1.13; copying drills 0.31: docs/training.md
+explains why):
 
     smalltalk            greetings, thanks, "who are you", jokes; greets by name when memory knows it
     knowledge            how a chat assistant works: tokens, context window, attention, streaming, tools, ...
@@ -65,9 +66,9 @@ EPISODES: dict[str, Generator] = {
     "remember": memory.remember, "memory": memory.from_memory, "refusal": talk.refusal, "lookalike": talk.lookalike,
     "echo": talk.echo,
 }
-MIX: dict[str, float] = {"smalltalk": 0.04, "knowledge": 0.06, "calculator": 0.13, "calculator_followup": 0.04,
-                         "time": 0.05, "notes": 0.09, "remember": 0.07, "memory": 0.06, "refusal": 0.07,
-                         "lookalike": 0.06, "chain": 0.10, "echo": 0.36}
+MIX: dict[str, float] = {"smalltalk": 0.04, "knowledge": 0.06, "calculator": 0.15, "calculator_followup": 0.04,
+                         "time": 0.05, "notes": 0.11, "remember": 0.08, "memory": 0.06, "refusal": 0.07,
+                         "lookalike": 0.06, "chain": 0.10, "echo": 0.31}
 CHAINABLE = ("smalltalk", "knowledge", "calculator", "time", "notes", "remember", "refusal", "lookalike", "echo")
 
 
