@@ -177,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_cmd_chat)
 
     p = sub.add_parser("train", help="train a chat model from scratch (synthetic corpus, own vocabulary)")
-    p.add_argument("--preset", default="builtin", help="builtin (about 50 minutes on 2 cores) or tiny (seconds)")
+    p.add_argument("--preset", default="builtin", help="builtin (about 57 minutes on 2 cores) or tiny (seconds)")
     p.add_argument("--out", help="folder for the log, loss plot, checkpoints and the model (default runs/PRESET)")
     p.add_argument("--resume", action="store_true", help="continue from the folder's checkpoint")
     p.add_argument("--steps", type=int, help="override the preset's number of optimiser steps")
