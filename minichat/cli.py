@@ -5,7 +5,7 @@
     minichat tokenizer train FILES... --vocab-size N --out PATH    train a byte-level BPE vocabulary
     minichat generate --model PATH "prompt"                        stream a plain-text continuation
     minichat chat [--model PATH] [--trace]                         a streaming chat in the terminal
-    minichat train --preset builtin [--out DIR] [--resume]         train a chat model from scratch on CPU
+    minichat train --preset builtin [--out DIR] [--resume] [--seed N]  train a chat model from scratch on CPU
     minichat eval --preset builtin [--model PATH]                  score a chat model on held-out conversations
 
 In `minichat chat`, lines starting with "/" are commands (/help lists them); Ctrl-C stops a reply mid-stream and the
@@ -129,7 +129,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from minichat.train.recipe import run_recipe
 
     result = run_recipe(args.preset, args.out or f"runs/{args.preset}", resume=args.resume, steps=args.steps,
-                        install=args.install)
+                        seed=args.seed, install=args.install)
     return 130 if result.interrupted else 0
 
 
@@ -181,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="folder for the log, loss plot, checkpoints and the model (default runs/PRESET)")
     p.add_argument("--resume", action="store_true", help="continue from the folder's checkpoint")
     p.add_argument("--steps", type=int, help="override the preset's number of optimiser steps")
+    p.add_argument("--seed", type=int, help="override the preset's seed (initial weights, batch order)")
     p.add_argument("--install", action="store_true", help="make the result the built-in model (minichat/assets)")
     p.set_defaults(run=_cmd_train)
 

@@ -58,8 +58,10 @@ RECIPES: dict[str, Recipe] = {
 
 
 def run_recipe(name: str, out_dir: str | Path, *, resume: bool = False, steps: int | None = None,
-               install: bool = False, progress: Callable[[str], None] | None = print) -> TrainResult:
-    """Train the named recipe into out_dir (see the module docstring); `steps` overrides the preset's length."""
+               seed: int | None = None, install: bool = False,
+               progress: Callable[[str], None] | None = print) -> TrainResult:
+    """Train the named recipe into out_dir (see the module docstring). `steps` overrides the preset's length, `seed`
+    its TrainConfig seed (initial weights and batch order; the corpus, vocabulary and held-out set stay the same)."""
     if name not in RECIPES:
         raise ValueError(f"unknown preset {name!r}; choose one of {sorted(RECIPES)}")
     recipe = RECIPES[name]
@@ -74,7 +76,7 @@ def run_recipe(name: str, out_dir: str | Path, *, resume: bool = False, steps: i
     # tokenizes like a training name, into common pieces, and copying it is the skill the training names taught
     tok = train_chat_tokenizer(conversations, recipe.vocab_size, name=f"minichat-{name}", exclude=LISTED_WORDS)
     config = replace(recipe.train, model=recipe.train.model.replace(vocab_size=tok.n_vocab),
-                     **({"steps": steps} if steps else {}))
+                     **({"steps": steps} if steps else {}), **({"seed": seed} if seed is not None else {}))
     batches = chat_batches(tok, conversations, config.batch_size, config.seq_len, seed=config.seed)
     eval_batches = chat_batches(tok, heldout, config.batch_size, config.seq_len, seed=config.seed + 1)
     model = init_model(config)
@@ -84,7 +86,7 @@ def run_recipe(name: str, out_dir: str | Path, *, resume: bool = False, steps: i
                          tokenizer=tok)
     if result.last_step == config.steps:
         final = out / "model"
-        save_checkpoint(final, model, tok, metadata={"recipe": name, "steps": config.steps,
+        save_checkpoint(final, model, tok, metadata={"recipe": name, "steps": config.steps, "seed": config.seed,
                                                      "train_seconds": round(result.seconds, 1),
                                                      "final_loss": result.losses[-1] if result.losses else None})
         say(f"model written to {final}")
