@@ -36,8 +36,10 @@ def test_cli_train_rejects_unknown_preset(tmp_path):
 @pytest.mark.slow
 def test_recipe_seed_is_another_draw_and_resume_keeps_it(tmp_path):
     base = run_recipe("tiny", tmp_path / "a", steps=2, progress=None)
-    other = run_recipe("tiny", tmp_path / "b", steps=2, seed=7, progress=None)
-    assert base.losses[0] != other.losses[0]  # other initial weights and batches
+    subprocess.run([sys.executable, "-m", "minichat", "train", "--preset", "tiny", "--steps", "2", "--seed", "7",
+                    "--out", str(tmp_path / "b")], check=True, capture_output=True, cwd=REPO, timeout=300)
+    first = json.loads((tmp_path / "b" / "log.jsonl").read_text().splitlines()[0])
+    assert first["step"] == 1 and first["loss"] != base.losses[0]  # other initial weights and batches
     meta = json.loads((tmp_path / "b" / "model" / "config.json").read_text())
     assert meta["metadata"]["seed"] == 7
     with pytest.raises(ValueError, match="seed=7"):  # the checkpoint's batches came from seed 7

@@ -76,7 +76,7 @@ def run_recipe(name: str, out_dir: str | Path, *, resume: bool = False, steps: i
     # tokenizes like a training name, into common pieces, and copying it is the skill the training names taught
     tok = train_chat_tokenizer(conversations, recipe.vocab_size, name=f"minichat-{name}", exclude=LISTED_WORDS)
     config = replace(recipe.train, model=recipe.train.model.replace(vocab_size=tok.n_vocab),
-                     **({"steps": steps} if steps else {}), **({"seed": seed} if seed is not None else {}))
+                     steps=steps or recipe.train.steps, seed=recipe.train.seed if seed is None else seed)
     batches = chat_batches(tok, conversations, config.batch_size, config.seq_len, seed=config.seed)
     eval_batches = chat_batches(tok, heldout, config.batch_size, config.seq_len, seed=config.seed + 1)
     model = init_model(config)
