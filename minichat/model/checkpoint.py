@@ -327,19 +327,31 @@ def load_gguf(path: str | os.PathLike, with_tokenizer: bool = True) -> tuple[Tra
 
 # -- dispatch --------------------------------------------------------------------------------------------------------
 
-def load_model(path: str | os.PathLike, with_tokenizer: bool = True) -> tuple[Transformer, Tokenizer | None]:
-    """Load whatever `path` is: a .gguf file, a minichat checkpoint folder, or an HF GPT-2/Llama folder.
+BUILTIN_MODEL = Path(__file__).resolve().parent.parent / "assets" / "model"  # the chat model shipped in the package
 
-    Returns the model and its tokenizer (None when the checkpoint carries none, or with_tokenizer=False).
+
+def load_model(path: str | os.PathLike | None = None,
+               with_tokenizer: bool = True) -> tuple[Transformer, Tokenizer | None]:
+    """Load whatever `path` is: a .gguf file, a minichat checkpoint folder, or an HF GPT-2/Llama folder; no path
+    means the built-in chat model (minichat/assets/model).
+
+    Returns the model and its tokenizer (None when the checkpoint carries none, or with_tokenizer=False). The model
+    remembers where it came from (`model.source`), so the chat can read the checkpoint's own chat template and
+    default system prompt (minichat.chat.profile).
     """
-    p = Path(path)
+    model, tokenizer = _load_any(Path(path) if path is not None else BUILTIN_MODEL, with_tokenizer)
+    model.source = Path(path) if path is not None else BUILTIN_MODEL
+    return model, tokenizer
+
+
+def _load_any(p: Path, with_tokenizer: bool) -> tuple[Transformer, Tokenizer | None]:
     if p.is_file():
         with open(p, "rb") as f:
             magic = f.read(4)
         if magic == b"GGUF":
             return load_gguf(p, with_tokenizer)
         if p.name == CONFIG_FILE or p.suffix == ".safetensors":
-            return load_model(p.parent, with_tokenizer)
+            return _load_any(p.parent, with_tokenizer)
         raise CheckpointError(f"{p}: not a GGUF file (starts with {magic!r}); give a .gguf file or a checkpoint "
                               f"folder holding config.json and model.safetensors")
     if not p.is_dir():
