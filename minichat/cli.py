@@ -1,35 +1,67 @@
 """The `minichat` command line: one subcommand per stage of the pipeline that exists so far.
 
-    minichat tokenize "some text" [--tokenizer PATH] [--plain]     show the text cut into tokens, with ids
-    minichat tokenize --ids 15496 11 995 [--tokenizer PATH]        decode ids back to text
+    minichat tokenize "some text" [--model PATH | --tokenizer PATH] [--plain]   show the text cut into tokens, with ids
+    minichat tokenize --ids 1234 284 1001 [--model PATH]           decode ids back to text
     minichat tokenizer train FILES... --vocab-size N --out PATH    train a byte-level BPE vocabulary
     minichat generate --model PATH "prompt"                        stream a plain-text continuation
     minichat chat [--model PATH] [--trace]                         a streaming chat in the terminal
     minichat train --preset builtin [--out DIR] [--resume] [--seed N]  train a chat model from scratch on CPU
     minichat eval --preset builtin [--model PATH]                  score a chat model on held-out conversations
 
+Without --model (or --tokenizer) every subcommand uses the built-in chat model and its tokenizer.
+
 In `minichat chat`, lines starting with "/" are commands (/help lists them); Ctrl-C stops a reply mid-stream and the
 chat goes on (Ctrl-C at the prompt, or Ctrl-D, leaves). With standard input not a terminal (`echo hi | minichat chat`)
-the whole input is one message and only the reply is printed.
+the whole input is one message (slash commands are not read there) and only the reply is printed.
 
 Arguments map onto the library's functions one to one; the CLI adds no behaviour of its own. Errors from bad input
-(a missing file, a corrupt vocabulary) print one line and exit with status 2, never a traceback.
+(a bad flag, a missing file, a corrupt vocabulary, a message too long for the model) print one line and exit with
+status 2, never a traceback; set MINICHAT_DEBUG=1 to see the traceback of an unexpected error.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from minichat.errors import MinichatError
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (and exit status 2) instead of the usage block plus the error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _tokenizer_of(model_path: str | None):
+    """The tokenizer a chat with `model_path` would use, without loading the weights when it can be avoided."""
+    from minichat.model.checkpoint import BUILTIN_MODEL
+    from minichat.tokenizer.io import load_tokenizer
+
+    path = Path(model_path) if model_path else BUILTIN_MODEL
+    if path.is_file() and path.suffix == ".gguf":
+        from minichat.model.gguf_tokenizer import tokenizer_from_gguf
+
+        return tokenizer_from_gguf(path)
+    if path.is_dir() and (path / "tokenizer.bpe").exists():
+        return load_tokenizer(path / "tokenizer.bpe")
+    _, tok = _load(model_path, quiet=True)
+    return tok
+
+
 def _cmd_tokenize(args: argparse.Namespace) -> int:
     from minichat.tokenizer.io import open_tokenizer
     from minichat.tokenizer.show import show_tokens
 
-    tok = open_tokenizer(args.tokenizer)
+    if args.tokenizer and args.model:
+        raise MinichatError("give --model or --tokenizer, not both")
+    tok = open_tokenizer(args.tokenizer) if args.tokenizer else _tokenizer_of(args.model)
     if args.ids:
+        bad = [x for x in args.text if not x.lstrip("-").isdigit()]
+        if bad or not args.text:
+            raise MinichatError(f"--ids needs token ids (whole numbers), got {' '.join(bad) or 'none'}")
         print(tok.decode([int(x) for x in args.text]))
         return 0
     text = " ".join(args.text) if args.text else sys.stdin.read()
@@ -52,6 +84,13 @@ def _cmd_tokenizer_train(args: argparse.Namespace) -> int:
             except (OSError, UnicodeDecodeError) as e:
                 raise MinichatError(f"cannot read {f} as UTF-8 text: {e}") from None
 
+    if args.pattern not in ("gpt2", "gpt4"):
+        import regex
+
+        try:
+            regex.compile(args.pattern)
+        except regex.error as e:
+            raise MinichatError(f"--pattern {args.pattern!r} is not a valid regular expression: {e}") from None
     tok = train(texts(), vocab_size=args.vocab_size, pattern=args.pattern, special_tokens=args.special,
                 min_frequency=args.min_frequency, progress=True, name=args.name or Path(args.out).stem)
     save_tokenizer(tok, args.out)
@@ -59,38 +98,30 @@ def _cmd_tokenizer_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load(model_path: str | None):
+def _load(model_path: str | None, quiet: bool = False):
     """A model path -> (model, tokenizer); None means the built-in model."""
-    from minichat.model.checkpoint import load_model
+    from minichat.model.checkpoint import BUILTIN_MODEL, load_model
 
-    path = model_path or str(Path(__file__).resolve().parent / "assets" / "model")
-    if model_path is None and not Path(path).exists():
-        raise MinichatError("no built-in model is installed yet; pass --model PATH (a minichat checkpoint folder, a "
+    if model_path is None and not BUILTIN_MODEL.exists():
+        raise MinichatError("no built-in model is installed; pass --model PATH (a minichat checkpoint folder, a "
                             "HF model folder or a .gguf file)")
-    model, tok = load_model(path)
+    model, tok = load_model(model_path)
     if tok is None:
-        raise MinichatError(f"{path} has no tokenizer; minichat needs one beside the weights")
-    if str(path).endswith(".gguf"):
-        print(f"minichat: {template_note(path)}", file=sys.stderr)
+        raise MinichatError(f"{model_path} has no tokenizer; minichat needs one beside the weights")
     return model, tok
 
 
-def template_note(gguf_path: str) -> str:
-    """Which chat template minichat uses for a GGUF model, given the Jinja template its metadata carries."""
-    from minichat.chat.template import template_kind
-    from minichat.model.gguf_tokenizer import chat_template_from_gguf
+def template_note(model_path: str) -> str:
+    """Which chat template and system prompt minichat uses for a model file or folder (one line)."""
+    from minichat.chat.profile import profile_from_path
 
-    kind = template_kind(chat_template_from_gguf(gguf_path))
-    if kind == "chatml":
-        return "the model's chat template is ChatML: using minichat's ChatML rendering"
-    what = "has no chat template" if kind == "none" else "has a chat template that is not ChatML"
-    return f"the model {what}; using ChatML (<|im_start|>role ... <|im_end|>) anyway, replies may suffer"
+    return profile_from_path(model_path).note()
 
 
 def _sampling_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="a minichat checkpoint folder, a HF model folder or a .gguf file "
                                    "(default: the built-in model)")
-    p.add_argument("--max-new-tokens", type=int, default=256)
+    p.add_argument("--max-new-tokens", type=_positive, default=256)
     p.add_argument("--temperature", type=float, default=0.0, help="0 means greedy (default)")
     p.add_argument("--top-p", type=float, default=1.0)
     p.add_argument("--top-k", type=int, default=0, help="0 means no top-k filter")
@@ -104,7 +135,12 @@ def _sampling(args: argparse.Namespace) -> dict:
 def _cmd_generate(args: argparse.Namespace) -> int:
     from minichat.generate.loop import stream_text
 
+    from minichat.chat.profile import model_profile
+
     model, tok = _load(args.model)
+    if model_profile(model).chat_tuned:
+        print(f"minichat: {args.model or 'the built-in model'} is a chat model: `generate` continues raw text without "
+              f"its chat template, so expect odd output; `minichat chat` talks to it", file=sys.stderr)
     text = " ".join(args.prompt) if args.prompt else sys.stdin.read()
     for piece in stream_text(model, tok, text, max_new_tokens=args.max_new_tokens, **_sampling(args)):
         print(piece, end="", flush=True)
@@ -119,7 +155,10 @@ def _cmd_chat(args: argparse.Namespace) -> int:
 
     model, tok = _load(args.model)
     chat = Chat(model, tok, max_new_tokens=args.max_new_tokens, sampling=SamplingConfig(**_sampling(args)),
-                **({"instructions": args.system} if args.system is not None else {}))
+                instructions=args.system)
+    if args.model:
+        print(f"minichat: {chat.profile.note() if args.system is None else 'system prompt from --system'}",
+              file=sys.stderr)
     if not sys.stdin.isatty():
         return terminal.run_once(chat, sys.stdin.read(), trace=args.trace)
     return terminal.repl(chat, trace=args.trace)
@@ -142,13 +181,16 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="minichat", description="How a chat assistant works, stage by stage.")
+    from minichat.config import TRAIN_PRESETS
+
+    ap = _Parser(prog="minichat", description="How a chat assistant works, stage by stage.")
     sub = ap.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("tokenize", help="show text cut into tokens with their ids (or decode ids)")
     p.add_argument("text", nargs="*", help="the text (default: read standard input); with --ids, token ids")
-    p.add_argument("--tokenizer", help="a .bpe/.tiktoken/tokenizer.json file or a GPT-2 directory "
-                                       "(default: the built-in tokenizer)")
+    p.add_argument("--model", help="use this model's tokenizer: a minichat checkpoint folder, a HF folder or a .gguf "
+                                   "file (default: the built-in chat model's)")
+    p.add_argument("--tokenizer", help="a .bpe/.tiktoken/tokenizer.json file or a GPT-2 directory")
     p.add_argument("--ids", action="store_true", help="decode the given ids instead of encoding text")
     p.add_argument("--plain", action="store_true", help="no colours: [token] brackets instead")
     p.add_argument("--allow-special", action="store_true", help="encode special-token strings as control tokens")
@@ -173,11 +215,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("chat", help="a streaming chat in the terminal")
     _sampling_args(p)
     p.add_argument("--trace", action="store_true", help="print each stage's event compactly")
-    p.add_argument("--system", help="the system instructions (default: minichat's own)")
+    p.add_argument("--system", help="the system instructions (default: the model's own: minichat's for the built-in "
+                                    "model, the chat template's default for a GGUF or HF model)")
     p.set_defaults(run=_cmd_chat)
 
     p = sub.add_parser("train", help="train a chat model from scratch (synthetic corpus, own vocabulary)")
-    p.add_argument("--preset", default="builtin", help="builtin (about 57 minutes on 2 cores) or tiny (seconds)")
+    p.add_argument("--preset", default="builtin", choices=sorted(TRAIN_PRESETS),
+                   help="builtin (about 57 minutes on 2 cores) or tiny (seconds)")
     p.add_argument("--out", help="folder for the log, loss plot, checkpoints and the model (default runs/PRESET)")
     p.add_argument("--resume", action="store_true", help="continue from the folder's checkpoint")
     p.add_argument("--steps", type=int, help="override the preset's number of optimiser steps")
@@ -186,12 +230,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_cmd_train)
 
     p = sub.add_parser("eval", help="score a chat model on held-out synthetic conversations")
-    p.add_argument("--preset", default="builtin", help="the evaluation set (only 'builtin' exists)")
+    p.add_argument("--preset", default="builtin", choices=["builtin"], help="the evaluation set (only 'builtin')")
     p.add_argument("--model", help="the model to score (default: the built-in model)")
-    p.add_argument("-n", type=int, default=200, help="held-out probes per category")
+    p.add_argument("-n", type=_positive, default=200, help="held-out probes per category")
     p.add_argument("--seed", type=int, default=None, help="held-out seed (default: the corpus's held-out seed)")
     p.set_defaults(run=_cmd_eval)
     return ap
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return int(text)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -199,7 +249,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.run(args)
     except (MinichatError, ValueError, OSError) as e:
-        print(f"minichat: {e}", file=sys.stderr)
+        print(f"minichat: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as e:  # a bug, not bad input: still one line, with the traceback on request
+        if os.environ.get("MINICHAT_DEBUG"):
+            raise
+        print(f"minichat: unexpected error {type(e).__name__}: {e} (set MINICHAT_DEBUG=1 for the traceback)",
+              file=sys.stderr)
+        return 1

@@ -14,6 +14,7 @@ import sys
 from typing import TextIO
 
 from minichat.chat import events as ev
+from minichat.chat.context import ContextTooLong
 from minichat.chat.session import Chat
 
 HELP = """commands: /reset  /history  /trace  /save PATH  /load PATH  /help  /quit
@@ -23,12 +24,18 @@ Ctrl-C stops a reply; Ctrl-D or Ctrl-C at the prompt leaves."""
 def format_event(e: ev.Event) -> str | None:
     """One compact line per pipeline stage (None for the reply's own tokens)."""
     if isinstance(e, ev.SafetyVerdict):
+        if e.policy == "none":
+            return f"[safety {e.stage}] no guard configured: nothing checked"
         return f"[safety {e.stage}] {e.action} (policy: {e.policy or '-'}){' ' + e.reason if e.reason else ''}"
     if isinstance(e, ev.MemoryHits):
+        if not e.configured:
+            return "[memory] no memory configured: nothing retrieved"
         return f"[memory] {len(e.snippets)} snippet(s)" + "".join(f"\n           - {s}" for s in e.snippets)
     if isinstance(e, ev.ContextBuilt):
-        line = (f"[context] {e.used}/{e.budget} tokens: system {e.system_tokens}, kept {len(e.kept)} message(s), "
-                f"dropped {len(e.dropped)}")
+        window = (f" (window {e.window} − {e.window - e.budget} kept for the reply)" if e.window else "")
+        line = (f"[context] {e.used}/{e.budget} tokens{window}: system {e.system_tokens}"
+                f"{f' with {e.tools} tool schema(s)' if e.tools else ', no tools'}, kept {len(e.kept)} "
+                f"message(s), dropped {len(e.dropped)}")
         return line + (f" ({e.dropped[0]['reason']})" if e.dropped else "")
     if isinstance(e, ev.Tokenized):
         return f"[tokens] prompt {e.prompt_tokens} = {e.cached_tokens} from the KV cache + {e.prefill_tokens} prefilled"
@@ -43,8 +50,9 @@ def format_event(e: ev.Event) -> str | None:
     return None
 
 
-def stream_reply(chat: Chat, text: str, out: TextIO, trace: bool) -> None:
-    """Send one message and print the reply as it streams (trace lines on their own lines)."""
+def stream_reply(chat: Chat, text: str, out: TextIO, trace: bool) -> bool:
+    """Send one message and print the reply as it streams (trace lines on their own lines). A message the chat
+    cannot take (too long for the window) prints one line and leaves the conversation as it was; returns False."""
     events = chat.send(text)
     mid_line = False
     try:
@@ -62,8 +70,13 @@ def stream_reply(chat: Chat, text: str, out: TextIO, trace: bool) -> None:
     except KeyboardInterrupt:
         events.close()  # the session records the partial reply; the chat goes on
         out.write(" [interrupted]")
+    except ContextTooLong as e:
+        out.write(("\n" if mid_line else "") + f"(message not sent: {e}; the conversation is unchanged)\n")
+        out.flush()
+        return False
     out.write("\n")
     out.flush()
+    return True
 
 
 def run_once(chat: Chat, text: str, trace: bool = False, out: TextIO = sys.stdout) -> int:
@@ -71,8 +84,7 @@ def run_once(chat: Chat, text: str, trace: bool = False, out: TextIO = sys.stdou
     if not text.strip():
         print("minichat: empty input", file=sys.stderr)
         return 2
-    stream_reply(chat, text.strip(), out, trace)
-    return 0
+    return 0 if stream_reply(chat, text.strip(), out, trace) else 2
 
 
 def repl(chat: Chat, trace: bool = False, out: TextIO = sys.stdout) -> int:

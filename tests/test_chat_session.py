@@ -255,3 +255,39 @@ def test_events_json_round_trip():
         assert d["type"] == e.type and ev.event_from_json(d) == e
     with pytest.raises(ValueError, match="unknown event type"):
         ev.event_from_json({"type": "nope"})
+
+
+# -- each model with its own instructions; a message too long for the window ------------------------------------------
+
+def test_instructions_default_to_the_models_own(tmp_path):
+    """Built-in model: minichat's instructions; a GGUF/HF chat model: its template's default; unknown: none."""
+    import minichat
+    from minichat.chat.context import DEFAULT_INSTRUCTIONS
+    from minichat.chat.profile import default_system_from_template, profile_from_path
+
+    model, tok = minichat.load_model()
+    assert Chat(model, tok).instructions == DEFAULT_INSTRUCTIONS
+    assert Chat(model, tok, instructions="Be terse.").instructions == "Be terse."
+    assert Chat(ScriptedModel(lambda p: "x"), TOK).instructions == ""  # no checkpoint behind it: no guess
+    # HF folders keep the template in tokenizer_config.json, often with the newline escaped by JSON as "\\n"
+    tpl = ("{% if messages[0]['role'] != 'system' %}{{ '<|im_start|>system\\nYou are Qwen, a helpful "
+           "assistant.<|im_end|>\\n' }}{% endif %}")
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps({"chat_template": tpl}), encoding="utf-8")
+    profile = profile_from_path(tmp_path)
+    assert (profile.template, profile.instructions, profile.chat_tuned) == (
+        "chatml", "You are Qwen, a helpful assistant.", True)
+    assert default_system_from_template("{{ '<|im_start|>' + message['role'] }}<|im_end|>") == ""
+    assert default_system_from_template(None) == ""
+
+
+def test_a_message_too_long_for_the_window_leaves_the_conversation_intact():
+    from minichat.chat.context import ContextTooLong
+
+    chat = Chat(ScriptedModel(lambda p: "fine", n_ctx=256), TOK, max_new_tokens=64)
+    assert chat_events_text(list(chat.send("hello"))) == "fine"
+    before = list(chat.history)
+    with pytest.raises(ContextTooLong, match="shorten the message"):
+        list(chat.send("paste " * 2000))
+    assert chat.history == before  # the refused message is not left behind to break every later turn
+    assert chat_events_text(list(chat.send("still there?"))) == "fine"
+    assert [m.role for m in chat.history] == ["user", "assistant", "user", "assistant"]

@@ -4,9 +4,17 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from conftest import REPO
+import pytest
+
+from conftest import REPO, smollm2_gguf
+from minichat.model.checkpoint import BUILTIN_MODEL
 from minichat.tokenizer import load_tokenizer
-from minichat.tokenizer.io import open_tokenizer
+
+CHAT_TOKENIZER = BUILTIN_MODEL / "tokenizer.bpe"  # the built-in chat model's own vocabulary
+
+
+def open_tokenizer():
+    return load_tokenizer(CHAT_TOKENIZER)
 
 
 def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
@@ -56,13 +64,80 @@ def test_bad_input_exits_2_with_one_line(tmp_path):
     assert out.returncode == 2 and "UTF-8" in out.stderr and "Traceback" not in out.stderr
 
 
+def test_tokenize_default_is_the_chat_models_tokenizer_and_model_picks_another():
+    """`minichat tokenize` cuts text as `minichat chat` would; --model shows a checkpoint's own (GGUF included)."""
+    from minichat.model.gguf_tokenizer import tokenizer_from_gguf
+
+    model, tok = __import__("minichat").load_model()
+    text = "Tokenizers cut text 12345 ways"
+    out = run("tokenize", "--plain", text)
+    assert out.returncode == 0 and " ".join(map(str, tok.encode(text))) in out.stdout and "minichat-builtin" in out.stdout
+    gguf = smollm2_gguf()
+    out = run("tokenize", "--plain", "--model", str(gguf), text)
+    assert out.returncode == 0, out.stderr
+    assert " ".join(map(str, tokenizer_from_gguf(gguf).encode(text))) in out.stdout and "49152 ids" in out.stdout
+
+
+BAD_ARGUMENTS = [  # (argv, a phrase the one-line error must contain)
+    (["frob"], "invalid choice"),
+    (["tokenize", "--ids", "abc"], "--ids needs token ids"),
+    (["tokenize", "--ids", "5", "999999"], "not in this vocabulary"),
+    (["tokenize", "--model", "/no/such/model", "hi"], "no such file"),
+    (["tokenize", "--model", "x", "--tokenizer", "y", "hi"], "not both"),
+    (["tokenizer", "train", "README.md", "--vocab-size", "300", "--out", "/tmp/x.bpe", "--pattern", "(["],
+     "not a valid regular expression"),
+    (["tokenizer", "train", "README.md", "--vocab-size", "many", "--out", "/tmp/x.bpe"], "invalid int"),
+    (["tokenizer", "train"], "required"),
+    (["generate", "--model", "/no/such/model", "hi"], "no such file"),
+    (["generate", "--max-new-tokens", "0", "hi"], "whole number >= 1"),
+    (["chat", "--temperature", "-1"], "temperature"),
+    (["chat", "--max-new-tokens", "600"], "max_new_tokens must be in 1..511"),
+    (["chat", "--top-p", "0"], "top_p"),
+    (["train", "--preset", "foo"], "invalid choice"),
+    (["train", "--steps", "x"], "invalid int"),
+    (["eval", "--preset", "foo"], "invalid choice"),
+    (["eval", "-n", "0"], "whole number >= 1"),
+    (["eval", "--model", "README.md"], "not a GGUF file"),
+]
+
+
+@pytest.mark.parametrize("argv,phrase", BAD_ARGUMENTS, ids=[" ".join(a) for a, _ in BAD_ARGUMENTS])
+def test_every_subcommand_reports_bad_arguments_in_one_line(argv, phrase):
+    out = run(*argv, stdin="hello")
+    lines = out.stderr.strip().splitlines()
+    assert out.returncode == 2, (out.returncode, out.stderr)
+    assert len(lines) == 1 and phrase in lines[0] and "Traceback" not in out.stderr, out.stderr
+
+
+def test_generate_says_when_the_model_is_chat_tuned():
+    out = run("generate", "--max-new-tokens", "3", "Once upon a time")
+    assert out.returncode == 0 and "is a chat model" in out.stderr and "minichat chat" in out.stderr
+
+
+def test_real_model_gets_its_own_system_prompt_and_answers_in_english():
+    """SmolLM2 with minichat's instructions answered in broken French; with its own default it says Paris."""
+    gguf = smollm2_gguf()
+    out = run("chat", "--model", str(gguf), "--max-new-tokens", "24", stdin="What is the capital of France?\n")
+    assert out.returncode == 0, out.stderr
+    assert "system prompt from the GGUF chat template" in out.stderr
+    assert out.stdout.strip() == "The capital of France is Paris."
+
+
+def test_an_over_long_piped_message_is_refused_in_one_line():
+    out = run("chat", stdin="word " * 4000)
+    assert out.returncode == 2 and "Traceback" not in out.stderr + out.stdout
+    assert "message not sent" in out.stdout and len(out.stdout.strip().splitlines()) == 1
+
+
 def test_gguf_chat_template_is_reported(tmp_path):
     """A GGUF's own chat template: ChatML-like ones are honoured, others get a clear note (files written by `gguf`)."""
     from conftest import require_peer
     from minichat.cli import template_note
 
     gguf = require_peer("gguf")
-    for name, template, expected in [("chatml", "{{ '<|im_start|>' + m['role'] }}{{ '<|im_end|>' }}", "is ChatML"),
+    chatml = "{{ '<|im_start|>system\nYou are Tiny.<|im_end|>\n' }}{{ '<|im_start|>' + m['role'] }}{{ '<|im_end|>' }}"
+    for name, template, expected in [("chatml", chatml, "chat template ChatML; system prompt from the GGUF"),
+                                     ("bare", "{{ '<|im_start|>' + m['role'] }}{{ '<|im_end|>' }}", "no default system"),
                                      ("inst", "[INST] {{ m }} [/INST]", "not ChatML"), ("none", None, "no chat")]:
         path = tmp_path / f"{name}.gguf"
         w = gguf.GGUFWriter(str(path), "llama")

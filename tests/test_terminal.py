@@ -63,3 +63,29 @@ def test_interactive_chat_streams_traces_and_survives_ctrl_c(model_dir, tmp_path
     finally:
         child.close(force=True)
     assert (tmp_path / "c.json").exists()
+
+
+def test_an_over_long_message_is_refused_and_the_chat_goes_on(model_dir):
+    """A paste too long for the window prints one line; the conversation before it is intact and the chat goes on."""
+    pexpect = pytest.importorskip("pexpect")
+    child = pexpect.spawn(sys.executable, ["-m", "minichat", "chat", "--model", str(model_dir), "--max-new-tokens",
+                                           "4"], cwd=str(REPO), encoding="utf-8", timeout=120)
+    try:
+        child.expect("you> ")
+        child.sendline("first message")
+        child.expect("you> ")
+        child.sendline("paste " * 600)  # a terminal line holds at most 4,095 characters; this is ~3,600 (1,200 tokens)
+        child.expect(r"message not sent: .* only \d+ fit .*the conversation is unchanged")
+        child.expect("you> ")
+        child.sendline("/history")
+        child.expect("user: first message")
+        child.expect("you> ")
+        assert "paste paste" not in child.before
+        child.sendline("second message")
+        child.expect("you> ")
+        child.sendline("/history")
+        child.expect("user: second message")
+        child.sendline("/quit")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)

@@ -52,6 +52,7 @@ class MemoryHits(Event):
     type: ClassVar[str] = "memory_hits"
     query: str
     snippets: tuple[str, ...] = ()
+    configured: bool = True  # False: the chat has no memory store (nothing could have been retrieved)
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,8 @@ class ContextBuilt(Event):
     summary_tokens: int
     kept: tuple[dict, ...] = ()  # {"index", "role", "tokens"} per history message kept
     dropped: tuple[dict, ...] = ()  # {"index", "role", "tokens", "reason"} per history message dropped
+    window: int = 0  # the model's context window; window - budget tokens are kept free for the reply
+    tools: int = 0  # tool schemas listed in the system message
 
 
 @dataclass(frozen=True)
@@ -103,7 +106,7 @@ class ToolResult(Event):
 @dataclass(frozen=True)
 class Done(Event):
     type: ClassVar[str] = "done"
-    finish_reason: str  # stop | length | tool_limit | refused | interrupted
+    finish_reason: str  # stop | length | tool_limit | context_full | refused | safety
     usage: dict = field(default_factory=dict)  # prompt_tokens, cached_tokens, completion_tokens
     timings: dict = field(default_factory=dict)  # stage -> seconds
     text: str = ""  # the whole reply as shown to the user

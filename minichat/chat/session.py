@@ -30,8 +30,9 @@ from typing import Any
 import numpy as np
 
 from minichat.chat import events as ev
-from minichat.chat.context import DEFAULT_INSTRUCTIONS, assemble
+from minichat.chat.context import ContextTooLong, assemble
 from minichat.chat.plugins import Guard, Memory, NoGuard, NoMemory, NoTools, Tools
+from minichat.chat.profile import model_profile
 from minichat.chat.template import ChatTemplate, Message, parse_assistant, tool_result, user
 from minichat.generate.loop import generate
 from minichat.generate.sampling import SamplingConfig
@@ -40,15 +41,20 @@ CONVERSATION_FORMAT = 1
 
 
 class Chat:
-    """A conversation with a model. `model` is anything with the generation loop's LanguageModel interface."""
+    """A conversation with a model. `model` is anything with the generation loop's LanguageModel interface.
 
-    def __init__(self, model: Any, tokenizer: Any, *, instructions: str = DEFAULT_INSTRUCTIONS,
+    `instructions` default to the model's own system prompt (minichat's for the built-in model, the one in a GGUF's or
+    HF folder's chat template for others, none for a plain language model): see minichat.chat.profile.
+    """
+
+    def __init__(self, model: Any, tokenizer: Any, *, instructions: str | None = None,
                  tools: Tools | None = None, safety: Guard | None = None, memory: Memory | None = None,
                  context_window: int | None = None, max_new_tokens: int = 256, max_tool_rounds: int = 4,
                  memory_k: int = 3, summarize: bool = False, sampling: SamplingConfig | None = None,
                  rng: np.random.Generator | None = None):
         self.model, self.template = model, ChatTemplate(tokenizer)
-        self.instructions = instructions
+        self.profile = model_profile(model)
+        self.instructions = self.profile.instructions if instructions is None else instructions
         self.tools, self.safety, self.memory = tools or NoTools(), safety or NoGuard(), memory or NoMemory()
         self.context_window = min(context_window or model.config.n_ctx, model.config.n_ctx)
         if not 1 <= max_new_tokens < self.context_window:
@@ -104,7 +110,11 @@ class Chat:
             yield ev.Token(reply, -1, 0)
             yield ev.Done("refused", {"prompt_tokens": 0, "cached_tokens": 0, "completion_tokens": 0}, timings, reply)
             return
-        yield from self._respond(text, timings, sampling)
+        try:
+            yield from self._respond(text, timings, sampling)
+        except ContextTooLong:
+            self.history.pop()  # the message could not be answered: the conversation stays as it was before it
+            raise
 
     def regenerate(self, **sampling: Any) -> Iterator[ev.Event]:
         """Drop the reply to the last user message (with its tool calls) and answer that message again."""
@@ -119,16 +129,24 @@ class Chat:
         t = time.perf_counter()
         snippets = list(self.memory.retrieve(query, self.memory_k))
         timings["memory"] = time.perf_counter() - t
-        yield ev.MemoryHits(query, tuple(snippets))
+        yield ev.MemoryHits(query, tuple(snippets), configured=not isinstance(self.memory, NoMemory))
         usage = {"prompt_tokens": 0, "cached_tokens": 0, "completion_tokens": 0}
         instructions = "\n\n".join(s for s in (self.instructions, self.safety.instructions()) if s)
-        for _ in range(self.max_tool_rounds + 1):
+        tools = list(self.tools.schemas())
+        for round_ in range(self.max_tool_rounds + 1):
             t = time.perf_counter()
-            ctx = assemble(self.template, self.history, instructions=instructions, memory=snippets,
-                           tools=list(self.tools.schemas()), context_window=self.context_window,
-                           max_new_tokens=self.max_new_tokens, summarize=self.summarize)
+            try:
+                ctx = assemble(self.template, self.history, instructions=instructions, memory=snippets, tools=tools,
+                               context_window=self.context_window, max_new_tokens=self.max_new_tokens,
+                               summarize=self.summarize)
+            except ContextTooLong:
+                if round_ == 0:
+                    raise  # send() takes the message back out of the history
+                yield ev.Done("context_full", usage, timings, "")  # tool results filled the window mid-turn
+                return
             timings["context"] = timings.get("context", 0.0) + time.perf_counter() - t
-            yield ev.ContextBuilt(ctx.budget, ctx.used, ctx.system_tokens, ctx.summary_tokens, ctx.kept, ctx.dropped)
+            yield ev.ContextBuilt(ctx.budget, ctx.used, ctx.system_tokens, ctx.summary_tokens, ctx.kept, ctx.dropped,
+                                  window=self.context_window, tools=len(tools))
             t = time.perf_counter()
             ids = self.template.render(list(ctx.messages))
             cached = self._reuse_cache(ids)
