@@ -22,7 +22,10 @@ In a 4-bit block byte j holds element j in its low nibble and element j+16 in it
 
 What it leaves out: GGUF v1 and big-endian files (refused by name); dequantising the K-quants, I-quants and integer
 types (their sizes are known so a file that holds them still opens, but asking for such a tensor raises
-CheckpointError); writing GGUF. Every problem raises CheckpointError naming the field or tensor at fault.
+CheckpointError); writing GGUF. Every problem raises CheckpointError naming the file and the field or tensor at
+fault, and nothing else: a hostile file may nest arrays a thousand deep, declare 2^64 elements, or give an empty
+tensor 2^62 rows, so each declared count and size is checked against the bytes left in the file before anything is
+allocated for it.
 """
 from __future__ import annotations
 
@@ -42,6 +45,8 @@ DEFAULT_ALIGNMENT = 32
 
 # Metadata value types: id -> struct format of one scalar. 8 (STRING) and 9 (ARRAY) are handled apart.
 STRING, ARRAY = 8, 9
+MAX_NESTING = 16  # arrays of arrays deeper than this are refused (llama.cpp reads no nested arrays at all)
+MAX_ELEMENTS = (2**63 - 1) // 8  # ggml's int64 element count; NumPy's limit on an array's bytes as float64
 _SCALARS = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
 
 # ggml tensor types: id -> (name, elements per block, bytes per block). Only the first group can be dequantised.
@@ -133,12 +138,14 @@ class _Cursor:
         except UnicodeDecodeError as e:
             raise CheckpointError(f"{self.path}: {what} is not valid UTF-8 ({e})") from None
 
-    def value(self, vtype: int, what: str) -> Any:
+    def value(self, vtype: int, what: str, depth: int = 0) -> Any:
         if vtype in _SCALARS:
             return self.scalar(_SCALARS[vtype], what)
         if vtype == STRING:
             return self.string(what)
         if vtype == ARRAY:
+            if depth >= MAX_NESTING:  # each level recurses once: refuse before Python's stack runs out
+                raise CheckpointError(f"{self.path}: {what} nests arrays more than {MAX_NESTING} deep")
             etype = self.scalar("I", what + " (element type)")
             count = self.scalar("Q", what + " (element count)")
             if etype in _SCALARS:  # numbers: one vectorised read
@@ -150,7 +157,7 @@ class _Cursor:
             if etype not in (STRING, ARRAY):
                 raise CheckpointError(f"{self.path}: {what} is an array of unknown value type {etype}")
             self.need(count * 8, f"{what} ({count} elements)")  # every string or array takes at least 8 bytes
-            return [self.value(etype, f"{what}[{i}]") for i in range(count)]
+            return [self.value(etype, f"{what}[{i}]", depth + 1) for i in range(count)]
         raise CheckpointError(f"{self.path}: {what} has unknown value type {vtype} (known: 0-12)")
 
 
@@ -190,7 +197,8 @@ class GGUFFile:
             vtype = cur.scalar("I", f"the value type of metadata key {key!r}")
             self.metadata[key] = cur.value(vtype, f"the value of metadata key {key!r}")
         self.alignment = self.metadata.get("general.alignment", DEFAULT_ALIGNMENT)
-        if not isinstance(self.alignment, int) or self.alignment <= 0 or self.alignment & (self.alignment - 1):
+        if (type(self.alignment) is not int or self.alignment <= 0  # bool is an int to Python, not to GGUF
+                or self.alignment & (self.alignment - 1)):
             raise CheckpointError(f"{path}: metadata key 'general.alignment' is {self.alignment!r}; it must be a "
                                   f"positive power of two")
         infos = [self._tensor_info(cur, t) for t in range(n_tensors)]
@@ -218,9 +226,14 @@ class GGUFFile:
         rel = cur.scalar("Q", f"the data offset of tensor {name!r}")
         if type_id not in GGML_TYPES:
             raise CheckpointError(f"{self.path}: tensor {name!r} has unknown ggml type id {type_id}")
+        # ggml counts elements in int64; an empty tensor (a zero dim) has no bytes to bound its other dims
+        if math.prod(d for d in dims if d) > MAX_ELEMENTS:
+            raise CheckpointError(f"{self.path}: tensor {name!r} has dims {dims}, more than {MAX_ELEMENTS} "
+                                  f"elements; the file is corrupt")
         type_name, block, _ = GGML_TYPES[type_id]
         if block > 1 and (not dims or dims[0] % block):
-            raise CheckpointError(f"{self.path}: tensor {name!r} is {type_name} with rows of {dims[0]} numbers, "
+            row = dims[0] if dims else "no"  # a 0-dim (scalar) tensor has no rows to cut into blocks
+            raise CheckpointError(f"{self.path}: tensor {name!r} is {type_name} with rows of {row} numbers, "
                                   f"not a multiple of its block size {block}")
         if rel % self.alignment:
             raise CheckpointError(f"{self.path}: tensor {name!r} has data offset {rel}, not a multiple of the "

@@ -15,7 +15,10 @@ each tensor is a plain byte range, a reader can memory-map the file and hand out
 The rules we check, as the reference implementation does: the header length fits in the file; the JSON parses into an
 object; every dtype is known; every shape times the dtype's size equals the tensor's byte range; the ranges lie inside
 the data, do not overlap and leave no holes (together they cover the data exactly). A file that breaks a rule raises
-`CheckpointError` naming the tensor or field at fault.
+`CheckpointError` naming the file and the tensor or field at fault, and nothing else: the header is untrusted input
+(a hostile file may nest JSON a thousand levels deep, put a list where a string belongs, or declare an empty tensor
+with 2^62 rows), so every value is type-checked before use, and nothing is allocated from a declared size before
+that size has been checked against the file.
 
 What it leaves out: the 8-bit and smaller float dtypes (F8_*, F6_*, F4; refused by name), big-endian machines, and
 writing from lazy/streamed tensors. NumPy has no bfloat16, so BF16 tensors are widened exactly to float32 on reading.
@@ -33,6 +36,10 @@ import numpy as np
 from minichat.errors import CheckpointError
 
 MAX_HEADER_BYTES = 100_000_000  # the reference reader refuses larger headers, as a guard against garbage lengths
+MAX_DIMS = 64  # NumPy arrays have at most 64 dimensions
+# NumPy refuses an array whose element count (zero dims left out) times its itemsize overflows a signed 64-bit
+# integer, even when the array is empty; 8 bytes per element leaves room for widening to float64 later.
+MAX_ELEMENTS = (2**63 - 1) // 8
 
 # safetensors dtype name -> the NumPy dtype of its bytes (little-endian). BF16 is read as raw uint16 then widened.
 DTYPES: dict[str, np.dtype] = {
@@ -50,6 +57,15 @@ def bf16_to_f32(raw: np.ndarray) -> np.ndarray:  # (...) uint16 -> (...) float32
     return (raw.astype(np.uint32) << 16).view(np.float32)  # (...) u16 -> (...) u32 -> same bits as f32
 
 
+def _brief(value: object) -> str:
+    """A short repr for error messages: a hostile header can hold huge values, or nest deeper than repr recurses."""
+    try:
+        text = repr(value)
+    except RecursionError:
+        text = f"<a {type(value).__name__} nested too deeply to show>"
+    return text if len(text) <= 200 else text[:200] + "..."
+
+
 def _read_header(path: str | os.PathLike) -> tuple[dict, int, int]:
     """Parse and validate the header -> (header dict, byte position where data starts, data length)."""
     size = os.path.getsize(path)
@@ -64,8 +80,11 @@ def _read_header(path: str | os.PathLike) -> tuple[dict, int, int]:
         raw = f.read(n)
     try:
         header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"{path}: the JSON header does not parse ({e}); the file is corrupt") from None
+    except RecursionError:  # json recurses once per nesting level
+        raise CheckpointError(f"{path}: the JSON header nests too deeply to parse; the file is corrupt") from None
+    except ValueError as e:  # bad UTF-8, bad JSON, or an integer of more than 4300 digits
+        raise CheckpointError(f"{path}: the JSON header does not parse ({_brief(str(e))}); the file is corrupt") \
+            from None
     if not isinstance(header, dict):
         raise CheckpointError(f"{path}: the JSON header is a {type(header).__name__}, not an object")
     data_start, data_len = 8 + n, size - 8 - n
@@ -77,38 +96,42 @@ def _validate(path, header: dict, data_len: int) -> None:
     """Check every entry against the rules in the module docstring; raise naming the first entry at fault."""
     meta = header.get("__metadata__", {})
     if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
-        raise CheckpointError(f"{path}: '__metadata__' must map strings to strings, got {meta!r:.200}")
+        raise CheckpointError(f"{path}: '__metadata__' must map strings to strings, got {_brief(meta)}")
     spans = []  # (begin, end, name) for the overlap/hole check
     for name, info in header.items():
         if name == "__metadata__":
             continue
         if not isinstance(info, dict) or not {"dtype", "shape", "data_offsets"} <= info.keys():
-            raise CheckpointError(f"{path}: tensor {name!r} needs 'dtype', 'shape' and 'data_offsets', got "
-                                  f"{info!r:.200}")
+            raise CheckpointError(f"{path}: tensor {_brief(name)} needs 'dtype', 'shape' and 'data_offsets', got "
+                                  f"{_brief(info)}")
         dtype, shape, offsets = info["dtype"], info["shape"], info["data_offsets"]
-        if dtype not in DTYPES:
-            raise CheckpointError(f"{path}: tensor {name!r} has unknown or unsupported dtype {dtype!r} "
+        if not isinstance(dtype, str) or dtype not in DTYPES:
+            raise CheckpointError(f"{path}: tensor {_brief(name)} has unknown or unsupported dtype {_brief(dtype)} "
                                   f"(supported: {', '.join(DTYPES)})")
         if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
-            raise CheckpointError(f"{path}: tensor {name!r} has a bad shape {shape!r}; expected a list of "
-                                  f"non-negative integers")
+            raise CheckpointError(f"{path}: tensor {_brief(name)} has a bad shape {_brief(shape)}; expected a list "
+                                  f"of non-negative integers")
+        if len(shape) > MAX_DIMS or math.prod(d for d in shape if d) > MAX_ELEMENTS:
+            raise CheckpointError(f"{path}: tensor {_brief(name)} has shape {_brief(shape)}, beyond what NumPy can "
+                                  f"hold (at most {MAX_DIMS} dims and {MAX_ELEMENTS} elements); the file is corrupt")
         if (not isinstance(offsets, list) or len(offsets) != 2 or not all(type(o) is int for o in offsets)
                 or not 0 <= offsets[0] <= offsets[1] <= data_len):
-            raise CheckpointError(f"{path}: tensor {name!r} has data_offsets {offsets!r} out of range: the data "
-                                  f"part holds {data_len} bytes (is the file truncated?)")
+            raise CheckpointError(f"{path}: tensor {_brief(name)} has data_offsets {_brief(offsets)} out of range: "
+                                  f"the data part holds {data_len} bytes (is the file truncated?)")
         want = math.prod(shape) * DTYPES[dtype].itemsize
         if offsets[1] - offsets[0] != want:
-            raise CheckpointError(f"{path}: tensor {name!r} is {dtype} of shape {shape}, which needs {want} bytes, "
-                                  f"but its data_offsets {offsets} span {offsets[1] - offsets[0]}")
+            raise CheckpointError(f"{path}: tensor {_brief(name)} is {dtype} of shape {_brief(shape)}, which needs "
+                                  f"{want} bytes, but its data_offsets {offsets} span {offsets[1] - offsets[0]}")
         spans.append((offsets[0], offsets[1], name))
     # Sorted by position, each tensor must start exactly where the previous one ended: no overlap, no hole.
     position, previous = 0, None
     for begin, end, name in sorted(spans):
         if begin < position:
-            raise CheckpointError(f"{path}: tensor {name!r} (bytes {begin}..{end}) overlaps tensor {previous!r}")
+            raise CheckpointError(f"{path}: tensor {_brief(name)} (bytes {begin}..{end}) overlaps tensor "
+                                  f"{_brief(previous)}")
         if begin > position:
-            raise CheckpointError(f"{path}: {begin - position} unclaimed bytes before tensor {name!r}; the data "
-                                  f"part must be covered exactly")
+            raise CheckpointError(f"{path}: {begin - position} unclaimed bytes before tensor {_brief(name)}; the "
+                                  f"data part must be covered exactly")
         position, previous = end, name
     if position != data_len:
         raise CheckpointError(f"{path}: the tensors claim {position} bytes but the data part holds {data_len}; "
