@@ -1,0 +1,678 @@
+"""An MCP client over stdio: JSON-RPC 2.0 with a server subprocess, in both protocol eras, plus a `Tools` adapter.
+
+The Model Context Protocol lets a chat use tools that live in another program. The client starts the server as a
+subprocess and writes one JSON-RPC message per line to its stdin; the server answers one message per line on its
+stdout (stdout carries protocol only; the server logs to stderr). Two eras are in use:
+
+    modern  (2026-07-28)  no handshake: every request carries `_meta` with `io.modelcontextprotocol/protocolVersion`
+                          and `io.modelcontextprotocol/clientCapabilities`; results carry `resultType`. A client that
+                          also speaks the old era probes with `server/discover` first.
+    legacy  (2025-11-25 and earlier)  `initialize` -> result with the agreed `protocolVersion`, then the client
+                          sends the notification `notifications/initialized`; later requests carry no envelope.
+
+`MCPClient.start()` follows the stdio backward-compatibility rules of the 2026-07-28 specification
+(basic/transports/stdio.mdx): probe with `server/discover`; a DiscoverResult means modern; the error -32022
+UnsupportedProtocolVersion names the versions the server speaks, and the client uses one of them; any other error or
+no answer within `probe_timeout` means legacy, so fall back to `initialize`. A slow server that answered the probe
+after we gave up has locked itself to the modern era and refuses `initialize` with -32022: re-probe once.
+
+Failures are `MCPError`s that say which server, what happened and what to do: the server cannot start or exits
+(`MCPConnectionError`), does not answer in time (`MCPTimeout`, the request is cancelled and the connection stays
+usable), writes something that is not JSON-RPC on stdout (`MCPProtocolError`, the connection is closed: the stream
+can no longer be trusted), answers with a JSON-RPC error (`MCPRemoteError`, e.g. -32602 for an unknown tool), or
+reports a failed tool with `isError: true` (`MCPToolError`, whose text is meant for the model). Every raw line sent
+and received is kept in `transcript` (for `--trace`).
+
+`MCPTools` presents one server's tools through the chat's `Tools` socket (schemas(), run(name, arguments) -> str);
+`merge_tools` joins several tool sources and prefixes an MCP tool's name with its server's name where names clash.
+
+Left out: HTTP transports, resources, prompts, completion, subscriptions, sampling/elicitation and the multi
+round-trip `input_required` results (reported as unsupported), progress, and validating arguments on the client
+side (the server validates them).
+"""
+from __future__ import annotations
+
+import collections
+import itertools
+import json
+import os
+import queue
+import re
+import shlex
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from minichat.errors import MinichatError
+
+MODERN_VERSIONS = ("2026-07-28",)  # newest first; spoken with the per-request `_meta` envelope
+LEGACY_VERSIONS = ("2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05")  # spoken after `initialize`
+VERSION_KEY = "io.modelcontextprotocol/protocolVersion"
+CAPABILITIES_KEY = "io.modelcontextprotocol/clientCapabilities"
+CLIENT_INFO_KEY = "io.modelcontextprotocol/clientInfo"
+SERVER_INFO_KEY = "io.modelcontextprotocol/serverInfo"
+CLIENT_INFO = {"name": "minichat", "version": "0.1.0"}
+UNSUPPORTED_PROTOCOL_VERSION, MISSING_CAPABILITY, HEADER_MISMATCH = -32022, -32021, -32020
+MODERN_ERRORS = (UNSUPPORTED_PROTOCOL_VERSION, MISSING_CAPABILITY, HEADER_MISMATCH)  # only a modern server sends these
+ERROR_NAMES = {-32700: "parse error", -32600: "invalid request", -32601: "method not found", -32602: "invalid params",
+               -32603: "internal error", -32022: "unsupported protocol version", -32021: "missing client capability"}
+MAX_LINE = 16 * 2**20  # bytes; a longer "line" is a broken server, not a message
+MAX_PAGES = 100  # tools/list pages followed before we call the pagination broken
+# The environment a server inherits unless told otherwise (as the official SDK does): enough to find programs and a
+# home directory, but none of the API keys and tokens that may sit in the user's environment.
+SAFE_ENV = ("HOME", "LOGNAME", "PATH", "SHELL", "TERM", "USER", "LANG", "TMPDIR",
+            "APPDATA", "LOCALAPPDATA", "PATHEXT", "SYSTEMDRIVE", "SYSTEMROOT", "TEMP", "USERNAME", "USERPROFILE")
+
+
+class MCPError(MinichatError):
+    """Something went wrong talking to an MCP server; the message names the server and what to do."""
+
+
+class MCPConnectionError(MCPError):
+    """The server could not be started, or its process exited (or was closed)."""
+
+
+class MCPTimeout(MCPError):
+    """The server did not answer within the time limit."""
+
+
+class MCPProtocolError(MCPError):
+    """The server broke the protocol: a line that is not JSON-RPC, a malformed result, an unknown `resultType`."""
+
+
+class MCPRemoteError(MCPError):
+    """The server answered with a JSON-RPC error object."""
+
+    def __init__(self, message: str, code: int, data: Any = None):
+        super().__init__(message)
+        self.code, self.data = code, data
+
+
+class MCPToolError(MCPError):
+    """The tool ran and failed (`isError: true`); the message is the server's text, meant for the model."""
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    text: str  # the content blocks as text, what the model reads
+    is_error: bool
+    content: tuple[Mapping[str, Any], ...]  # the raw content blocks
+    structured: Any = None  # `structuredContent`, if the tool declared an output schema
+
+
+def _pump_stdout(stream, inbox: queue.Queue) -> None:
+    """Reader thread: each stdout line becomes ("message", obj, raw) or ("garbage", raw); end of file -> ("eof",)."""
+    while True:
+        line = stream.readline(MAX_LINE + 1)
+        if not line:
+            inbox.put(("eof",))
+            return
+        if len(line) > MAX_LINE:
+            inbox.put(("garbage", f"<a line longer than {MAX_LINE} bytes>"))
+            return  # the framing is lost; nothing after this can be trusted
+        raw = line.decode("utf-8", "replace").rstrip("\r\n")
+        if not raw.strip():
+            continue  # a blank line carries no message; tolerate it
+        try:
+            inbox.put(("message", json.loads(line), raw))
+        except ValueError:  # not JSON (UnicodeDecodeError is a ValueError too)
+            inbox.put(("garbage", raw))
+
+
+def _pump_stderr(stream, tail: collections.deque) -> None:
+    """Reader thread: keep the server's last log lines (and keep its stderr pipe from filling up and blocking it)."""
+    for line in iter(stream.readline, b""):
+        tail.append(line.decode("utf-8", "replace").rstrip())
+
+
+def _short(text: str, n: int = 200) -> str:
+    return text if len(text) <= n else text[:n] + f"... ({len(text)} characters)"
+
+
+def result_text(result: Mapping[str, Any]) -> str:
+    """A `tools/call` result's content blocks as the text a language model can read."""
+    parts = []
+    for block in result.get("content") or ():
+        kind = block.get("type") if isinstance(block, Mapping) else None
+        if kind == "text":
+            parts.append(str(block.get("text", "")))
+        elif kind in ("image", "audio"):  # base64 data: the model cannot read it, say what it was
+            parts.append(f"[{kind} {block.get('mimeType', '?')}, {len(block.get('data', '')) * 3 // 4} bytes, not shown]")
+        elif kind == "resource_link":
+            parts.append(f"[resource link {block.get('uri', '?')} {block.get('name', '')}]".replace(" ]", "]"))
+        elif kind == "resource":
+            res = block.get("resource") or {}
+            parts.append(str(res["text"]) if "text" in res else f"[resource {res.get('uri', '?')}, binary, not shown]")
+        else:
+            parts.append(f"[content of unknown type {kind!r}]")
+    if not parts and result.get("structuredContent") is not None:
+        parts.append(json.dumps(result["structuredContent"], ensure_ascii=False))
+    return "\n".join(parts)
+
+
+class MCPClient:
+    """One MCP server subprocess and the JSON-RPC conversation with it (one request at a time).
+
+        with MCPClient("python server.py") as server:     # starts it and runs the handshake
+            server.era, server.protocol_version            # "modern", "2026-07-28"  (or "legacy", "2025-11-25")
+            tools = server.list_tools()                    # every page
+            server.call_tool("add", {"a": 2, "b": 3}).text # "5"
+    """
+
+    def __init__(self, command: str | Sequence[str], *, name: str | None = None, timeout: float = 30.0,
+                 probe_timeout: float = 5.0, era: str = "auto", env: Mapping[str, str] | None = None,
+                 cwd: str | None = None, transcript_size: int = 2000):
+        self.argv = shlex.split(command) if isinstance(command, str) else [str(a) for a in command]
+        if not self.argv:
+            raise ValueError("empty MCP server command; give the program and its arguments, e.g. 'python server.py'")
+        if era not in ("auto", "modern", "legacy"):
+            raise ValueError(f"era must be 'auto', 'modern' or 'legacy', not {era!r}")
+        if timeout <= 0 or probe_timeout <= 0:
+            raise ValueError(f"timeouts must be positive seconds, got timeout={timeout}, probe_timeout={probe_timeout}")
+        self.timeout, self.probe_timeout, self.era_wanted, self.env, self.cwd = timeout, probe_timeout, era, env, cwd
+        self._fixed_name = name
+        self.name = _slug(name or os.path.splitext(os.path.basename(self.argv[-1]))[0])
+        self.era: str | None = None  # "modern" or "legacy" once the handshake is done
+        self.protocol_version: str | None = None
+        self.server_info: Mapping[str, Any] = {}
+        self.capabilities: Mapping[str, Any] = {}
+        self.instructions: str | None = None
+        self.tools_changed = False  # set by notifications/tools/list_changed
+        self.transcript: collections.deque = collections.deque(maxlen=transcript_size)  # (seq, time, dir, text)
+        self.stderr_tail: collections.deque = collections.deque(maxlen=50)
+        self.stopped_by: str | None = None  # how close() ended the process: "stdin", "terminate" or "kill"
+        self._seq, self._ids = itertools.count(1), itertools.count(1)
+        self._lock, self._close_lock = threading.RLock(), threading.Lock()
+        self._proc: subprocess.Popen | None = None
+        self._down: str | None = "not started"  # why the server is not usable, or None
+
+    # -- lifecycle -----------------------------------------------------------------------------------------------------
+
+    def start(self) -> MCPClient:
+        """Start the subprocess and run the handshake; on failure the process is stopped and the error raised."""
+        with self._lock:
+            self._spawn()
+            try:
+                self._handshake(self.era or self.era_wanted)
+            except BaseException:
+                self.close(grace=0.5)
+                raise
+        return self
+
+    def restart(self) -> MCPClient:
+        """A fresh process (the specification's advice after a crash); the era found before is reused, not re-probed."""
+        self.close(grace=0.5)
+        return self.start()
+
+    @property
+    def alive(self) -> bool:
+        return self._down is None and self._proc is not None and self._proc.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    def close(self, grace: float = 2.0) -> None:
+        """Shut down as the stdio transport says: close stdin, wait; then terminate, wait; then kill."""
+        with self._close_lock:  # not self._lock: close() must work while another thread waits for an answer
+            proc, self._proc = self._proc, None
+            if proc is None:
+                return
+            self._down = self._down or "closed by the client"
+            self.stopped_by = None
+            for step, send in (("stdin", self._close_stdin), ("terminate", _terminate), ("kill", _kill)):
+                if proc.poll() is not None:
+                    break
+                send(proc)
+                self.stopped_by = step
+                try:
+                    proc.wait(grace if step != "kill" else None)
+                except subprocess.TimeoutExpired:
+                    continue
+            for stream in (proc.stdin, proc.stdout, proc.stderr):
+                try:
+                    stream.close()
+                except (OSError, ValueError):
+                    pass
+            self._log("--", f"server stopped ({_exit_reason(proc.returncode)}; {self.stopped_by or 'already gone'})")
+
+    def __enter__(self) -> MCPClient:
+        return self.start() if self._proc is None else self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _close_stdin(self, proc: subprocess.Popen) -> None:
+        try:
+            proc.stdin.close()
+        except (OSError, ValueError):
+            pass
+
+    def _spawn(self) -> None:
+        env = {k: v for k, v in os.environ.items() if k in SAFE_ENV and not v.startswith("()")}  # "()": shell funcs
+        env.update(self.env or {})
+        try:
+            # A session of its own: Ctrl-C in the chat's terminal must not also kill the server, and shutdown can
+            # signal the server's whole process group (a launcher such as npx starts the real server as a child).
+            proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    env=env, cwd=self.cwd, start_new_session=os.name == "posix")
+        except OSError as e:
+            raise MCPConnectionError(f"cannot start MCP server {self.name!r} ({shlex.join(self.argv)}): "
+                                     f"{e.strerror or e}; check the command and that the program is installed") from e
+        self._proc, self._down, self._inbox = proc, None, queue.Queue()
+        self.stderr_tail.clear()
+        self._stderr_thread = threading.Thread(target=_pump_stderr, args=(proc.stderr, self.stderr_tail), daemon=True)
+        threading.Thread(target=_pump_stdout, args=(proc.stdout, self._inbox), daemon=True).start()
+        self._stderr_thread.start()
+        self._log("--", f"started {shlex.join(self.argv)} (pid {proc.pid})")
+
+    # -- the handshake, in either era -------------------------------------------------------------------------------------
+
+    def _handshake(self, era: str) -> None:
+        if era == "legacy":
+            return self._initialize(LEGACY_VERSIONS[0])
+        version = MODERN_VERSIONS[0]
+        for attempt in range(2):
+            try:
+                found = self._call("server/discover", {}, self.probe_timeout, version=version, cancel=False)
+            except MCPRemoteError as e:
+                supported = _supported(e.data)
+                if e.code == UNSUPPORTED_PROTOCOL_VERSION and supported is not None:
+                    mutual = [v for v in MODERN_VERSIONS if v in supported]
+                    if mutual and attempt == 0:
+                        version = mutual[0]
+                        continue
+                    legacy = [v for v in LEGACY_VERSIONS if v in supported]
+                    if legacy and era == "auto":
+                        return self._initialize(legacy[0])
+                    raise MCPError(f"MCP server {self.name!r} speaks protocol versions {', '.join(supported)}; "
+                                   f"minichat speaks {', '.join(MODERN_VERSIONS + LEGACY_VERSIONS)}") from e
+                if e.code in MODERN_ERRORS or era == "modern":
+                    raise
+                self._log("--", f"server/discover failed ({e.code}): a legacy server, falling back to initialize")
+                return self._initialize(LEGACY_VERSIONS[0])
+            except MCPTimeout:
+                if era == "modern":
+                    raise
+                self._log("--", "no answer to server/discover: a legacy server, falling back to initialize")
+                return self._initialize(LEGACY_VERSIONS[0])
+            listed = found.get("supportedVersions")
+            listed = listed if isinstance(listed, list) else []
+            mutual = [v for v in MODERN_VERSIONS if v in listed]
+            if not mutual:  # answers discover but advertises only handshake versions: that is a legacy server
+                legacy = [v for v in LEGACY_VERSIONS if v in listed]
+                return self._initialize(legacy[0] if legacy else LEGACY_VERSIONS[0])
+            self.era, self.protocol_version = "modern", mutual[0]
+            meta = found.get("_meta") if isinstance(found.get("_meta"), Mapping) else {}
+            self._adopt(meta.get(SERVER_INFO_KEY), found.get("capabilities"), found.get("instructions"))
+            return
+
+    def _initialize(self, version: str, reprobe: bool = True) -> None:
+        params = {"protocolVersion": version, "capabilities": {}, "clientInfo": dict(CLIENT_INFO)}
+        try:
+            result = self._call("initialize", params, self.timeout)
+        except MCPRemoteError as e:
+            supported = _supported(e.data) or []
+            if reprobe and e.code == UNSUPPORTED_PROTOCOL_VERSION and any(v in supported for v in MODERN_VERSIONS):
+                # Our probe timed out but reached the server, which locked the connection to the modern era.
+                return self._handshake("modern")
+            raise
+        agreed = result.get("protocolVersion")
+        if agreed not in LEGACY_VERSIONS:  # the specification: a client that cannot speak it MUST disconnect
+            raise MCPProtocolError(f"MCP server {self.name!r} answered initialize with protocol version {agreed!r}; "
+                                   f"minichat speaks {', '.join(LEGACY_VERSIONS)} in the handshake era")
+        self.era, self.protocol_version = "legacy", agreed
+        self._adopt(result.get("serverInfo"), result.get("capabilities"), result.get("instructions"))
+        self.notify("notifications/initialized")
+
+    def _adopt(self, info: Any, capabilities: Any, instructions: Any) -> None:
+        self.server_info = info if isinstance(info, Mapping) else {}
+        self.capabilities = capabilities if isinstance(capabilities, Mapping) else {}
+        self.instructions = instructions if isinstance(instructions, str) else None
+        if not self._fixed_name and isinstance(self.server_info.get("name"), str) and self.server_info["name"]:
+            self.name = _slug(self.server_info["name"])  # display only (never trusted for anything else)
+
+    # -- requests ------------------------------------------------------------------------------------------------------
+
+    def request(self, method: str, params: Mapping[str, Any] | None = None, *, timeout: float | None = None) -> dict:
+        """Send a request in the era agreed and return its result; errors are raised as MCPError subclasses."""
+        with self._lock:
+            version = self.protocol_version if self.era == "modern" else None
+            return self._call(method, params or {}, timeout or self.timeout, version=version)
+
+    def notify(self, method: str, params: Mapping[str, Any] | None = None) -> None:
+        self._send({"jsonrpc": "2.0", "method": method, **({"params": dict(params)} if params else {})})
+
+    def list_tools(self) -> list[dict]:
+        """Every tool the server offers, following `nextCursor` from page to page."""
+        tools, cursor, seen = [], None, set()
+        for _ in range(MAX_PAGES):
+            result = self.request("tools/list", {"cursor": cursor} if cursor is not None else None)
+            page = result.get("tools")
+            if not isinstance(page, list) or not all(isinstance(t, dict) and isinstance(t.get("name"), str)
+                                                      for t in page):
+                raise MCPProtocolError(f"MCP server {self.name!r} sent a tools/list result without a list of named "
+                                       f"tools: {_short(json.dumps(result))}")
+            tools += page
+            cursor = result.get("nextCursor")
+            if cursor is None:
+                self.tools_changed = False
+                return tools
+            if not isinstance(cursor, str) or cursor in seen:
+                raise MCPProtocolError(f"MCP server {self.name!r} repeated the tools/list cursor {cursor!r}")
+            seen.add(cursor)
+        raise MCPProtocolError(f"MCP server {self.name!r} sent more than {MAX_PAGES} pages of tools")
+
+    def call_tool(self, name: str, arguments: Mapping[str, Any] | None = None, *,
+                  timeout: float | None = None) -> ToolResult:
+        """Call a tool; a failed tool comes back as `is_error=True` (not raised), a protocol error is raised."""
+        result = self.request("tools/call", {"name": name, "arguments": dict(arguments or {})}, timeout=timeout)
+        content = result.get("content")
+        if not isinstance(content, list):
+            raise MCPProtocolError(f"MCP server {self.name!r} sent a tools/call result without a content list: "
+                                   f"{_short(json.dumps(result))}")
+        return ToolResult(result_text(result), result.get("isError") is True, tuple(content),
+                          result.get("structuredContent"))
+
+    def trace(self, since: int = 0) -> str:
+        """The raw exchange as text, one line per message (`->` sent, `<-` received, `!!` not protocol, `--` event)."""
+        return "\n".join(f"{d} {text}" for seq, _, d, text in self.transcript if seq > since)
+
+    @property
+    def mark(self) -> int:
+        """The sequence number of the latest transcript line; `trace(since=mark)` later shows what came after it."""
+        return self.transcript[-1][0] if self.transcript else 0
+
+    # -- the wire -------------------------------------------------------------------------------------------------------
+
+    def _log(self, direction: str, text: str) -> None:
+        self.transcript.append((next(self._seq), time.time(), direction, text))
+
+    def _send(self, message: Mapping[str, Any]) -> None:
+        try:  # one line per message: json.dumps escapes newlines inside strings, so the line cannot break
+            line = json.dumps(message, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+            data = line.encode("utf-8") + b"\n"  # a lone surrogate cannot be encoded: bad input, not a dead server
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"cannot send {message.get('method', 'a message')} to MCP server {self.name!r}: "
+                             f"its parameters are not JSON ({e})") from e
+        self._ensure_up()
+        self._log("->", line)
+        try:
+            self._proc.stdin.write(data)
+            self._proc.stdin.flush()
+        except (OSError, ValueError) as e:  # BrokenPipeError: the server is gone
+            raise self._gone() from e
+
+    def _call(self, method: str, params: Mapping[str, Any], timeout: float, *, version: str | None = None,
+              cancel: bool = True) -> dict:
+        rid = next(self._ids)
+        body = dict(params)
+        if version is not None:  # the modern era's per-request envelope
+            body["_meta"] = {**body.get("_meta", {}), VERSION_KEY: version, CAPABILITIES_KEY: {},
+                             CLIENT_INFO_KEY: dict(CLIENT_INFO)}
+        self._send({"jsonrpc": "2.0", "id": rid, "method": method, "params": body})
+        reply = self._await(rid, method, timeout, cancel)
+        if "error" in reply:
+            err = reply["error"]
+            if not isinstance(err, Mapping) or not isinstance(err.get("code"), int):
+                raise self._broken(f"an error without an integer code: {_short(json.dumps(reply))}")
+            code, what = err["code"], ERROR_NAMES.get(err["code"], "error")
+            raise MCPRemoteError(f"MCP server {self.name!r} refused {method} (JSON-RPC error {code}, {what}): "
+                                 f"{err.get('message', '')}", code, err.get("data"))
+        result = reply.get("result")
+        if not isinstance(result, dict):
+            raise self._broken(f"a response whose result is not an object: {_short(json.dumps(reply))}")
+        kind = result.get("resultType", "complete")  # absent means complete (servers of earlier versions)
+        if kind == "input_required":
+            raise MCPError(f"MCP server {self.name!r} needs input from the user for {method} (input_required); "
+                           "minichat's MCP client does not support multi round-trip requests")
+        if kind != "complete":
+            raise MCPProtocolError(f"MCP server {self.name!r} answered {method} with unknown resultType {kind!r}")
+        return result
+
+    def _await(self, rid: int, method: str, timeout: float, cancel: bool) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                item = self._inbox.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                self._log("--", f"no answer to request {rid} ({method}) within {timeout:g} s")
+                if cancel:  # tell the server to stop working on it; a late answer is dropped below
+                    self.notify("notifications/cancelled", {"requestId": rid, "reason": f"timed out ({timeout:g} s)"})
+                raise MCPTimeout(f"MCP server {self.name!r} did not answer {method} within {timeout:g} s; the "
+                                 "request was cancelled (a slow tool? raise the timeout)") from None
+            if item[0] == "eof":
+                raise self._gone()
+            if item[0] == "garbage":
+                self._log("!!", item[1])
+                raise self._broken(f"a line that is not JSON: {_short(item[1])!r}")
+            msg = item[1]
+            self._log("<-", item[2])
+            if not isinstance(msg, dict) or msg.get("jsonrpc") != "2.0":
+                raise self._broken(f"JSON that is not a JSON-RPC 2.0 message: {_short(item[2])!r}")
+            if "method" in msg:
+                self._from_server(msg)
+            elif msg.get("id") == rid:
+                return msg
+            # else: the answer to a request we gave up on; dropped
+
+    def _from_server(self, msg: dict) -> None:
+        """A request or notification from the server while we wait for our answer."""
+        method = msg["method"]
+        if "id" in msg:  # a request: only the legacy era allows them; answer ping, decline the rest
+            reply = ({"result": {}} if method == "ping" else
+                     {"error": {"code": -32601, "message": f"minichat's MCP client does not offer {method}"}})
+            self._send({"jsonrpc": "2.0", "id": msg["id"], **reply})
+        elif method == "notifications/tools/list_changed":
+            self.tools_changed = True
+
+    def _ensure_up(self) -> None:
+        if self._down is not None or self._proc is None:
+            raise MCPConnectionError(f"MCP server {self.name!r} is not running ({self._down}){self._stderr_hint()}")
+
+    def _gone(self) -> MCPConnectionError:
+        """The server's stdout closed or its stdin broke: it exited. Collect the reason and clean up."""
+        proc = self._proc
+        if proc is not None:
+            try:
+                proc.wait(2.0)
+            except subprocess.TimeoutExpired:
+                pass
+            self._stderr_thread.join(0.5)  # let the last log lines (a traceback, say) arrive
+            self._down = _exit_reason(proc.returncode) if proc.returncode is not None else "closed its stdout"
+            self._log("--", f"server {self._down}")
+            self.close(grace=0.5)
+        return MCPConnectionError(f"MCP server {self.name!r} {self._down}{self._stderr_hint()}; "
+                                  "it can be restarted")
+
+    def _broken(self, what: str) -> MCPProtocolError:
+        """The server broke the protocol: after that nothing on its stdout can be trusted, so close the connection."""
+        self._down = f"closed after it sent {_short(what, 80)}"
+        self.close(grace=0.5)
+        return MCPProtocolError(f"MCP server {self.name!r} sent {what} on stdout, which carries protocol messages "
+                                "only (logs belong on stderr); the connection was closed")
+
+    def _stderr_hint(self) -> str:
+        lines = [line for line in self.stderr_tail if line.strip()][-3:]
+        return "; its last log lines: " + " | ".join(_short(line, 160) for line in lines) if lines else ""
+
+
+def _supported(data: Any) -> list[str] | None:
+    """The `supported` list of an UnsupportedProtocolVersion error's data, if it has one."""
+    listed = data.get("supported") if isinstance(data, Mapping) else None
+    return [v for v in listed if isinstance(v, str)] if isinstance(listed, list) else None
+
+
+def _slug(name: str) -> str:
+    """A server name usable as a tool-name prefix (MCP tool names allow letters, digits, `_`, `-`, `.`)."""
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", name).strip("_") or "mcp"
+
+
+def _exit_reason(code: int | None) -> str:
+    if code is None:
+        return "is still running"
+    return f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
+
+
+def _signal_group(proc: subprocess.Popen, sig: int) -> bool:
+    if os.name != "posix":
+        return False
+    try:
+        os.killpg(proc.pid, sig)  # the group the server leads (start_new_session): the server and its children
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False
+
+
+def _terminate(proc: subprocess.Popen) -> None:
+    if not _signal_group(proc, signal.SIGTERM):
+        proc.terminate()
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    if not _signal_group(proc, getattr(signal, "SIGKILL", signal.SIGTERM)):
+        proc.kill()
+
+
+# -- the chat's view: an MCP server's tools through the `Tools` socket ---------------------------------------------------
+
+def compact_schema(node: Any) -> Any:
+    """A JSON Schema without its `title` annotations (pydantic adds one to every property; they cost context window
+    and change no validation). Property names are kept even when a property is called "title"."""
+    if isinstance(node, list):
+        return [compact_schema(x) for x in node]
+    if not isinstance(node, dict):
+        return node
+    out = {}
+    for key, value in node.items():
+        if key == "title" and isinstance(value, str):
+            continue
+        if key in ("properties", "patternProperties", "$defs", "definitions") and isinstance(value, dict):
+            out[key] = {name: compact_schema(sub) for name, sub in value.items()}
+        elif key in ("const", "default", "enum", "examples"):  # instance values, not schemas: keep verbatim
+            out[key] = value
+        else:
+            out[key] = compact_schema(value)
+    return out
+
+
+class MCPTools:
+    """One MCP server's tools as the chat sees them: `schemas()` and `run(name, arguments) -> str`.
+
+    A failed tool (`isError`) raises `MCPToolError` with the server's text, a JSON-RPC error `MCPRemoteError`: the
+    chat loop turns an exception into an error result the model reads, and goes on. A server that died is restarted
+    on the next call, at most `max_restarts` times (the failed call itself is not repeated: tools may not be
+    idempotent). `last_exchange` holds the raw JSON-RPC lines of the latest call (for `--trace`).
+    """
+
+    def __init__(self, client: MCPClient, *, max_restarts: int = 1, max_result_chars: int = 16_000):
+        self.client, self.max_restarts, self.max_result_chars = client, max_restarts, max_result_chars
+        self.restarts = 0
+        self.last_exchange = ""
+        self._tools: list[dict] | None = None
+
+    @classmethod
+    def launch(cls, command: str | Sequence[str], **options: Any) -> MCPTools:
+        """Start a server and list its tools; raises MCPError if it cannot (the caller decides to go on without)."""
+        adapter_options = {k: options.pop(k) for k in ("max_restarts", "max_result_chars") if k in options}
+        tools = cls(MCPClient(command, **options).start(), **adapter_options)
+        try:
+            tools.schemas(strict=True)
+        except BaseException:
+            tools.close()
+            raise
+        return tools
+
+    @property
+    def server_name(self) -> str:
+        return self.client.name
+
+    def schemas(self, strict: bool = False) -> list[dict]:
+        """The tools as {"name", "description", "parameters"}; re-listed when the server said its list changed."""
+        if self._tools is None or (self.client.tools_changed and self.client.alive):
+            try:
+                self._tools = self.client.list_tools()
+            except MCPError:
+                if strict:
+                    raise
+                self._tools = self._tools or []  # keep what we knew; a call will report what is wrong
+        return [{"name": t["name"], "description": str(t.get("description") or ""),
+                 "parameters": compact_schema(t.get("inputSchema") or {"type": "object", "properties": {}})}
+                for t in self._tools]
+
+    def run(self, name: str, arguments: Mapping[str, Any]) -> str:
+        if not self.client.alive and self.restarts < self.max_restarts:
+            self.restarts += 1
+            self.client.restart()
+        mark = self.client.mark
+        try:
+            result = self.client.call_tool(name, arguments)
+        finally:
+            self.last_exchange = self.client.trace(since=mark)
+        text = result.text
+        if len(text) > self.max_result_chars:
+            text = text[:self.max_result_chars] + f"\n[... truncated: {len(result.text)} characters in all]"
+        if result.is_error:
+            raise MCPToolError(text or f"tool {name!r} failed without saying why")
+        return text
+
+    def close(self) -> None:
+        self.client.close()
+
+    def __enter__(self) -> MCPTools:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class MergedTools:
+    """Several tool sources (a local toolbox, MCP servers) as one `Tools` socket.
+
+    A name offered by one source only is kept. Where names clash, a source with a `server_name` (an MCP server) has
+    its tool renamed `<server>__<tool>`, and a local source keeps the plain name; clashes that renaming cannot
+    resolve raise ValueError (give the servers distinct names).
+    """
+
+    def __init__(self, sources: Sequence[Any]):
+        self.sources = list(sources)
+        self._routes: dict[str, tuple[Any, str]] = {}
+
+    def schemas(self) -> list[dict]:
+        listed = [(source, list(source.schemas())) for source in self.sources]
+        counts = collections.Counter(s["name"] for _, schemas in listed for s in schemas)
+        routes, out = {}, []
+        for source, schemas in listed:
+            prefix = getattr(source, "server_name", None)
+            for schema in schemas:
+                name = schema["name"]
+                public = f"{prefix}__{name}" if prefix and counts[name] > 1 else name
+                if public in routes:
+                    raise ValueError(f"two tools are both named {public!r}; give the MCP servers distinct names "
+                                     "(MCPClient(name=...)) or leave one of the sources out")
+                routes[public] = (source, name)
+                out.append({**schema, "name": public})
+        self._routes = routes
+        return out
+
+    def run(self, name: str, arguments: Mapping[str, Any]) -> str:
+        if name not in self._routes:
+            self.schemas()
+        if name not in self._routes:
+            raise LookupError(f"no tool named {name!r} is available (tools: {', '.join(sorted(self._routes))})")
+        source, original = self._routes[name]
+        return source.run(original, arguments)
+
+    def close(self) -> None:
+        for source in self.sources:
+            if hasattr(source, "close"):
+                source.close()
+
+
+def merge_tools(*sources: Any) -> MergedTools:
+    """Join tool sources into one `Tools` socket; see MergedTools for how clashing names are resolved."""
+    return MergedTools(sources)

@@ -1,0 +1,390 @@
+"""The MCP client against real servers in subprocesses: the official `mcp` SDK (2.x) in both eras, a stdlib legacy
+server, and servers that crash, hang or write garbage on stdout. Listings are checked against the SDK's own client."""
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from conftest import require_peer
+from hypothesis import given, settings, strategies as st
+
+from minichat.tools.mcp import (MCPClient, MCPConnectionError, MCPError, MCPProtocolError, MCPRemoteError,
+                                MCPTimeout, MCPToolError, MCPTools, compact_schema, merge_tools, result_text)
+
+SERVERS = Path(__file__).parent / "mcp_servers"
+PY = sys.executable
+
+
+def sdk(name="sdk_server.py"):
+    require_peer("mcp")
+    return [PY, str(SERVERS / name)]
+
+
+def stdlib(*flags):
+    return [PY, str(SERVERS / "stdlib_server.py"), *flags]
+
+
+def sent(client, method):
+    """The messages the client sent with this method, parsed from the transcript."""
+    return [json.loads(text) for _, _, d, text in client.transcript if d == "->" and f'"method":"{method}"' in text]
+
+
+@pytest.fixture(scope="module")
+def demo():
+    with MCPClient(sdk()) as client:
+        yield client
+
+
+# -- the modern era against the official SDK --------------------------------------------------------------------------
+
+def test_sdk_server_is_found_modern_by_discover(demo):
+    assert (demo.era, demo.protocol_version) == ("modern", "2026-07-28")
+    assert demo.name == "sdk-demo" and demo.instructions.startswith("Arithmetic")
+    first = sent(demo, "server/discover")[0]
+    meta = first["params"]["_meta"]
+    assert meta["io.modelcontextprotocol/protocolVersion"] == "2026-07-28"
+    assert meta["io.modelcontextprotocol/clientCapabilities"] == {}
+    assert not sent(demo, "initialize")  # no handshake in this era
+
+
+def test_every_modern_request_carries_the_envelope(demo):
+    demo.call_tool("add", {"a": 1, "b": 1})
+    calls = sent(demo, "tools/call")
+    assert calls and all(c["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"] == "2026-07-28"
+                         for c in calls)
+
+
+def test_tools_list_matches_the_sdk_client():
+    """Our listing (all pages) equals what the official SDK client lists from the same server."""
+    mcp = require_peer("mcp")
+    import anyio
+    from mcp.client.stdio import StdioServerParameters
+
+    async def reference(path):
+        tools, cursor = [], None
+        async with mcp.Client(StdioServerParameters(command=PY, args=[str(path)])) as c:
+            while True:
+                page = await c.list_tools(cursor=cursor)
+                tools += [t.model_dump(by_alias=True, exclude_none=True, mode="json") for t in page.tools]
+                if (cursor := page.next_cursor) is None:
+                    return tools
+
+    for name in ("sdk_server.py", "sdk_paged_server.py"):
+        with MCPClient(sdk(name)) as client:
+            ours = client.list_tools()
+        theirs = anyio.run(reference, SERVERS / name)
+        assert [t["name"] for t in ours] == [t["name"] for t in theirs]
+        assert [t["inputSchema"] for t in ours] == [t["inputSchema"] for t in theirs]
+
+
+def test_pagination_follows_next_cursor():
+    with MCPClient(sdk("sdk_paged_server.py")) as client:
+        tools = client.list_tools()
+        cursors = [m["params"].get("cursor") for m in sent(client, "tools/list")]
+    assert [t["name"] for t in tools] == ["alpha", "bravo", "charlie", "delta", "echo"]
+    assert cursors == [None, "2", "4"]
+
+
+def test_call_tool_result(demo):
+    result = demo.call_tool("add", {"a": 38, "b": 4})
+    assert (result.text, result.is_error, result.structured) == ("42", False, {"result": 42})
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.text(st.characters(exclude_categories=("Cs",)), max_size=200))
+def test_any_text_survives_the_line_framing(demo, text):
+    """Newlines, U+2028, quotes and NULs inside a message must not break the one-message-per-line framing."""
+    assert demo.call_tool("echo", {"text": text}).text == text
+
+
+def test_unencodable_arguments_are_refused_and_the_connection_lives_on(demo):
+    with pytest.raises(ValueError, match="not JSON"):
+        demo.call_tool("echo", {"text": "\ud800"})
+    with pytest.raises(ValueError, match="not JSON"):
+        demo.call_tool("divide", {"a": float("nan"), "b": 1.0})
+    assert demo.call_tool("add", {"a": 1, "b": 2}).text == "3"
+
+
+def test_tool_error_is_a_result_with_is_error(demo):
+    result = demo.call_tool("divide", {"a": 1, "b": 0})
+    assert result.is_error and "cannot divide by zero" in result.text
+    with pytest.raises(MCPToolError, match="cannot divide by zero"):
+        MCPTools(demo).run("divide", {"a": 1, "b": 0})
+
+
+def test_unknown_tool_is_a_jsonrpc_error():
+    with MCPClient(sdk("sdk_paged_server.py")) as client:
+        with pytest.raises(MCPRemoteError, match=r"-32602, invalid params\): Unknown tool: nope") as e:
+            client.call_tool("nope", {})
+        assert e.value.code == -32602
+        assert client.call_tool("alpha", {"x": 7}).text == "alpha(7)"  # and the connection goes on
+
+
+def test_sdk_mcpserver_reports_unknown_tool_as_is_error(demo):
+    """MCPServer (unlike the low-level Server above) answers an unknown tool with an isError result."""
+    result = demo.call_tool("nope", {})
+    assert result.is_error and result.text == "Unknown tool: nope"
+
+
+def test_timeout_cancels_and_the_connection_stays_usable(demo):
+    t = time.monotonic()
+    with pytest.raises(MCPTimeout, match="did not answer tools/call within 0.5 s"):
+        demo.call_tool("sleep", {"seconds": 20}, timeout=0.5)
+    assert time.monotonic() - t < 5
+    cancelled = sent(demo, "notifications/cancelled")[-1]
+    assert cancelled["params"]["requestId"] == sent(demo, "tools/call")[-1]["id"]
+    assert demo.call_tool("add", {"a": 2, "b": 2}).text == "4"
+
+
+# -- the legacy era: `initialize` ---------------------------------------------------------------------------------------
+
+def test_sdk_server_in_the_legacy_era():
+    with MCPClient(sdk(), era="legacy") as client:
+        assert (client.era, client.protocol_version) == ("legacy", "2025-11-25")
+        assert client.call_tool("add", {"a": 2, "b": 3}).text == "5"
+        init = sent(client, "initialize")[0]["params"]
+        assert init["protocolVersion"] == "2025-11-25" and init["clientInfo"]["name"] == "minichat"
+        assert sent(client, "notifications/initialized")
+        assert all("_meta" not in m["params"] for m in sent(client, "tools/call"))
+
+
+def test_a_probe_that_answers_late_leads_back_to_the_modern_era():
+    """The probe times out but reaches the server, which locks the modern era and refuses initialize with -32022
+    naming 2026-07-28: the client re-probes instead of failing."""
+    with MCPClient(sdk(), probe_timeout=0.001) as client:
+        assert client.era == "modern"
+        assert sent(client, "initialize") and len(sent(client, "server/discover")) == 2
+        assert client.call_tool("add", {"a": 1, "b": 1}).text == "2"
+
+
+def test_stdlib_legacy_server_falls_back_on_an_error():
+    with MCPClient(stdlib("--ping")) as client:
+        assert (client.era, client.protocol_version, client.name) == ("legacy", "2025-11-25", "stdlib_legacy")
+        assert client.call_tool("add", {"a": 20, "b": 22}).text == "42"  # with a ping and a log message in between
+        answers = [json.loads(t) for _, _, d, t in client.transcript if d == "->" and '"srv-ping"' in t]
+        assert answers == [{"jsonrpc": "2.0", "id": "srv-ping", "result": {}}]
+
+
+def test_silent_legacy_server_falls_back_after_the_probe_timeout():
+    t = time.monotonic()
+    with MCPClient(stdlib("--silent-discover"), probe_timeout=0.5) as client:
+        assert client.era == "legacy"
+        assert client.call_tool("shout", {"text": "hi"}).text == "HI"
+    assert time.monotonic() - t >= 0.5
+
+
+def test_unsupported_protocol_version_retries_with_a_listed_version():
+    with MCPClient(stdlib("--advertise", "--versions", "2025-06-18")) as client:
+        assert (client.era, client.protocol_version) == ("legacy", "2025-06-18")
+        assert sent(client, "initialize")[0]["params"]["protocolVersion"] == "2025-06-18"
+
+
+def test_no_common_version_is_a_clear_error():
+    client = MCPClient(stdlib("--advertise", "--versions", "1999-01-01"))
+    with pytest.raises(MCPError, match="speaks protocol versions 1999-01-01; minichat speaks 2026-07-28"):
+        client.start()
+    assert not client.alive
+
+
+def test_modern_only_client_does_not_fall_back():
+    with pytest.raises(MCPRemoteError, match="-32601"):
+        MCPClient(stdlib(), era="modern").start()
+
+
+def test_unsupported_result_types():
+    with MCPClient(stdlib()) as client:
+        with pytest.raises(MCPError, match="input_required"):
+            client.call_tool("ask", {})
+        with pytest.raises(MCPProtocolError, match="unknown resultType 'partial'"):
+            client.call_tool("weird", {})
+
+
+# -- servers that misbehave -----------------------------------------------------------------------------------------------
+
+def test_garbage_before_the_first_message():
+    client = MCPClient(stdlib("--banner"))
+    with pytest.raises(MCPProtocolError, match="not JSON: 'Starting the weather server on stdio...'"):
+        client.start()
+    assert not client.alive and client.trace().count("!!") == 1
+
+
+def test_garbage_in_a_call_closes_the_connection_and_a_restart_recovers():
+    tools = MCPTools.launch(stdlib("--garbage-on-call"))
+    try:
+        assert tools.run("add", {"a": 1, "b": 2}) == "3"
+        with pytest.raises(MCPProtocolError, match="stdout, which carries protocol messages only"):
+            tools.run("shout", {"text": "hello"})
+        assert "!! SHOUTING: HELLO" in tools.last_exchange
+        with pytest.raises(MCPConnectionError, match="is not running"):
+            tools.client.call_tool("add", {"a": 1, "b": 2})
+        assert tools.run("add", {"a": 1, "b": 2}) == "3" and tools.restarts == 1
+    finally:
+        tools.close()
+
+
+def test_server_killed_mid_call():
+    tools = MCPTools.launch(sdk())
+    try:
+        caught = []
+
+        def call():
+            try:
+                tools.run("sleep", {"seconds": 60})
+            except MCPError as e:
+                caught.append(e)
+
+        worker = threading.Thread(target=call)
+        worker.start()
+        deadline = time.monotonic() + 20
+        while not any("sleeping" in line for line in tools.client.stderr_tail) and time.monotonic() < deadline:
+            time.sleep(0.02)  # the tool is running inside the server
+        os.kill(tools.client.pid, signal.SIGKILL)
+        worker.join(10)
+        assert not worker.is_alive()
+        assert isinstance(caught[0], MCPConnectionError) and "was killed by signal 9" in str(caught[0])
+        assert tools.run("add", {"a": 5, "b": 6}) == "11" and tools.restarts == 1  # the chat goes on
+    finally:
+        tools.close()
+
+
+def test_server_that_crashes_at_start_shows_its_log():
+    crash = [PY, "-c", "import sys; sys.stderr.write('fatal: WEATHER_API_KEY is not set\\n'); sys.exit(3)"]
+    with pytest.raises(MCPConnectionError, match="exited with code 3.*WEATHER_API_KEY is not set"):
+        MCPClient(crash).start()
+
+
+def test_hanging_server_times_out_and_is_killed():
+    client = MCPClient(stdlib("--hang"), probe_timeout=0.3, timeout=0.5)
+    t = time.monotonic()
+    with pytest.raises(MCPTimeout, match="did not answer initialize within 0.5 s"):
+        client.start()
+    assert time.monotonic() - t < 10
+    assert client.stopped_by == "kill"  # it ignored stdin closing and SIGTERM
+
+
+def test_shutdown_closes_stdin_first():
+    client = MCPClient(sdk()).start()
+    pid = client.pid
+    client.close()
+    assert client.stopped_by == "stdin" and not client.alive
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
+def test_missing_program():
+    with pytest.raises(MCPConnectionError, match="cannot start MCP server 'x'.*No such file"):
+        MCPClient(["/nonexistent/mcp-server"], name="x").start()
+
+
+def test_server_does_not_inherit_secrets(monkeypatch):
+    monkeypatch.setenv("MINICHAT_TEST_SECRET", "hunter2")
+    peek = [PY, "-c", "import os, sys; sys.stderr.write(f\"secret={os.environ.get('MINICHAT_TEST_SECRET')} "
+                      "path={bool(os.environ.get('PATH'))}\\n\")"]
+    with pytest.raises(MCPConnectionError, match="secret=None path=True"):
+        MCPClient(peek).start()
+    with pytest.raises(MCPConnectionError, match="secret=given"):
+        MCPClient(peek, env={"MINICHAT_TEST_SECRET": "given"}).start()
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="empty MCP server command"):
+        MCPClient("")
+    with pytest.raises(ValueError, match="era must be"):
+        MCPClient("x", era="2026")
+
+
+# -- the chat's view: the Tools socket ----------------------------------------------------------------------------------
+
+def test_adapter_schemas_are_compact(demo):
+    schemas = {s["name"]: s for s in MCPTools(demo).schemas()}
+    assert schemas["add"] == {"name": "add", "description": "Add two integers.",
+                              "parameters": {"type": "object", "properties": {"a": {"type": "integer"},
+                                                                              "b": {"type": "integer"}},
+                                             "required": ["a", "b"]}}
+
+
+def test_compact_schema_changes_no_validation():
+    jsonschema = require_peer("jsonschema")
+    schema = {"title": "T", "type": "object", "required": ["title"],
+              "properties": {"title": {"title": "Title", "type": "string", "enum": ["title", "x"]},
+                             "n": {"title": "N", "type": "integer", "default": {"title": 1}}}}
+    small = compact_schema(schema)
+    assert small == {"type": "object", "required": ["title"],
+                     "properties": {"title": {"type": "string", "enum": ["title", "x"]},
+                                    "n": {"type": "integer", "default": {"title": 1}}}}
+    for instance in ({"title": "x"}, {"title": "y"}, {}, {"title": "title", "n": 1.5}, {"title": "x", "n": 3}):
+        assert jsonschema.Draft202012Validator(schema).is_valid(instance) == \
+            jsonschema.Draft202012Validator(small).is_valid(instance)
+
+
+def test_result_text_for_each_content_type():
+    result = {"content": [{"type": "text", "text": "a"}, {"type": "image", "mimeType": "image/png", "data": "AAAA"},
+                          {"type": "resource_link", "uri": "file:///x.txt", "name": "x"},
+                          {"type": "resource", "resource": {"uri": "file:///y", "text": "inside"}},
+                          {"type": "resource", "resource": {"uri": "file:///z", "blob": "AA=="}},
+                          {"type": "hologram"}]}
+    assert result_text(result).split("\n") == ["a", "[image image/png, 3 bytes, not shown]",
+                                               "[resource link file:///x.txt x]", "inside",
+                                               "[resource file:///z, binary, not shown]",
+                                               "[content of unknown type 'hologram']"]
+    assert result_text({"content": [], "structuredContent": {"t": 21.5}}) == '{"t": 21.5}'
+
+
+class Local:
+    """A stand-in for the local Toolbox: any object with schemas() and run()."""
+
+    def __init__(self, *names):
+        self.names = names
+
+    def schemas(self):
+        return [{"name": n, "description": "", "parameters": {"type": "object"}} for n in self.names]
+
+    def run(self, name, arguments):
+        return f"local {name}"
+
+
+def test_merge_prefixes_clashing_mcp_tools(demo):
+    merged = merge_tools(Local("calculator", "get_time"), MCPTools(demo))
+    names = [s["name"] for s in merged.schemas()]
+    assert names == ["calculator", "get_time", "add", "echo", "divide", "sleep", "sdk-demo__calculator"]
+    assert merged.run("calculator", {"expression": "1+1"}) == "local calculator"
+    assert merged.run("sdk-demo__calculator", {"expression": "1+1"}) == "remote calculator got '1+1'"
+    assert merged.run("add", {"a": 1, "b": 2}) == "3"
+    with pytest.raises(LookupError, match="no tool named 'nope'"):
+        merged.run("nope", {})
+
+
+class Remote(Local):
+    def __init__(self, server_name, *names):
+        super().__init__(*names)
+        self.server_name = server_name
+
+    def run(self, name, arguments):
+        return f"{self.server_name} {name}"
+
+
+@given(st.lists(st.sampled_from("abcde"), unique=True), st.lists(st.lists(st.sampled_from("abcde"), unique=True),
+                                                                 max_size=3))
+def test_merge_names_are_unique_and_route_home(local, remotes):
+    sources = [Local(*local)] + [Remote(f"s{i}", *names) for i, names in enumerate(remotes)]
+    merged = merge_tools(*sources)
+    names = [s["name"] for s in merged.schemas()]
+    assert len(names) == len(set(names)) == len(local) + sum(map(len, remotes))
+    everywhere = [n for s in sources for n in s.names]
+    for name in local:
+        assert merged.run(name, {}) == f"local {name}"
+    for i, tools in enumerate(remotes):
+        for name in tools:
+            public = name if everywhere.count(name) == 1 else f"s{i}__{name}"
+            assert merged.run(public, {}) == f"s{i} {name}"
+
+
+def test_merge_refuses_clashes_it_cannot_resolve():
+    with pytest.raises(ValueError, match="both named 'x'"):
+        merge_tools(Local("x"), Local("x")).schemas()
+    with pytest.raises(ValueError, match="both named 's__x'"):
+        merge_tools(Remote("s", "x"), Remote("s", "x")).schemas()
