@@ -1,6 +1,15 @@
-"""Prompt caching across turns: time to first token at turn 10 of a long conversation, KV reuse vs cold prefill.
+"""Chat speed: prompt caching across turns, and the terminal against the Python API.
 
-    python bench/chat.py [--model PATH] [--repeats 5] [--window 2048]
+    python bench/chat.py [--model PATH] [--repeats 5] [--window 2048]      KV reuse vs cold prefill at turn 10
+    python bench/chat.py --terminal [--model PATH] [--repeats 5]           `minichat chat` vs `Chat.send`
+
+--terminal: the same SmolLM2 turn (greedy, so the same tokens) answered by `Chat.send` in this process and by
+`minichat chat --trace` in a subprocess, both piped and in a pseudo-terminal (pexpect, as a person types). The
+subprocess's own `[done]` trace line gives its time to first token and generation time, so model loading is not
+counted on either side; the wall time of the whole command is printed beside it. Runs are interleaved
+(API, piped, terminal, API, ...) and medians reported. The ratio terminal / API decode speed is printed last.
+
+KV reuse (default):
 
 Both runs answer the same turn-10 message over the same history (greedy decoding makes turns 1-9 identical):
   warm  the session that just answered turn 9 still holds the conversation's keys/values, so turn 10 prefills only
@@ -14,7 +23,11 @@ of cold. The ratio is printed last.
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -68,13 +81,75 @@ def first_token_seconds(chat: Chat, text: str) -> tuple[float, int, int]:
     return ttft, prompt, cached
 
 
+DONE = re.compile(r"\[done\] \w+, (\d+) tokens, first token ([\d.]+)s, generation ([\d.]+)s")
+
+
+def api_turn(model, tok, question: str, max_new: int) -> tuple[float, float, int]:
+    """(time to first token, decode tokens/s, tokens) of one fresh `Chat.send` turn."""
+    done = None
+    for e in Chat(model, tok, max_new_tokens=max_new).send(question):
+        if isinstance(e, ev.Done):
+            done = e
+    n, t = done.usage["completion_tokens"], done.timings
+    return t["first_token"], (n - 1) / max(t["generate"] - t["first_token"], 1e-9), n
+
+
+def cli_turn(model_path: str, question: str, max_new: int, pty: bool) -> tuple[float, float, int, float]:
+    """The same turn through `minichat chat --trace` (piped, or in a pseudo-terminal); plus the command's wall time."""
+    argv = [sys.executable, "-m", "minichat", "chat", "--model", model_path, "--trace", "--max-new-tokens", str(max_new)]
+    t0 = time.perf_counter()
+    if pty:
+        import pexpect
+
+        child = pexpect.spawn(argv[0], argv[1:], cwd=str(REPO), encoding="utf-8", timeout=600)
+        child.expect("you> ")
+        child.sendline(question)
+        child.expect(DONE)
+        m = child.match
+        child.sendline("/quit")
+        child.expect(pexpect.EOF)
+    else:
+        out = subprocess.run(argv, input=question + "\n", capture_output=True, text=True, cwd=REPO, check=True)
+        m = DONE.search(out.stdout)
+    wall = time.perf_counter() - t0
+    n, first, gen = int(m.group(1)), float(m.group(2)), float(m.group(3))
+    return first, (n - 1) / max(gen - first, 1e-9), n, wall
+
+
+def terminal_vs_api(args) -> None:
+    model, tok, name = load(args.model)
+    if name.startswith("random"):
+        raise SystemExit("--terminal needs a real model: pass --model or run `python -m minichat.downloads "
+                         "SmolLM2-135M-Instruct.Q4_1.gguf` first")
+    question = "Explain in one paragraph why the sky is blue."
+    print(f"model: {name}; {os.getloadavg()[0]:.2f} load average (1 min) at the start; greedy, "
+          f"up to {args.reply_tokens} new tokens")
+    rows: dict[str, list] = {"Chat.send (API)": [], "minichat chat, piped": [], "minichat chat, terminal": []}
+    for _ in range(args.repeats):
+        rows["Chat.send (API)"].append(api_turn(model, tok, question, args.reply_tokens) + (float("nan"),))
+        rows["minichat chat, piped"].append(cli_turn(name, question, args.reply_tokens, pty=False))
+        rows["minichat chat, terminal"].append(cli_turn(name, question, args.reply_tokens, pty=True))
+    print(f"{'':26s} {'first token':>12s} {'decode tok/s':>13s} {'tokens':>7s} {'command wall':>13s}")
+    med = {}
+    for label, runs in rows.items():
+        med[label] = [statistics.median(r[i] for r in runs) for i in range(4)]
+        first, rate, n, wall = med[label]
+        print(f"{label:26s} {first * 1000:10.0f} ms {rate:13.1f} {n:7.0f} {wall:11.1f} s")
+    print(f"load average (1 min) at the end: {os.getloadavg()[0]:.2f}")
+    print(f"terminal / API decode speed: {med['minichat chat, terminal'][1] / med['Chat.send (API)'][1]:.2f}x "
+          f"(piped {med['minichat chat, piped'][1] / med['Chat.send (API)'][1]:.2f}x; target: 1.00x within noise)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--terminal", action="store_true", help="time `minichat chat` against `Chat.send`")
     ap.add_argument("--model")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--window", type=int, default=2048, help="context window used by the session")
     ap.add_argument("--reply-tokens", type=int, default=96, help="max_new_tokens per reply (turns 1-9 build history)")
     args = ap.parse_args()
+    if args.terminal:
+        return terminal_vs_api(args)
 
     model, tok, name = load(args.model)
     make = lambda: Chat(model, tok, context_window=args.window, max_new_tokens=args.reply_tokens)  # noqa: E731
