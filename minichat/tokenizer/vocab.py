@@ -84,6 +84,23 @@ def from_gpt2_files(encoder_json: str | os.PathLike, vocab_bpe: str | os.PathLik
     return _from_string_vocab(tokens, pairs, specials, GPT2_PATTERN, name)
 
 
+def save_gpt2_files(tok: Tokenizer, encoder_json: str | os.PathLike, vocab_bpe: str | os.PathLike) -> None:
+    """Write `tok` as GPT-2's two files (HF calls them vocab.json and merges.txt); `from_gpt2_files` reads them.
+
+    The layout is OpenAI's own (`json.dumps` of the tokens in id order, then "#version: 0.2" and one merge per
+    line), so GPT-2's tokenizer read from a tiktoken rank file is written back byte for byte as OpenAI published it.
+    """
+    chars = bytes_to_unicode()
+    as_text = lambda i: "".join(chars[b] for b in tok.vocab[i])  # noqa: E731
+    tokens = {as_text(i): i for i in sorted(tok.vocab)}
+    if len(tokens) != len(tok.vocab):
+        raise TokenizerError("two tokens have the same bytes; GPT-2's encoder.json cannot hold this vocabulary")
+    tokens.update(sorted(tok.special_tokens.items(), key=lambda kv: kv[1]))
+    Path(encoder_json).write_text(json.dumps(tokens), encoding="utf-8")
+    lines = ["#version: 0.2"] + [f"{as_text(a)} {as_text(b)}" for a, b, _ in tok.merges]
+    Path(vocab_bpe).write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
 def from_tiktoken_file(path: str | os.PathLike, special_tokens: dict[str, int] | None = None,
                        pattern: str = GPT4_PATTERN, name: str = "cl100k_base") -> Tokenizer:
     """A tiktoken rank file (`<base64 token> <rank>` lines). Defaults suit cl100k_base."""
