@@ -7,8 +7,8 @@ from hypothesis import strategies as st
 
 from conftest import require_peer
 from peer_helpers import hf_tokenizer_from
-from minichat.chat.template import (ChatTemplate, Message, ToolCall, assistant, parse_assistant, render_text, system,
-                                    template_kind, tool_result, user)
+from minichat.chat.template import (ChatTemplate, Message, ToolCall, assistant, message_body, parse_assistant,
+                                    render_text, system, template_kind, tool_result, user)
 from minichat.tokenizer.io import open_tokenizer
 
 CHATML_JINJA = ("{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + "
@@ -69,6 +69,73 @@ def test_render_parse_round_trip(tpl, content, calls):
     assert text.startswith("assistant\n")
     parsed = parse_assistant(text.removeprefix("assistant\n"))
     assert parsed == msg and not parsed.errors
+
+
+# -- the loss mask: which ids the assistant wrote ----------------------------------------------------------------------
+
+def test_render_with_mask_hand_worked():
+    """With no merges every byte is one id, so the mask can be written out by hand."""
+    from minichat.tokenizer import train
+
+    tok = train("", 259, special_tokens=("<|endoftext|>", "<|im_start|>", "<|im_end|>"))
+    tpl = ChatTemplate(tok)
+    S, E, NL = tpl.im_start, tpl.im_end, ord("\n")
+    ids, mask = tpl.render_with_mask([user("hi"), assistant("OK")])
+    assert ids == [S, *b"user\nhi", E, NL, S, *b"assistant\n", *b"OK", E, NL]
+    #             <|im_start|>user\nhi<|im_end|>\n        <|im_start|>assistant\n   O  K  <|im_end|> \n
+    assert mask == [0] + [0] * 7 + [0, 0] + [0] + [0] * 10 + [1, 1] + [1] + [0]
+
+
+def test_masked_ids_are_what_generation_writes(tpl):
+    """Each assistant message's masked ids are exactly the ids a model writes after the prompt the session renders
+    for that turn (render(history) ends with the generation prompt): encode(body), then <|im_end|>."""
+    call = ToolCall("calculator", {"expression": "2+3"}, "call_0")
+    msgs = [system("Be brief."), user("add"), assistant("", [call]), tool_result(call, "5"), assistant("It is 5."),
+            user("again?"), assistant("\n\nStill 5.")]  # a reply starting with a line break: see _parts
+    ids, mask = tpl.render_with_mask(msgs)
+    assert ids == tpl.render(msgs, add_generation_prompt=False) and len(mask) == len(ids)
+    for k, m in enumerate(msgs):
+        if m.role != "assistant":
+            continue
+        prompt = tpl.render(msgs[:k])
+        written = tpl.tokenizer.encode_ordinary(message_body(m)) + [tpl.im_end]
+        assert ids[: len(prompt) + len(written)] == prompt + written
+        assert mask[: len(prompt)].count(1) == sum(len(tpl.tokenizer.encode_ordinary(message_body(x))) + 1
+                                                   for x in msgs[:k] if x.role == "assistant")
+        assert mask[len(prompt): len(prompt) + len(written)] == [1] * len(written)
+
+
+def test_a_pattern_that_never_splits_still_masks_only_the_body():
+    """Even where BPE would merge "assistant\\n" into the reply's first word if both were one text, the header and
+    the body are encoded apart: the mask holds the reply's ids and nothing of the header."""
+    from minichat.tokenizer import train
+
+    text = "<|im_start|>assistant\nOK<|im_end|>\n" * 50
+    tok = train(text, 300, pattern=r"[\s\S]+", special_tokens=("<|endoftext|>", "<|im_start|>", "<|im_end|>"))
+    assert len(tok.encode_ordinary("assistant\nOK")) == 1  # one token if the two were encoded together
+    tpl = ChatTemplate(tok)
+    ids, mask = tpl.render_with_mask([user("hi"), assistant("OK")])
+    assert tok.decode([i for i, m in zip(ids, mask) if m]) == "OK<|im_end|>"
+    assert ids[ids.index(tpl.im_start, 1):][: len(tpl.generation_prompt())] == tpl.generation_prompt()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["system", "user", "assistant", "tool"]), st.text(max_size=30)),
+                max_size=6))
+def test_masked_runs_decode_to_the_assistant_bodies(tpl, turns):
+    msgs = [Message(r, c) for r, c in turns]
+    ids, mask = tpl.render_with_mask(msgs)
+    assert ids == tpl.render(msgs, add_generation_prompt=False) and set(mask) <= {0, 1}
+    assert tpl.tokenizer.decode(ids) == render_text(msgs, add_generation_prompt=False)
+    runs, cur = [], []
+    for i, m in zip(ids + [None], mask + [0]):
+        if m:
+            cur.append(i)
+        elif cur:
+            runs.append(tpl.tokenizer.decode(cur))
+            cur = []
+    # two assistant messages in a row are still two runs: the header between them is unmasked
+    assert runs == [message_body(m) + "<|im_end|>" for m in msgs if m.role == "assistant"]
 
 
 @pytest.mark.parametrize("text, error", [

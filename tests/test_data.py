@@ -5,13 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from minichat.chat.template import ChatTemplate, Message, ToolCall, assistant, system, tool_result, user
+from minichat.chat.template import ChatTemplate, ToolCall, assistant, message_body, system, tool_result, user
 from minichat.config import ModelConfig
 from minichat.model.transformer import Transformer, init_params
 from minichat.tokenizer import train
-from minichat.train.data import (CHAT_PATTERN, SPECIAL_TOKENS, Batch, Batches, ChatEncoder, chat_batches,
-                                 encode_conversation, masked_text, pack, text_batches, token_stream,
-                                 train_chat_tokenizer)
+from minichat.train.data import (CHAT_PATTERN, SPECIAL_TOKENS, Batch, Batches, chat_batches, masked_text, pack,
+                                 text_batches, token_stream, train_chat_tokenizer)
 from minichat.train.synthetic import generate_corpus
 from minichat.train.synthetic_pools import LISTED_WORDS
 
@@ -34,9 +33,8 @@ SMALL = [system("Be brief."), user("What is 2 + 3?"), assistant("", [CALL]), too
 # -- the loss mask -----------------------------------------------------------------------------------------------------
 
 def test_mask_covers_exactly_the_assistant_spans(tok):
-    ids, mask = encode_conversation(tok, SMALL)
-    assert ids.dtype == np.int32 and mask.dtype == np.uint8 and ids.shape == mask.shape
-    assert ids.tolist() == ChatTemplate(tok).render(SMALL, add_generation_prompt=False)
+    ids, mask = ChatTemplate(tok).render_with_mask(SMALL)
+    assert len(ids) == len(mask) and ids == ChatTemplate(tok).render(SMALL, add_generation_prompt=False)
     assert masked_text(tok, ids, mask) == [
         '<tool_call>{"name": "calculator", "arguments": {"expression": "2 + 3"}}</tool_call><|im_end|>',
         "2 + 3 = 5.<|im_end|>", "You're welcome!<|im_end|>"]
@@ -48,26 +46,14 @@ def test_mask_covers_exactly_the_assistant_spans(tok):
 
 
 def test_mask_never_touches_other_roles(corpus, tok):
-    enc = ChatEncoder(tok)
+    template = ChatTemplate(tok)
     im_start, im_end = tok.special_tokens["<|im_start|>"], tok.special_tokens["<|im_end|>"]
-    for conv in corpus[:80]:
-        ids, mask = enc.encode(conv.messages)
+    for conv in corpus:
+        ids, mask = map(np.asarray, template.render_with_mask(conv.messages))
         runs = masked_text(tok, ids, mask)
-        bodies = [m for m in conv.messages if m.role == "assistant"]
-        assert len(runs) == len(bodies)
-        assert all(r.endswith("<|im_end|>") for r in runs)
+        assert runs == [message_body(m) + "<|im_end|>" for m in conv.messages if m.role == "assistant"]
         assert int(mask[ids == im_start].sum()) == 0
-        assert int(mask[ids == im_end].sum()) == len(bodies)
-
-
-def test_a_token_straddling_the_header_counts_as_the_body():
-    """With a pattern that does not cut at the newline, BPE can merge "assistant\\n" into the reply's first word;
-    the mask then keeps the whole token (the reply's bytes must be trained on)."""
-    text = "<|im_start|>assistant\nOK<|im_end|>\n" * 50
-    tok = train(text, 300, pattern=r"[\s\S]+", special_tokens=SPECIAL_TOKENS)
-    ids, mask = encode_conversation(tok, [user("hi"), assistant("OK")])
-    assert tok.encode_ordinary("assistant\nOK") == [tok.n_vocab - 4]  # one token, the last merge
-    assert masked_text(tok, ids, mask) == ["assistant\nOK<|im_end|>"]
+        assert int(mask[ids == im_end].sum()) == len(runs)
 
 
 def test_training_ids_equal_what_the_chat_session_feeds_the_model(corpus, tok):
@@ -95,11 +81,12 @@ def test_training_ids_equal_what_the_chat_session_feeds_the_model(corpus, tok):
         def retrieve(self, query, k):
             return conv.memory
 
-    chat = Chat(model, tok, tools=Tools(), memory=Memory(), max_new_tokens=1)
+    # a model built here has no profile, so the session would default to no instructions: give the corpus's
+    chat = Chat(model, tok, instructions=conv.instructions, tools=Tools(), memory=Memory(), max_new_tokens=1)
     list(chat.send(conv.history[0].content))
     prompt = seen[0][0].tolist()
     template = ChatTemplate(tok)
-    ids, mask = encode_conversation(tok, conv.messages[:3])
+    ids, mask = map(np.asarray, template.render_with_mask(conv.messages[:3]))
     assert prompt == ids[: len(prompt)].tolist()  # system (memory + tools) and user, then the reply's header
     assert prompt[-len(template.generation_prompt()):] == template.generation_prompt()
     assert not mask[: len(prompt)].any()
@@ -134,10 +121,9 @@ def test_chat_batches_shapes_dtypes_and_targets(corpus, tok):
     assert (ids[:, 1:] == targets[:, :-1]).all()
     assert set(np.unique(mask)) <= {0.0, 1.0} and mask.sum() > 0
     # a target counts exactly when it is an assistant token: check against the per-conversation masks
-    enc = ChatEncoder(tok)
-    encoded = [enc.encode(c.messages) for c in corpus]
+    encoded = [ChatTemplate(tok).render_with_mask(c.messages) for c in corpus]
     assert b.cut == 0 and b.rows.shape[1] == 1025
-    assert b.trained_tokens == sum(int(m.sum()) for _, m in encoded)  # no assistant token lost in packing
+    assert b.trained_tokens == sum(sum(m) for _, m in encoded)  # no assistant token lost in packing
     assert (b.rows != tok.special_tokens["<|endoftext|>"]).sum() == sum(len(i) for i, _ in encoded)
     assert not b.masks[:, 0].any()  # a row starts with a conversation's <|im_start|>system
 
@@ -223,27 +209,20 @@ def test_chat_tokenizer_accepts_plain_strings():
         ChatTemplate(train("abc abc", 260))  # no ChatML tokens: the template refuses it
 
 
-def test_message_objects_and_lists_both_encode(tok):
-    a = encode_conversation(tok, SMALL)
-    b = ChatEncoder(tok).encode(tuple(SMALL))
-    assert all(np.array_equal(x, y) for x, y in zip(a, b))
-    assert isinstance(SMALL[0], Message)
-
-
 def test_heldout_answers_only_need_tokens_the_training_targets_use():
     """A token that is never a training target cannot be written by the trained model (its tied output row is only
     ever pushed down), so held-out names must break into pieces the training replies use. Invented training names
     and scrambled copying drills see to it (without them ~2 % of held-out reply tokens were never targets)."""
     train_convs = generate_corpus(2000, seed=5)
     tok = train_chat_tokenizer(train_convs[:1000], 1000)
-    enc = ChatEncoder(tok)
+    template = ChatTemplate(tok)
     seen = np.zeros(tok.n_vocab, bool)
     for c in train_convs:
-        ids, mask = enc.encode(c.messages)
+        ids, mask = map(np.asarray, template.render_with_mask(c.messages))
         seen[ids[mask > 0]] = True
     unseen = total = 0
     for c in generate_corpus(300, split="heldout"):
-        ids, mask = enc.encode(c.messages)
+        ids, mask = map(np.asarray, template.render_with_mask(c.messages))
         t = ids[mask > 0]
         unseen += int((~seen[t]).sum())
         total += len(t)

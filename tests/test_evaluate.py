@@ -10,7 +10,7 @@ import pytest
 from conftest import require_peer
 
 from minichat.chat.template import ChatTemplate, message_body
-from minichat.train.data import ChatEncoder, train_chat_tokenizer
+from minichat.train.data import train_chat_tokenizer
 from minichat.train.evaluate import CATEGORIES, Item, evaluate, format_table, heldout_loss, probe_set, prompt_ids, score
 from minichat.train.synthetic import generate_corpus
 from minichat.train.synthetic_pools import Probe
@@ -178,11 +178,10 @@ def test_probe_set_is_deterministic_and_uses_the_heldout_split():
 def test_prompts_are_what_the_session_renders(tok):
     """The prompt of a probe is the training rendering of the conversation up to the probe plus the reply header."""
     template = ChatTemplate(tok)
-    enc = ChatEncoder(tok)
     for it in probe_set(3):
         ids = prompt_ids(template, it, 4096, 64)
-        before, _ = enc.encode(it.conversation.messages[: it.probe.index])
-        assert ids == before.tolist() + template.generation_prompt()
+        before, _ = template.render_with_mask(it.conversation.messages[: it.probe.index])
+        assert ids == before + template.generation_prompt()
 
 
 def test_heldout_loss_equals_torch_cross_entropy(tok):
@@ -199,10 +198,10 @@ def test_heldout_loss_equals_torch_cross_entropy(tok):
 
     convs = generate_corpus(5, seed=2, split="heldout")
     got = heldout_loss(Bigram(), tok, convs, batch_size=2)
-    enc = ChatEncoder(tok)
+    template = ChatTemplate(tok)
     losses, weights = [], []
     for c in convs:
-        ids, mask = enc.encode(c.messages)
+        ids, mask = map(np.asarray, template.render_with_mask(c.messages))
         logits = torch.from_numpy(table[ids[:-1]])  # (N-1, V)
         nll = torch.nn.functional.cross_entropy(logits, torch.from_numpy(ids[1:].astype(np.int64)), reduction="none")
         losses.append(float((nll * torch.from_numpy(mask[1:].astype(np.float32))).sum()))

@@ -13,8 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from minichat.chat.context import assemble, system_text
-from minichat.chat.session import DEFAULT_INSTRUCTIONS
+from minichat.chat.context import DEFAULT_INSTRUCTIONS, assemble, system_text
 from minichat.chat.template import ChatTemplate, message_body, parse_assistant, render_text
 from minichat.train import synthetic_pools as sp
 from minichat.train.data import train_chat_tokenizer

@@ -19,6 +19,8 @@ Tool calls follow the Hermes/Qwen convention: the tools' JSON schemas are listed
 and the result comes back as a message with role "tool". `parse_assistant` turns generated text back into a message;
 a malformed call is reported in `errors`, never raised, so the loop can tell the model what went wrong.
 
+Training reads the same rendering: `render_with_mask` also says which ids the assistant wrote (its loss mask).
+
 What it leaves out: other template families (Llama 3 headers, Mistral [INST]); a GGUF's Jinja template is recognised
 as ChatML or not (`template_kind`), not executed.
 """
@@ -140,9 +142,22 @@ class ChatTemplate:
 
     def render_message(self, m: Message) -> list[int]:
         """One message's ids: <|im_start|> role \\n body <|im_end|> \\n. Body text can never yield a control id."""
-        # role and body are one text segment, as when the whole rendered string is tokenized (chunks may cross "\n")
-        text = self.tokenizer.encode_ordinary(f"{m.role}\n{message_body(m)}")
-        return [self.im_start, *text, self.im_end, *self._newline]
+        head, text, end = self._parts(m)
+        return [*head, *text, *end]
+
+    def _parts(self, m: Message) -> tuple[list[int], list[int], list[int]]:
+        """A message's ids as (head, text, end): the end is <|im_end|> \\n, the head <|im_start|> and, for an
+        assistant, its role line.
+
+        An assistant's body is encoded on its own: those are the ids a model writes after the generation prompt
+        <|im_start|>assistant\\n, so a past reply renders as it was generated and training targets exactly them.
+        Other roles are encoded as one text with their role line, as HF's apply_chat_template tokenizes the whole
+        rendered string (the tests compare). The two ways differ only when a body starts with a line break, which
+        can merge with the header's "\\n" into one token."""
+        end = [self.im_end, *self._newline]
+        if m.role == "assistant":
+            return self.generation_prompt(), self.tokenizer.encode_ordinary(message_body(m)), end
+        return [self.im_start], self.tokenizer.encode_ordinary(f"{m.role}\n{message_body(m)}"), end
 
     def generation_prompt(self) -> list[int]:
         return [self.im_start, *self._role_ids["assistant"]]
@@ -151,6 +166,25 @@ class ChatTemplate:
         """All messages, then (by default) the opening of the assistant's reply."""
         ids = [i for m in messages for i in self.render_message(m)]
         return ids + (self.generation_prompt() if add_generation_prompt else [])
+
+    def render_with_mask(self, messages: Sequence[Message]) -> tuple[list[int], list[int]]:
+        """`render(messages, add_generation_prompt=False)`, and beside each id a 1 if the assistant wrote it: the
+        loss mask of chat training (the model learns to write the assistant's part and only to read the rest).
+
+            <|im_start|>assistant\\n<tool_call>{"name": ...}</tool_call><|im_end|>\\n
+            0            0         1 ..............................1  1          0
+
+        The assistant wrote its body (text and tool calls) and the <|im_end|> that closes it (so the model learns to
+        stop); not its header, which the chat session writes as the generation prompt, nor the "\\n" after
+        <|im_end|>, nor anything of the system, user and tool messages."""
+        ids: list[int] = []
+        mask: list[int] = []
+        for m in messages:
+            head, text, end = self._parts(m)
+            wrote = int(m.role == "assistant")
+            ids += [*head, *text, *end]
+            mask += [0] * len(head) + [wrote] * (len(text) + 1) + [0] * (len(end) - 1)  # + 1: <|im_end|>
+        return ids, mask
 
     def count(self, m: Message) -> int:
         """Tokens one message costs in the context (ChatML costs add up message by message)."""

@@ -19,12 +19,12 @@ __all__ = ["AdamW", "TokenWindows", "TrainResult", "clip_grad_norm", "evaluate_l
            "loss_and_grads", "loss_only", "lr_at", "plot_losses", "read_log", "train_model"]
 
 # -- data pipeline, synthetic corpus and evaluation (minichat/train/data.py, synthetic.py, evaluate.py) --------------
-from minichat.train.data import (CHAT_PATTERN, SPECIAL_TOKENS, Batch, Batches, ChatEncoder, chat_batches,  # noqa: E402
+from minichat.train.data import (CHAT_PATTERN, SPECIAL_TOKENS, Batch, Batches, chat_batches,  # noqa: E402
                                  encode_conversation, masked_text, text_batches, train_chat_tokenizer)
 from minichat.train.evaluate import evaluate, format_table  # noqa: E402
 from minichat.train.synthetic import (BUILTIN_TOOL_SCHEMAS, MIX, Conversation, generate_corpus,  # noqa: E402
                                       heldout_corpus)
 
-__all__ += ["BUILTIN_TOOL_SCHEMAS", "Batch", "Batches", "CHAT_PATTERN", "ChatEncoder", "Conversation", "MIX",
+__all__ += ["BUILTIN_TOOL_SCHEMAS", "Batch", "Batches", "CHAT_PATTERN", "Conversation", "MIX",
             "SPECIAL_TOKENS", "chat_batches", "encode_conversation", "evaluate", "format_table", "generate_corpus",
             "heldout_corpus", "masked_text", "text_batches", "train_chat_tokenizer"]

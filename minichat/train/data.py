@@ -87,52 +87,10 @@ def train_chat_tokenizer(corpus: Iterable[Any], vocab_size: int, *, pattern: str
 
 # -- conversations -> ids and loss masks -------------------------------------------------------------------------------
 
-class ChatEncoder:
-    """Renders conversations to (ids, mask) with a tokenizer's ChatML template; caches repeated system prompts."""
-
-    def __init__(self, tokenizer: Tokenizer):
-        self.template = ChatTemplate(tokenizer)
-        self.tokenizer = tokenizer
-        self._nbytes = {}  # token id -> length in bytes (filled lazily)
-        self._system: dict[str, list[int]] = {}
-        self._header = len("assistant\n".encode("utf-8"))
-        self._tail = len(tokenizer.encode_ordinary("\n"))  # tokens after <|im_end|>, as the template renders them
-
-    def _len(self, token: int) -> int:
-        n = self._nbytes.get(token)
-        if n is None:
-            n = self._nbytes[token] = len(self.tokenizer.token_bytes(token))
-        return n
-
-    def encode(self, messages: Sequence[Message]) -> tuple[np.ndarray, np.ndarray]:
-        """(ids (N,) int32, mask (N,) uint8) for the messages, rendered exactly as ChatTemplate.render does."""
-        ids: list[int] = []
-        mask: list[int] = []
-        for m in messages:
-            if m.role == "system":
-                part = self._system.get(m.content)
-                if part is None:
-                    part = self._system[m.content] = self.template.render_message(m)
-            else:
-                part = self.template.render_message(m)
-            ids += part
-            if m.role != "assistant":
-                mask += [0] * len(part)
-                continue
-            # part = <|im_start|>, encode("assistant\n" + body), <|im_end|>, "\n": mark every token holding a byte of
-            # the body (a token straddling the header's end counts as the body's), and <|im_end|>
-            text = part[1: len(part) - 1 - self._tail]
-            flags, end = [], 0
-            for t in text:
-                end += self._len(t)
-                flags.append(1 if end > self._header else 0)
-            mask += [0, *flags, 1] + [0] * self._tail
-        return np.asarray(ids, dtype=np.int32), np.asarray(mask, dtype=np.uint8)
-
-
 def encode_conversation(tokenizer: Tokenizer, messages: Sequence[Message]) -> tuple[np.ndarray, np.ndarray]:
     """(ids (N,) int32, mask (N,) uint8): one conversation's tokens and its assistant-only loss mask."""
-    return ChatEncoder(tokenizer).encode(messages)
+    ids, mask = ChatTemplate(tokenizer).render_with_mask(messages)
+    return np.asarray(ids, dtype=np.int32), np.asarray(mask, dtype=np.uint8)
 
 
 def masked_text(tokenizer: Tokenizer, ids: Sequence[int], mask: Sequence[int]) -> list[str]:
@@ -275,10 +233,10 @@ def chat_batches(tokenizer: Tokenizer, conversations: Iterable[Any], batch_size:
                  seed: int = 0, open_rows: int = 8) -> Batches:
     """Batches of packed conversations (Conversation objects or lists of Messages), loss on assistant tokens only.
     The conversations are shuffled with `seed` before packing, so which ones share a row varies with the seed."""
-    enc = ChatEncoder(tokenizer)
+    template = ChatTemplate(tokenizer)
     convs = list(conversations)
     order = np.random.default_rng([seed, 1]).permutation(len(convs))
-    encoded = (enc.encode(getattr(convs[i], "messages", convs[i])) for i in order)
+    encoded = (template.render_with_mask(getattr(convs[i], "messages", convs[i])) for i in order)
     rows, masks, cut = pack(encoded, seq_len, tokenizer.encode_special(ENDOFTEXT), open_rows)
     return Batches(rows, masks, batch_size, seed, cut)
 

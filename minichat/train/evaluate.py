@@ -40,7 +40,6 @@ from minichat.chat.context import assemble
 from minichat.chat.template import ChatTemplate, parse_assistant
 from minichat.generate.loop import generate_batch
 from minichat.generate.sampling import SamplingConfig
-from minichat.train.data import ChatEncoder
 from minichat.train.synthetic import HELDOUT_SEED, Conversation, generate_corpus
 from minichat.train.synthetic_pools import Probe
 from minichat.train.synthetic_talk import is_refusal
@@ -147,10 +146,10 @@ def _replies(model: Any, template: ChatTemplate, prompts: list[list[int]], max_n
 
 
 def heldout_loss(model: Any, tokenizer: Any, conversations: Sequence[Conversation], batch_size: int = 8) -> float:
-    """Mean cross-entropy (nats) over the assistant tokens (data.py's loss mask) of whole conversations."""
-    enc = ChatEncoder(tokenizer)
+    """Mean cross-entropy (nats) over the assistant tokens (the template's loss mask) of whole conversations."""
+    template = ChatTemplate(tokenizer)
     n_ctx = int(model.config.n_ctx)
-    seqs = [enc.encode(c.messages) for c in conversations]
+    seqs = [template.render_with_mask(c.messages) for c in conversations]
     seqs = [(ids[:n_ctx], m[:n_ctx]) for ids, m in seqs if len(ids) > 1]
     seqs.sort(key=lambda s: len(s[0]))
     total, count = 0.0, 0
