@@ -12,13 +12,69 @@ is a choice along a few independent axes (`positions`, `norm`, `mlp`, `n_kv_head
 a "GPT-2 with RoPE" is one argument away. `ModelConfig.gpt2(...)` / `ModelConfig.llama(...)` fill in the family's
 defaults.
 
+The other components' configs live here too, so there is one configuration path per component: `TrainConfig`
+(minichat/train), `SamplingConfig` (how each next token is picked) and `ChatConfig` (the chat loop's limits). They
+share one `replace` / `to_dict` / `from_dict` and one set of range checks (`_Config`, `_integer`, `_number`).
+
 This module imports nothing of minichat (everything else may import it), so invalid values raise plain ValueError.
 What it leaves out: RoPE scaling variants (linear/NTK/YaRN), sliding-window attention, mixtures of experts.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
-from typing import Any
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields, replace
+from numbers import Integral, Real
+from typing import Any, ClassVar
+
+
+def _integer(owner: str, name: str, value: Any, lo: int = 1, optional: bool = False) -> int | None:
+    """Check that `value` is a whole number >= lo (None allowed when optional); return it as a plain int."""
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < lo:
+        what = "a positive integer" if lo == 1 else f"an integer >= {lo}"
+        raise ValueError(f"{owner}.{name} must be {what}{' or None' if optional else ''}, not {value!r}")
+    return int(value)
+
+
+def _number(owner: str, name: str, value: Any, lo: float = -math.inf, hi: float = math.inf,
+            lo_open: bool = False) -> float:
+    """Check that `value` is a finite number in [lo, hi] (or (lo, hi]); return it as a plain Python float (a NumPy
+    float64 scalar would promote float32 arrays it touches)."""
+    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
+        raise ValueError(f"{owner}.{name} must be a finite number, not {value!r}")
+    if value < lo or value > hi or (lo_open and value == lo):
+        raise ValueError(f"{owner}.{name}={value!r} is out of range: it must lie in "
+                         f"{'(' if lo_open else '['}{lo}, {hi}]")
+    return float(value)
+
+
+class _Config:
+    """What every config dataclass shares: copy with changes, plain JSON-ready values, and back (strictly)."""
+
+    NESTED: ClassVar[dict[str, type]] = {}  # field name -> config class, for configs inside configs
+
+    def _set(self, name: str, value: Any) -> None:  # frozen dataclasses: store a checked, normalised value
+        object.__setattr__(self, name, value)
+
+    def replace(self, **changes: Any):
+        """A copy with some fields changed."""
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready values, nested configs as nested dicts."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]):
+        """The inverse of `to_dict`; an unknown key is an error (a typo should not silently become a default)."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown {cls.__name__} field(s) {unknown}; known fields are {sorted(known)}")
+        return cls(**{k: cls.NESTED[k].from_dict(v) if k in cls.NESTED and isinstance(v, Mapping) else v
+                      for k, v in d.items()})
 
 POSITIONS = ("learned", "sinusoidal", "rope")
 NORMS = ("layernorm", "rmsnorm")
@@ -26,7 +82,7 @@ MLPS = ("gelu", "swiglu")
 
 
 @dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(_Config):
     """The hyper-parameters of one transformer. `None` fields are resolved from the others on construction."""
 
     vocab_size: int = 50257  # V: token ids the embedding table and the output head cover
@@ -54,9 +110,7 @@ class ModelConfig:
         if self.n_inner is None:
             object.__setattr__(self, "n_inner", 4 * self.n_embd)
         for name in ("vocab_size", "n_ctx", "n_embd", "n_layer", "n_head", "n_kv_head", "head_dim", "n_inner"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"ModelConfig.{name} must be a positive integer, not {value!r}")
+            self._set(name, _integer("ModelConfig", name, getattr(self, name)))
         if self.n_head % self.n_kv_head:
             raise ValueError(f"n_head ({self.n_head}) must be a multiple of n_kv_head ({self.n_kv_head}): each "
                              f"key/value head serves an equal group of query heads")
@@ -71,8 +125,8 @@ class ModelConfig:
         if self.positions == "sinusoidal" and self.n_embd % 2:
             raise ValueError(f"sinusoidal positions pair sin/cos dimensions, so n_embd must be even "
                              f"(got {self.n_embd})")
-        if not self.rope_theta > 0 or not self.norm_eps > 0:
-            raise ValueError(f"rope_theta and norm_eps must be positive (got {self.rope_theta}, {self.norm_eps})")
+        for name in ("rope_theta", "norm_eps"):
+            self._set(name, _number("ModelConfig", name, getattr(self, name), lo=0.0, lo_open=True))
 
     @property
     def n_group(self) -> int:
@@ -99,22 +153,6 @@ class ModelConfig:
         base = dict(positions="rope", norm="rmsnorm", mlp="swiglu", bias=False)
         return cls(**{**base, **overrides})
 
-    def replace(self, **changes: Any) -> ModelConfig:
-        """A copy with some fields changed (derived fields are re-resolved only if you pass None for them)."""
-        return replace(self, **changes)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready values, every field resolved."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
-        """The inverse of `to_dict`; an unknown key is an error (a typo should not silently become a default)."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown ModelConfig field(s) {unknown}; known fields are {sorted(known)}")
-        return cls(**d)
 
 
 PRESETS: dict[str, ModelConfig] = {
@@ -136,7 +174,7 @@ SCHEDULES = ("cosine", "linear", "constant")
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(_Config):
     """How to train a model from scratch (minichat/train): optimiser, schedule, batch shape, logging, checkpoints.
 
     One optimiser *step* consumes `grad_accum` micro-batches of `batch_size` x `seq_len` tokens; the loss is the mean
@@ -167,15 +205,13 @@ class TrainConfig:
     eval_batches: int = 8  # micro-batches drawn from the eval source for each eval loss
     checkpoint_every: int = 500  # save a resumable checkpoint every this many steps (0: only at the end)
 
+    NESTED: ClassVar[dict[str, type]] = {"model": ModelConfig}
+
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "seq_len", "grad_accum", "log_every", "eval_batches"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"TrainConfig.{name} must be a positive integer, not {value!r}")
+            self._set(name, _integer("TrainConfig", name, getattr(self, name)))
         for name in ("warmup_steps", "eval_every", "checkpoint_every", "seed"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise ValueError(f"TrainConfig.{name} must be a non-negative integer, not {value!r}")
+            self._set(name, _integer("TrainConfig", name, getattr(self, name), lo=0))
         if self.schedule not in SCHEDULES:
             raise ValueError(f"TrainConfig.schedule must be one of {SCHEDULES}, not {self.schedule!r}")
         if not (self.lr > 0 and 0 <= self.min_lr <= self.lr):
@@ -194,23 +230,6 @@ class TrainConfig:
         """Tokens (masked or not) fed through the model per optimiser step."""
         return self.batch_size * self.seq_len * self.grad_accum
 
-    def replace(self, **changes: Any) -> TrainConfig:
-        """A copy with some fields changed."""
-        return replace(self, **changes)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready values (the model config as a nested dict)."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        """The inverse of `to_dict`; an unknown key is an error."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown TrainConfig field(s) {unknown}; known fields are {sorted(known)}")
-        model = d.get("model")
-        return cls(**{**d, "model": ModelConfig.from_dict(model) if isinstance(model, dict) else model})
 
 
 TRAIN_PRESETS: dict[str, TrainConfig] = {
@@ -230,3 +249,78 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
     "tiny": TrainConfig(model=PRESETS["tiny-llama"], steps=100, batch_size=8, seq_len=32, lr=1e-2, min_lr=1e-3,
                         warmup_steps=10, eval_every=50, eval_batches=2, checkpoint_every=50),
 }
+
+
+# -- sampling and the chat loop ----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SamplingConfig(_Config):
+    """How to pick each next token (minichat/generate/sampling.py). The defaults sample from the model's own
+    distribution, unchanged."""
+
+    temperature: float = 1.0  # 0 = greedy (argmax); < 1 sharper, > 1 flatter
+    top_k: int = 0  # keep the k most likely tokens; 0 = off
+    top_p: float = 1.0  # keep the smallest set with mass >= top_p; 1.0 = off
+    min_p: float = 0.0  # keep tokens with prob >= min_p * max prob; 0.0 = off
+    repetition_penalty: float = 1.0  # > 1 discourages tokens seen in prompt or output (HF convention); 1.0 = off
+    frequency_penalty: float = 0.0  # subtracted once per earlier occurrence in the output (OpenAI); 0.0 = off
+    presence_penalty: float = 0.0  # subtracted once if the token occurred in the output at all (OpenAI); 0.0 = off
+    logit_bias: Mapping[int, float] = field(default_factory=dict, hash=False)  # token id -> added to its logit;
+    #                                                                          -inf bans it (copied; read-only)
+    logprobs: int | None = None  # None: no log-probs; n >= 0: the chosen token's log-prob and the n most likely
+    seed: int | None = None  # seeds the random generator (the one place randomness is seeded); None = fresh entropy
+
+    def __post_init__(self) -> None:
+        own = "SamplingConfig"
+        self._set("temperature", _number(own, "temperature", self.temperature, 0.0))
+        self._set("top_p", _number(own, "top_p", self.top_p, 0.0, 1.0, lo_open=True))
+        self._set("min_p", _number(own, "min_p", self.min_p, 0.0, 1.0))
+        self._set("repetition_penalty", _number(own, "repetition_penalty", self.repetition_penalty, 0.0,
+                                                lo_open=True))
+        self._set("frequency_penalty", _number(own, "frequency_penalty", self.frequency_penalty))
+        self._set("presence_penalty", _number(own, "presence_penalty", self.presence_penalty))
+        self._set("top_k", _integer(own, "top_k", self.top_k, lo=0))
+        self._set("logprobs", _integer(own, "logprobs", self.logprobs, lo=0, optional=True))
+        self._set("seed", _integer(own, "seed", self.seed, lo=0, optional=True))
+        if not isinstance(self.logit_bias, Mapping):
+            raise ValueError(f"logit_bias must be a mapping token id -> bias, not {type(self.logit_bias).__name__}")
+        bias = {}
+        for k, v in self.logit_bias.items():
+            if isinstance(k, bool) or not isinstance(k, Integral) or k < 0:
+                raise ValueError(f"logit_bias keys must be token ids (integers >= 0), not {k!r}")
+            if isinstance(v, bool) or not isinstance(v, Real) or not (math.isfinite(v) or v == -math.inf):
+                raise ValueError(f"logit_bias[{k}] must be a finite number or -inf (to ban the token), not {v!r}")
+            bias[int(k)] = float(v)
+        self._set("logit_bias", bias)
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0.0
+
+    @property
+    def uses_penalties(self) -> bool:
+        return self.repetition_penalty != 1.0 or self.frequency_penalty != 0.0 or self.presence_penalty != 0.0
+
+
+@dataclass(frozen=True)
+class ChatConfig(_Config):
+    """The chat loop's limits (minichat/chat/session.py): how much it may read, write and call per turn."""
+
+    context_window: int | None = None  # tokens the chat may use; None = the model's n_ctx (never more than it)
+    max_new_tokens: int = 256  # longest reply; this much room is kept free for it when the context is trimmed
+    max_tool_rounds: int = 4  # tool call -> result -> continue cycles per turn before ending with "tool_limit"
+    memory_k: int = 3  # memory snippets retrieved per message
+    summarize: bool = False  # stand a one-line summary in for dropped old turns (extractive: see chat/context.py)
+    sampling: SamplingConfig = field(default_factory=lambda: SamplingConfig(temperature=0.0))  # greedy by default
+
+    NESTED: ClassVar[dict[str, type]] = {"sampling": SamplingConfig}
+
+    def __post_init__(self) -> None:
+        self._set("context_window", _integer("ChatConfig", "context_window", self.context_window, optional=True))
+        self._set("max_new_tokens", _integer("ChatConfig", "max_new_tokens", self.max_new_tokens))
+        self._set("max_tool_rounds", _integer("ChatConfig", "max_tool_rounds", self.max_tool_rounds, lo=0))
+        self._set("memory_k", _integer("ChatConfig", "memory_k", self.memory_k, lo=0))
+        if not isinstance(self.summarize, bool):
+            raise ValueError(f"ChatConfig.summarize must be True or False, not {self.summarize!r}")
+        if not isinstance(self.sampling, SamplingConfig):
+            raise ValueError(f"ChatConfig.sampling must be a SamplingConfig, not {type(self.sampling).__name__}")

@@ -51,7 +51,7 @@ class ScriptedModel:
     def new_cache(self, batch_size, max_len):
         return ScriptCache()
 
-    def forward(self, ids, cache=None, lengths=None):
+    def forward(self, ids, cache=None, lengths=None, last_only=False):
         seq = (cache.ids if cache is not None else []) + [int(i) for i in ids[0]]
         self.prefilled.append(ids.shape[1])
         if cache is not None:
@@ -60,7 +60,7 @@ class ScriptedModel:
         prompt_end = start + 1 + len(TOK.encode_ordinary("assistant\n"))
         target = TOK.encode_ordinary(self.script(TOK.decode(seq[:prompt_end]))) + [TOK.special_tokens["<|im_end|>"]]
         done = len(seq) - prompt_end
-        logits = np.zeros((1, ids.shape[1], TOK.n_vocab), np.float32)
+        logits = np.zeros((1, 1 if last_only else ids.shape[1], TOK.n_vocab), np.float32)
         logits[0, -1, target[min(done, len(target) - 1)]] = 10.0
         return logits
 

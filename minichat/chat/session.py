@@ -34,8 +34,8 @@ from minichat.chat.context import ContextTooLong, assemble
 from minichat.chat.plugins import Guard, Memory, NoGuard, NoMemory, NoTools, Tools
 from minichat.chat.profile import model_profile
 from minichat.chat.template import ChatTemplate, Message, parse_assistant, tool_result, user
+from minichat.config import ChatConfig, SamplingConfig
 from minichat.generate.loop import generate
-from minichat.generate.sampling import SamplingConfig
 
 CONVERSATION_FORMAT = 1
 
@@ -43,26 +43,25 @@ CONVERSATION_FORMAT = 1
 class Chat:
     """A conversation with a model. `model` is anything with the generation loop's LanguageModel interface.
 
-    `instructions` default to the model's own system prompt (minichat's for the built-in model, the one in a GGUF's or
-    HF folder's chat template for others, none for a plain language model): see minichat.chat.profile.
+    The loop's limits are a `ChatConfig` (`config=`, or its fields as keywords: `Chat(m, t, max_new_tokens=64)`);
+    the plug-ins and the instructions are the other arguments. `instructions` default to the model's own system prompt
+    (minichat's for the built-in model, the one in a GGUF's or HF folder's chat template for others, none for a plain
+    language model): see minichat.chat.profile. Randomness comes from one generator seeded by `sampling.seed`.
     """
 
-    def __init__(self, model: Any, tokenizer: Any, *, instructions: str | None = None,
-                 tools: Tools | None = None, safety: Guard | None = None, memory: Memory | None = None,
-                 context_window: int | None = None, max_new_tokens: int = 256, max_tool_rounds: int = 4,
-                 memory_k: int = 3, summarize: bool = False, sampling: SamplingConfig | None = None,
-                 rng: np.random.Generator | None = None):
+    def __init__(self, model: Any, tokenizer: Any, config: ChatConfig | None = None, *,
+                 instructions: str | None = None, tools: Tools | None = None, safety: Guard | None = None,
+                 memory: Memory | None = None, **fields: Any):
+        self.config = (config or ChatConfig()).replace(**fields)
         self.model, self.template = model, ChatTemplate(tokenizer)
         self.profile = model_profile(model)
         self.instructions = self.profile.instructions if instructions is None else instructions
         self.tools, self.safety, self.memory = tools or NoTools(), safety or NoGuard(), memory or NoMemory()
-        self.context_window = min(context_window or model.config.n_ctx, model.config.n_ctx)
-        if not 1 <= max_new_tokens < self.context_window:
-            raise ValueError(f"max_new_tokens must be in 1..{self.context_window - 1}, not {max_new_tokens}")
-        self.max_new_tokens, self.max_tool_rounds, self.memory_k = max_new_tokens, max_tool_rounds, memory_k
-        self.summarize = summarize
-        self.sampling = sampling or SamplingConfig(temperature=0.0)
-        self.rng = rng if rng is not None else np.random.default_rng(self.sampling.seed)
+        self.context_window = min(self.config.context_window or model.config.n_ctx, model.config.n_ctx)
+        if not self.config.max_new_tokens < self.context_window:
+            raise ValueError(f"max_new_tokens must be in 1..{self.context_window - 1}, not "
+                             f"{self.config.max_new_tokens}")
+        self.rng = np.random.default_rng(self.config.sampling.seed)
         self.history: list[Message] = []
         self._cache = None  # the KV cache (batch 1) and the ids whose keys/values it holds
         self._cached_ids: list[int] = []
@@ -70,6 +69,14 @@ class Chat:
     @property
     def tokenizer(self):
         return self.template.tokenizer
+
+    @property
+    def max_new_tokens(self) -> int:
+        return self.config.max_new_tokens
+
+    @property
+    def sampling(self) -> SamplingConfig:
+        return self.config.sampling
 
     # -- conversation management ---------------------------------------------------------------------------------------
 
@@ -127,18 +134,18 @@ class Chat:
     def _respond(self, query: str, timings: dict[str, float], overrides: dict[str, Any]) -> Iterator[ev.Event]:
         config = dataclasses.replace(self.sampling, **overrides) if overrides else self.sampling
         t = time.perf_counter()
-        snippets = list(self.memory.retrieve(query, self.memory_k))
+        snippets = list(self.memory.retrieve(query, self.config.memory_k))
         timings["memory"] = time.perf_counter() - t
         yield ev.MemoryHits(query, tuple(snippets), configured=not isinstance(self.memory, NoMemory))
         usage = {"prompt_tokens": 0, "cached_tokens": 0, "completion_tokens": 0}
         instructions = "\n\n".join(s for s in (self.instructions, self.safety.instructions()) if s)
         tools = list(self.tools.schemas())
-        for round_ in range(self.max_tool_rounds + 1):
+        for round_ in range(self.config.max_tool_rounds + 1):
             t = time.perf_counter()
             try:
                 ctx = assemble(self.template, self.history, instructions=instructions, memory=snippets, tools=tools,
                                context_window=self.context_window, max_new_tokens=self.max_new_tokens,
-                               summarize=self.summarize)
+                               summarize=self.config.summarize)
             except ContextTooLong:
                 if round_ == 0:
                     raise  # send() takes the message back out of the history

@@ -32,85 +32,18 @@ What it leaves out: beam search, typical/eta/epsilon sampling, mirostat, grammar
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 
 import numpy as np
+
+from minichat.config import SamplingConfig  # noqa: F401  (re-exported: the knobs this module's functions read)
+from minichat.model.layers import softmax  # (..., V) -> (..., V): the library's one softmax, re-exported
 
 TOP_P_TOLERANCE = 1e-6  # a kept mass within this of p counts as reaching p (float32 rounding, not a tuning knob)
 NEG_INF = np.float32(-np.inf)
 
 
-@dataclass(frozen=True)
-class SamplingConfig:
-    """How to pick each next token. The defaults sample from the model's own distribution, unchanged."""
-
-    temperature: float = 1.0  # 0 = greedy (argmax); < 1 sharper, > 1 flatter
-    top_k: int = 0  # keep the k most likely tokens; 0 = off
-    top_p: float = 1.0  # keep the smallest set with mass >= top_p; 1.0 = off
-    min_p: float = 0.0  # keep tokens with prob >= min_p * max prob; 0.0 = off
-    repetition_penalty: float = 1.0  # > 1 discourages tokens seen in prompt or output (HF convention); 1.0 = off
-    frequency_penalty: float = 0.0  # subtracted once per earlier occurrence in the output (OpenAI); 0.0 = off
-    presence_penalty: float = 0.0  # subtracted once if the token occurred in the output at all (OpenAI); 0.0 = off
-    logit_bias: Mapping[int, float] = field(default_factory=dict, hash=False)  # token id -> added to its logit;
-    #                                                                          -inf bans it (copied; read-only)
-    logprobs: int | None = None  # None: no log-probs; n >= 0: the chosen token's log-prob and the n most likely
-    seed: int | None = None  # seeds the generator when the caller passes none; None = fresh entropy
-
-    def __post_init__(self) -> None:
-        def number(name: str, lo: float, hi: float, lo_open: bool = False) -> float:
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)) or not math.isfinite(v):
-                raise ValueError(f"{name} must be a finite number, not {v!r}")
-            if v < lo or v > hi or (lo_open and v == lo):
-                rng = f"{'(' if lo_open else '['}{lo}, {hi}]"
-                raise ValueError(f"{name}={v!r} is out of range: it must lie in {rng}")
-            object.__setattr__(self, name, float(v))  # store plain Python floats: np.float64 would promote arrays
-            return float(v)
-
-        number("temperature", 0.0, math.inf)
-        number("top_p", 0.0, 1.0, lo_open=True)
-        number("min_p", 0.0, 1.0)
-        number("repetition_penalty", 0.0, math.inf, lo_open=True)
-        number("frequency_penalty", -math.inf, math.inf)
-        number("presence_penalty", -math.inf, math.inf)
-        for name in ("top_k", "logprobs", "seed"):
-            v = getattr(self, name)
-            if v is None and name != "top_k":
-                continue
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
-                raise ValueError(f"{name} must be an integer >= 0{' or None' if name != 'top_k' else ''}, not {v!r}")
-            object.__setattr__(self, name, int(v))
-        if not isinstance(self.logit_bias, Mapping):
-            raise ValueError(f"logit_bias must be a mapping token id -> bias, not {type(self.logit_bias).__name__}")
-        bias = {}
-        for k, v in self.logit_bias.items():
-            if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0:
-                raise ValueError(f"logit_bias keys must be token ids (integers >= 0), not {k!r}")
-            if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)) or not (
-                    math.isfinite(v) or v == -math.inf):
-                raise ValueError(f"logit_bias[{k}] must be a finite number or -inf (to ban the token), not {v!r}")
-            bias[int(k)] = float(v)
-        object.__setattr__(self, "logit_bias", bias)
-
-    @property
-    def greedy(self) -> bool:
-        return self.temperature == 0.0
-
-    @property
-    def uses_penalties(self) -> bool:
-        return self.repetition_penalty != 1.0 or self.frequency_penalty != 0.0 or self.presence_penalty != 0.0
-
-
 # -- distributions -------------------------------------------------------------------------------------------------
-
-def softmax(logits: np.ndarray) -> np.ndarray:  # (..., V) -> (..., V) float32, each row sums to 1
-    """Probabilities from logits; -inf entries get probability 0. Subtracting the max first avoids overflow."""
-    x = np.asarray(logits, dtype=np.float32)
-    e = np.exp(x - x.max(axis=-1, keepdims=True))  # (..., V), the largest entry is exp(0) = 1
-    return e / e.sum(axis=-1, keepdims=True)
-
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:  # (..., V) -> (..., V) float32
     x = np.asarray(logits, dtype=np.float32)
