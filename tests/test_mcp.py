@@ -33,13 +33,16 @@ def sent(client, method):
     return [json.loads(text) for _, _, d, text in client.transcript if d == "->" and f'"method":"{method}"' in text]
 
 
+SURE = 120.0  # a probe timeout for tests that need the probe's answer, however loaded the machine
+
+
 @pytest.fixture(scope="module")
 def demo():
-    with MCPClient(sdk()) as client:
+    with MCPClient(sdk(), probe_timeout=SURE) as client:
         yield client
 
 
-# -- the modern era against the official SDK --------------------------------------------------------------------------
+# -- the modern era against the official SDK ---------------------------------------------------------------------------
 
 def test_sdk_server_is_found_modern_by_discover(demo):
     assert (demo.era, demo.protocol_version) == ("modern", "2026-07-28")
@@ -140,7 +143,7 @@ def test_timeout_cancels_and_the_connection_stays_usable(demo):
     assert demo.call_tool("add", {"a": 2, "b": 2}).text == "4"
 
 
-# -- the legacy era: `initialize` ---------------------------------------------------------------------------------------
+# -- the legacy era: `initialize` --------------------------------------------------------------------------------------
 
 def test_sdk_server_in_the_legacy_era():
     with MCPClient(sdk(), era="legacy") as client:
@@ -162,8 +165,9 @@ def test_a_probe_that_answers_late_leads_back_to_the_modern_era():
 
 
 def test_stdlib_legacy_server_falls_back_on_an_error():
-    with MCPClient(stdlib("--ping")) as client:
+    with MCPClient(stdlib("--ping"), probe_timeout=SURE) as client:
         assert (client.era, client.protocol_version, client.name) == ("legacy", "2025-11-25", "stdlib_legacy")
+        assert "-- server/discover failed (-32601): a legacy server, falling back to initialize" in client.trace()
         assert client.call_tool("add", {"a": 20, "b": 22}).text == "42"  # with a ping and a log message in between
         answers = [json.loads(t) for _, _, d, t in client.transcript if d == "->" and '"srv-ping"' in t]
         assert answers == [{"jsonrpc": "2.0", "id": "srv-ping", "result": {}}]
@@ -178,13 +182,13 @@ def test_silent_legacy_server_falls_back_after_the_probe_timeout():
 
 
 def test_unsupported_protocol_version_retries_with_a_listed_version():
-    with MCPClient(stdlib("--advertise", "--versions", "2025-06-18")) as client:
+    with MCPClient(stdlib("--advertise", "--versions", "2025-06-18"), probe_timeout=SURE) as client:
         assert (client.era, client.protocol_version) == ("legacy", "2025-06-18")
         assert sent(client, "initialize")[0]["params"]["protocolVersion"] == "2025-06-18"
 
 
 def test_no_common_version_is_a_clear_error():
-    client = MCPClient(stdlib("--advertise", "--versions", "1999-01-01"))
+    client = MCPClient(stdlib("--advertise", "--versions", "1999-01-01"), probe_timeout=SURE)
     with pytest.raises(MCPError, match="speaks protocol versions 1999-01-01; minichat speaks 2026-07-28"):
         client.start()
     assert not client.alive
@@ -195,6 +199,14 @@ def test_modern_only_client_does_not_fall_back():
         MCPClient(stdlib(), era="modern").start()
 
 
+def test_list_changed_notification_refreshes_the_schemas():
+    with MCPTools.launch(stdlib()) as tools:
+        assert [s["name"] for s in tools.schemas()] == ["add", "shout"]
+        assert tools.run("grow", {}) == "grown"
+        assert [s["name"] for s in tools.schemas()] == ["add", "shout", "tool2"]
+        assert tools.client.tools_changed is False
+
+
 def test_unsupported_result_types():
     with MCPClient(stdlib()) as client:
         with pytest.raises(MCPError, match="input_required"):
@@ -203,7 +215,7 @@ def test_unsupported_result_types():
             client.call_tool("weird", {})
 
 
-# -- servers that misbehave -----------------------------------------------------------------------------------------------
+# -- servers that misbehave --------------------------------------------------------------------------------------------
 
 def test_garbage_before_the_first_message():
     client = MCPClient(stdlib("--banner"))
@@ -297,7 +309,7 @@ def test_bad_arguments():
         MCPClient("x", era="2026")
 
 
-# -- the chat's view: the Tools socket ----------------------------------------------------------------------------------
+# -- the chat's view: the Tools socket ---------------------------------------------------------------------------------
 
 def test_adapter_schemas_are_compact(demo):
     schemas = {s["name"]: s for s in MCPTools(demo).schemas()}

@@ -141,7 +141,8 @@ def result_text(result: Mapping[str, Any]) -> str:
         if kind == "text":
             parts.append(str(block.get("text", "")))
         elif kind in ("image", "audio"):  # base64 data: the model cannot read it, say what it was
-            parts.append(f"[{kind} {block.get('mimeType', '?')}, {len(block.get('data', '')) * 3 // 4} bytes, not shown]")
+            size = len(block.get("data", "")) * 3 // 4
+            parts.append(f"[{kind} {block.get('mimeType', '?')}, {size} bytes, not shown]")
         elif kind == "resource_link":
             parts.append(f"[resource link {block.get('uri', '?')} {block.get('name', '')}]".replace(" ]", "]"))
         elif kind == "resource":
@@ -195,6 +196,8 @@ class MCPClient:
     def start(self) -> MCPClient:
         """Start the subprocess and run the handshake; on failure the process is stopped and the error raised."""
         with self._lock:
+            if self.alive:
+                return self
             self._spawn()
             try:
                 self._handshake(self.era or self.era_wanted)
@@ -204,7 +207,7 @@ class MCPClient:
         return self
 
     def restart(self) -> MCPClient:
-        """A fresh process (the specification's advice after a crash); the era found before is reused, not re-probed."""
+        """A fresh process (the specification's advice after a crash), in the era found before (no fallback again)."""
         self.close(grace=0.5)
         return self.start()
 
@@ -230,7 +233,7 @@ class MCPClient:
                 send(proc)
                 self.stopped_by = step
                 try:
-                    proc.wait(grace if step != "kill" else None)
+                    proc.wait(grace if step != "kill" else max(grace, 5.0))
                 except subprocess.TimeoutExpired:
                     continue
             for stream in (proc.stdin, proc.stdout, proc.stderr):
@@ -270,15 +273,16 @@ class MCPClient:
         self._stderr_thread.start()
         self._log("--", f"started {shlex.join(self.argv)} (pid {proc.pid})")
 
-    # -- the handshake, in either era -------------------------------------------------------------------------------------
+    # -- the handshake, in either era ----------------------------------------------------------------------------------
 
     def _handshake(self, era: str) -> None:
         if era == "legacy":
             return self._initialize(LEGACY_VERSIONS[0])
         version = MODERN_VERSIONS[0]
+        wait = self.probe_timeout if era == "auto" else self.timeout  # short only while silence means "legacy"
         for attempt in range(2):
             try:
-                found = self._call("server/discover", {}, self.probe_timeout, version=version, cancel=False)
+                found = self._call("server/discover", {}, wait, version=version, cancel=False)
             except MCPRemoteError as e:
                 supported = _supported(e.data)
                 if e.code == UNSUPPORTED_PROTOCOL_VERSION and supported is not None:
@@ -311,14 +315,15 @@ class MCPClient:
             self._adopt(meta.get(SERVER_INFO_KEY), found.get("capabilities"), found.get("instructions"))
             return
 
-    def _initialize(self, version: str, reprobe: bool = True) -> None:
+    def _initialize(self, version: str) -> None:
         params = {"protocolVersion": version, "capabilities": {}, "clientInfo": dict(CLIENT_INFO)}
         try:
             result = self._call("initialize", params, self.timeout)
         except MCPRemoteError as e:
             supported = _supported(e.data) or []
-            if reprobe and e.code == UNSUPPORTED_PROTOCOL_VERSION and any(v in supported for v in MODERN_VERSIONS):
-                # Our probe timed out but reached the server, which locked the connection to the modern era.
+            if e.code == UNSUPPORTED_PROTOCOL_VERSION and any(v in supported for v in MODERN_VERSIONS):
+                # Our probe timed out but reached a slow server, which then locked the connection to the modern era
+                # (its answer came after we gave up, and was dropped). Probe again: the era is settled now.
                 return self._handshake("modern")
             raise
         agreed = result.get("protocolVersion")
@@ -387,7 +392,7 @@ class MCPClient:
         """The sequence number of the latest transcript line; `trace(since=mark)` later shows what came after it."""
         return self.transcript[-1][0] if self.transcript else 0
 
-    # -- the wire -------------------------------------------------------------------------------------------------------
+    # -- the wire ------------------------------------------------------------------------------------------------------
 
     def _log(self, direction: str, text: str) -> None:
         self.transcript.append((next(self._seq), time.time(), direction, text))
@@ -443,8 +448,8 @@ class MCPClient:
                 self._log("--", f"no answer to request {rid} ({method}) within {timeout:g} s")
                 if cancel:  # tell the server to stop working on it; a late answer is dropped below
                     self.notify("notifications/cancelled", {"requestId": rid, "reason": f"timed out ({timeout:g} s)"})
-                raise MCPTimeout(f"MCP server {self.name!r} did not answer {method} within {timeout:g} s; the "
-                                 "request was cancelled (a slow tool? raise the timeout)") from None
+                raise MCPTimeout(f"MCP server {self.name!r} did not answer {method} within {timeout:g} s"
+                                 + ("; the request was cancelled (a slow tool? raise the timeout)" if cancel else "")) from None
             if item[0] == "eof":
                 raise self._gone()
             if item[0] == "garbage":
@@ -538,7 +543,7 @@ def _kill(proc: subprocess.Popen) -> None:
         proc.kill()
 
 
-# -- the chat's view: an MCP server's tools through the `Tools` socket ---------------------------------------------------
+# -- the chat's view: an MCP server's tools through the `Tools` socket -------------------------------------------------
 
 def compact_schema(node: Any) -> Any:
     """A JSON Schema without its `title` annotations (pydantic adds one to every property; they cost context window
@@ -563,8 +568,8 @@ def compact_schema(node: Any) -> Any:
 class MCPTools:
     """One MCP server's tools as the chat sees them: `schemas()` and `run(name, arguments) -> str`.
 
-    A failed tool (`isError`) raises `MCPToolError` with the server's text, a JSON-RPC error `MCPRemoteError`: the
-    chat loop turns an exception into an error result the model reads, and goes on. A server that died is restarted
+    A failed tool (`isError`) raises `MCPToolError` with the server's text, a JSON-RPC error raises `MCPRemoteError`:
+    the chat loop turns an exception into an error result the model reads, and goes on. A server that died is restarted
     on the next call, at most `max_restarts` times (the failed call itself is not repeated: tools may not be
     idempotent). `last_exchange` holds the raw JSON-RPC lines of the latest call (for `--trace`).
     """
@@ -573,7 +578,7 @@ class MCPTools:
         self.client, self.max_restarts, self.max_result_chars = client, max_restarts, max_result_chars
         self.restarts = 0
         self.last_exchange = ""
-        self._tools: list[dict] | None = None
+        self._schemas: list[dict] | None = None
 
     @classmethod
     def launch(cls, command: str | Sequence[str], **options: Any) -> MCPTools:
@@ -592,17 +597,20 @@ class MCPTools:
         return self.client.name
 
     def schemas(self, strict: bool = False) -> list[dict]:
-        """The tools as {"name", "description", "parameters"}; re-listed when the server said its list changed."""
-        if self._tools is None or (self.client.tools_changed and self.client.alive):
+        """The tools as {"name", "description", "parameters"}: listed once, and again when the server says its list
+        changed. A failed listing keeps the last list (a call will say what is wrong) unless `strict`."""
+        if self._schemas is None or (self.client.tools_changed and self.client.alive):
             try:
-                self._tools = self.client.list_tools()
+                tools = self.client.list_tools()
             except MCPError:
                 if strict:
                     raise
-                self._tools = self._tools or []  # keep what we knew; a call will report what is wrong
-        return [{"name": t["name"], "description": str(t.get("description") or ""),
-                 "parameters": compact_schema(t.get("inputSchema") or {"type": "object", "properties": {}})}
-                for t in self._tools]
+                self.client.tools_changed, tools = False, None  # don't retry (and wait) on every message
+            if tools is not None:
+                self._schemas = [{"name": t["name"], "description": str(t.get("description") or ""),
+                                  "parameters": compact_schema(t.get("inputSchema") or {"type": "object"})}
+                                 for t in tools]
+        return list(self._schemas or ())
 
     def run(self, name: str, arguments: Mapping[str, Any]) -> str:
         if not self.client.alive and self.restarts < self.max_restarts:

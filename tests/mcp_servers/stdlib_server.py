@@ -65,8 +65,8 @@ def main():
                 "protocolVersion": asked if asked in versions else versions[0],
                 "capabilities": {"tools": {}}, "serverInfo": {"name": "stdlib legacy", "version": "1.0"}}})
         elif method == "server/discover" and args.advertise:
-            error(rid, -32022, "Unsupported protocol version",
-                  {"supported": versions, "requested": msg["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"]})
+            asked = msg["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"]
+            error(rid, -32022, "Unsupported protocol version", {"supported": versions, "requested": asked})
         elif not initialized:
             if not args.silent_discover:
                 error(rid, -32601, f"Method not found: {method} (send initialize first)")
@@ -79,7 +79,11 @@ def main():
             if args.ping:
                 send({"jsonrpc": "2.0", "id": "srv-ping", "method": "ping"})
                 send({"jsonrpc": "2.0", "method": "notifications/message", "params": {"level": "info", "data": "hi"}})
-            if name == "shout" and args.garbage_on_call:
+            if name == "grow":  # a new tool appears, and the server says so before it answers
+                TOOLS.append({"name": f"tool{len(TOOLS)}", "description": "grown", "inputSchema": {"type": "object"}})
+                send({"jsonrpc": "2.0", "method": "notifications/tools/list_changed"})
+                send({"jsonrpc": "2.0", "id": rid, "result": {"content": [{"type": "text", "text": "grown"}]}})
+            elif name == "shout" and args.garbage_on_call:
                 sys.stdout.write("SHOUTING: " + arguments["text"].upper() + "\n")
                 sys.stdout.flush()
             elif name == "shout":
