@@ -16,8 +16,8 @@ Both runs answer the same turn-10 message over the same history (greedy decoding
         the tokens after the common prefix (the end of reply 9, the new user message, the assistant header);
   cold  a new session loads the same history from JSON and must prefill the whole prompt.
 Time to first token is measured as a user sees it: from calling `send` to the first Token event, medians over
---repeats. The model is --model if given, else the real SmolLM2-135M-Instruct GGUF when .cache/models has it (CI
-downloads it), else a random model of the same shape with minichat's demo tokenizer. Target (issue 5): warm <= 20 %
+--repeats. The model is --model if given, else the real SmolLM2-135M-Instruct GGUF when .cache has it (the tests
+fetch it), else a random model of the same shape with minichat's demo tokenizer. Target (issue 5): warm <= 20 %
 of cold. The ratio is printed last.
 """
 from __future__ import annotations
@@ -38,7 +38,7 @@ from minichat.chat import events as ev
 from minichat.chat.session import Chat
 
 REPO = Path(__file__).resolve().parent.parent
-SMOLLM2 = REPO / ".cache" / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"
+SMOLLM2 = REPO / ".cache" / "SmolLM2-135M-Instruct.Q4_1.gguf"  # where the tests' minichat.downloads.fetch puts it
 QUESTIONS = [
     "Hi! Can you tell me what a token is, in a few sentences?",
     "And how does the tokenizer decide where one token ends and the next begins?",
