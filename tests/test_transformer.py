@@ -202,7 +202,7 @@ def test_numba_kernels_equal_numpy_forward(name):
     for rows in (1, 2, 3, 8, 16, 17):
         batch = (np.arange(rows) * 7 % 128)[:, None]  # (rows, 1): the head sees `rows` rows
         np.testing.assert_allclose(fast.forward(batch), slow.forward(batch), atol=1e-4, rtol=1e-4)
-    assert random_model(PRESETS[name], 2).threads >= 1
+    assert random_model(PRESETS[name], 2).fast.threads >= 1
 
 
 @pytest.mark.parametrize("name", ["tiny-gpt2", "tiny-llama"])
@@ -216,17 +216,42 @@ def test_small_batch_decoding_equals_numpy_and_leaves_no_stale_copies(name):
         fast.forward(prompt[:rows], caches[0]), slow.forward(prompt[:rows], caches[1])  # prefill: BLAS
         with fast.small_batch_decoding():
             with fast.small_batch_decoding():  # nested: the outer block's copies
-                assert fast._transposed is not None
+                assert fast.fast._out_in is not None
                 step = fast.forward(prompt[:rows, :1], caches[0])  # (rows, 1, V) on the kernel
-            assert fast._transposed is not None
-        assert fast._transposed is None  # dropped on exit
+            assert fast.fast._out_in is not None
+        assert fast.fast._out_in is None  # dropped on exit
         np.testing.assert_allclose(step, slow.forward(prompt[:rows, :1], caches[1]), atol=1e-4, rtol=1e-4)
     for model in (fast, slow):  # change a weight in place after the block: both models see it
         model.params["h.0.attn.c_proj.weight"] *= np.float32(2.0)
     with fast.small_batch_decoding():
         np.testing.assert_allclose(fast.forward(prompt[:, :2]), slow.forward(prompt[:, :2]), atol=1e-4, rtol=1e-4)
     with slow.small_batch_decoding():  # use_numba=False: a no-op block
-        assert slow._transposed is None
+        assert slow.fast._out_in is None
+
+
+@pytest.mark.parametrize("use_numba", [True, False])
+@pytest.mark.parametrize("name", ["tiny-gpt2", "tiny-llama"])
+def test_last_only_is_each_rows_last_real_position(name, use_numba):
+    """`last_only` (what generation asks for after a prefill) gives exactly the full forward's logits at each row's
+    last real token, with and without a cache, ragged rows included; the cache fills the same either way."""
+    model = random_model(PRESETS[name], 5, use_numba=use_numba)
+    rng = np.random.default_rng(4)
+    for B in (1, 3, 9):  # 3 and 9 rows: the head of a last_only call goes to fast.py's small-batch kernel
+        ids = rng.integers(0, model.config.vocab_size, size=(B, 6))
+        lengths = rng.integers(1, 7, size=B)
+        full = model.forward(ids, lengths=lengths)  # (B, 6, V)
+        last = model.forward(ids, lengths=lengths, last_only=True)  # (B, 1, V)
+        assert last.shape == (B, 1, model.config.vocab_size) and last.dtype == np.float32
+        np.testing.assert_allclose(last[:, 0], full[np.arange(B), lengths - 1], atol=1e-5, rtol=1e-5)
+        caches = model.new_cache(B, 12), model.new_cache(B, 12)
+        model.forward(ids, caches[0], lengths=lengths)
+        last = model.forward(ids, caches[1], lengths=lengths, last_only=True)
+        np.testing.assert_allclose(last[:, 0], full[np.arange(B), lengths - 1], atol=1e-5, rtol=1e-5)
+        assert caches[0].lengths.tolist() == caches[1].lengths.tolist() == lengths.tolist()
+        np.testing.assert_array_equal(caches[0].k, caches[1].k)
+        step = rng.integers(0, model.config.vocab_size, size=(B, 2))  # a later chunk, continuing from the cache
+        np.testing.assert_allclose(model.forward(step, caches[1], last_only=True),
+                                   model.forward(step, caches[0])[:, -1:], atol=1e-5, rtol=1e-5)
 
 
 # -- parameters and validation ---------------------------------------------------------------------------------------

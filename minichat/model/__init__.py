@@ -3,6 +3,7 @@ writers for safetensors, GGUF and minichat's own checkpoint format.
 
     layers.py          embedding, positions (learned, sinusoidal, RoPE), LayerNorm/RMSNorm, attention, MLPs
     transformer.py     parameter names and shapes, random init, `Transformer.forward` (prefill and cached decode)
+    fast.py            the forward's fast path: layers.py's norms, linear layers and MLPs on Numba kernels
     kv_cache.py        `KVCache`: preallocated keys/values, append, crop, fork, memory accounting
     checkpoint.py      `load_model` (HF GPT-2/Llama folders, GGUF, minichat's own), `save_checkpoint`
     safetensors.py     the safetensors file format, read and written by hand

@@ -84,7 +84,7 @@ class KVCache:
         """
         T = k.shape[2]
         start = self.lengths
-        if n_new is None and (start == start[0]).all():  # every row at the same place: one slice for all
+        if (n_new is None or (n_new == T).all()) and (start == start[0]).all():  # rows in step: one slice for all
             s0 = int(start[0])
             self.k[layer, :, :, s0:s0 + T] = k  # (B, K, T, D)
             self.v[layer, :, :, s0:s0 + T] = v

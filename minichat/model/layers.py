@@ -3,7 +3,9 @@
     embedding            token ids -> vectors (a table lookup)
     positions            learned table (GPT-2), fixed sinusoids (Vaswani et al. 2017), rotary RoPE (Su et al. 2021)
     norms                LayerNorm (Ba et al. 2016) and RMSNorm (Zhang & Sennrich 2019)
-    attention            scaled dot-product attention with a boolean mask, grouped-query (Ainslie et al. 2023)
+    attention            scaled dot-product attention with a boolean mask, grouped-query (Ainslie et al. 2023):
+                         the definition, used for inference (the other two: minichat/train/attention.py runs
+                         it blocked for training; kernels/causal_softmax.py holds that one's softmax kernels)
     MLPs                 GELU-tanh (GPT-2) and SwiGLU (Shazeer 2020, Llama)
 
 Shape letters: B batch rows, T query tokens, S key tokens (cache + new), C model width, H query heads, K key/value
@@ -11,7 +13,8 @@ heads (H_kv), G = H // K query heads per key/value head, D head width, V vocabul
 Linear weights are stored (in, out) as in GPT-2's checkpoints, so a layer is `x @ w + b`.
 
 float32 in, float32 out: constants are Python floats, which NumPy 2 keeps at the array's precision.
-What it leaves out: dropout and anything else only training needs (see minichat/train), KV caching (kv_cache.py).
+What it leaves out: dropout and anything else only training needs (see minichat/train), KV caching (kv_cache.py),
+speed (fast.py runs the norms, `linear` and the MLPs on Numba kernels, with these functions' signatures).
 """
 from __future__ import annotations
 
@@ -89,9 +92,16 @@ def rms_norm(x: np.ndarray, w: np.ndarray, eps: float = 1e-5) -> np.ndarray:  # 
 
 # -- attention -------------------------------------------------------------------------------------------------------
 
-def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
-    """exp(x) / sum(exp(x)) along `axis`, after subtracting the max so exp never overflows."""
-    e = np.exp(x - x.max(axis=axis, keepdims=True))  # same shape as x
+def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:  # (..., S) -> (..., S), summing to 1 along `axis`
+    """exp(x) / sum(exp(x)) along `axis`, after subtracting the max so exp never overflows; -inf gets probability 0.
+
+    The one softmax of the library: attention's weights here, sampling's distribution (minichat/generate). Float32,
+    unless x is float64 already (the gradient checks run in float64). Example: [0, ln 3, -inf] -> [0.25, 0.75, 0].
+    """
+    x = np.asarray(x)
+    if x.dtype != np.float64:
+        x = x.astype(np.float32, copy=False)
+    e = np.exp(x - x.max(axis=axis, keepdims=True))  # same shape as x; the largest entry is exp(0) = 1
     return e / e.sum(axis=axis, keepdims=True)
 
 
@@ -129,6 +139,23 @@ def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, mask: np.ndarray | No
     return (out, probs.reshape(B, H, T, S)) if return_probs else out
 
 
+
+def split_heads(qkv: np.ndarray, n_head: int, n_kv_head: int):  # (B, T, (H + 2K) D) -> (B,H,T,D), (B,K,T,D) x2
+    """c_attn's output, one row per token, cut into query heads, then key heads, then value heads."""
+    B, T, _ = qkv.shape
+    H, K = n_head, n_kv_head
+    D = qkv.shape[-1] // (H + 2 * K)
+    q = qkv[..., :H * D].reshape(B, T, H, D).transpose(0, 2, 1, 3)  # (B, T, H*D) -> (B, H, T, D)
+    k = qkv[..., H * D:(H + K) * D].reshape(B, T, K, D).transpose(0, 2, 1, 3)  # -> (B, K, T, D)
+    v = qkv[..., (H + K) * D:].reshape(B, T, K, D).transpose(0, 2, 1, 3)  # -> (B, K, T, D)
+    return q, k, v
+
+
+def merge_heads(x: np.ndarray) -> np.ndarray:  # (B, H, T, D) -> (B, T, H*D)
+    """The heads' outputs side by side again, one row per token (the input of c_proj)."""
+    B, H, T, D = x.shape
+    return x.transpose(0, 2, 1, 3).reshape(B, T, H * D)
+
 # -- MLPs ------------------------------------------------------------------------------------------------------------
 
 def linear(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:  # (..., I), (I, O), (O,) -> (..., O)
@@ -153,17 +180,15 @@ def silu(x: np.ndarray) -> np.ndarray:  # (...) -> (...)
     return x / (1.0 + np.exp(-x))
 
 
-def mlp_gelu(x: np.ndarray, w_fc: np.ndarray, b_fc: np.ndarray | None, w_proj: np.ndarray, b_proj: np.ndarray | None,
-             linear=linear) -> np.ndarray:  # (..., C), (C, F), (F,), (F, C), (C,) -> (..., C)
-    """GPT-2's MLP: widen, GELU, narrow. (`linear` computes x @ w + b; the model may pass a faster one.)"""
+def mlp_gelu(x: np.ndarray, w_fc: np.ndarray, b_fc: np.ndarray | None, w_proj: np.ndarray,
+             b_proj: np.ndarray | None) -> np.ndarray:  # (..., C), (C, F), (F,), (F, C), (C,) -> (..., C)
+    """GPT-2's MLP: widen, GELU, narrow."""
     return linear(gelu_tanh(linear(x, w_fc, b_fc)), w_proj, b_proj)  # (..., C) -> (..., F) -> (..., C)
 
 
 def mlp_swiglu(x: np.ndarray, w_gate: np.ndarray, w_up: np.ndarray, w_down: np.ndarray,
                b_gate: np.ndarray | None = None, b_up: np.ndarray | None = None,
-               b_down: np.ndarray | None = None,
-               linear=linear) -> np.ndarray:  # (..., C), (C, F), (C, F), (F, C) -> (..., C)
-    """Llama's MLP: a SiLU-gated product of two widenings, then narrow. (Llama has no biases; they are optional.
-    `linear` computes x @ w + b; the model may pass a faster one.)"""
+               b_down: np.ndarray | None = None) -> np.ndarray:  # (..., C), (C, F), (C, F), (F, C) -> (..., C)
+    """Llama's MLP: a SiLU-gated product of two widenings, then narrow. (Llama has no biases; they are optional.)"""
     gate = silu(linear(x, w_gate, b_gate))  # (..., F)
     return linear(gate * linear(x, w_up, b_up), w_down, b_down)  # (..., F) -> (..., C)

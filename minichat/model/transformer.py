@@ -12,35 +12,31 @@ with no transpose. Query, key and value weights are one concatenated `c_attn` ma
 
 Batches of unequal sequences use right padding: `lengths[b]` says how many of row b's T ids are real. Each row's
 positions continue from its own cache length, only its real tokens enter the cache, and the mask hides padding and
-the future. Padding queries get finite, meaningless logits; callers read row b's logits at t < lengths[b].
+the future. Padding queries get finite, meaningless logits; callers read row b's logits at t < lengths[b], or ask
+for `last_only` (each row's last real position only: a generation loop's prefill needs no other logits).
+
+Speed lives behind one `if` in `forward`: with `use_numba` (the default) the norms, linear layers and MLPs run on
+`FastOps` (minichat/model/fast.py: Numba kernels, a small-batch matmul for batched decoding, its thread pool),
+which has the same functions as layers.py; otherwise layers.py's NumPy runs. Both compute the same numbers.
 
 What it leaves out: training (minichat/train has the backward), dropout, attention-logit soft-capping, RoPE scaling.
 """
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, nullcontext
 
 import numpy as np
 
 from minichat.config import ModelConfig
 from minichat.errors import CheckpointError
-from minichat.kernels import matmul, norms
 from minichat.model import layers
+from minichat.model.fast import FastOps
 from minichat.model.kv_cache import KVCache
 
-
-SMALL_BATCH_ROWS = 16  # from 2 up to this many rows, decode runs on kernels/matmul.py instead of BLAS (see there)
-
-
-def default_threads() -> int:
-    """The thread count BLAS uses: OPENBLAS_NUM_THREADS / OMP_NUM_THREADS if set, else the usable cores."""
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
-        if os.environ.get(var, "").isdigit() and int(os.environ[var]) > 0:
-            return int(os.environ[var])
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+# The tensors of one block, as named in the parameter dict after the "h.{i}." prefix (the optional ones may be absent).
+BLOCK_TENSORS = ("ln_1.weight", "ln_1.bias", "ln_2.weight", "ln_2.bias", "attn.c_attn.weight", "attn.c_attn.bias",
+                 "attn.c_proj.weight", "attn.c_proj.bias", "mlp.c_gate.weight", "mlp.c_gate.bias", "mlp.c_fc.weight",
+                 "mlp.c_fc.bias", "mlp.c_proj.weight", "mlp.c_proj.bias")
 
 
 def param_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
@@ -111,30 +107,20 @@ class Transformer:
 
     def __init__(self, config: ModelConfig, params: dict[str, np.ndarray], use_numba: bool = True,
                  threads: int | None = None):
-        """use_numba: run the norms (minichat/kernels/norms.py) and the output head of batched decoding
-        (kernels/matmul.py) as Numba kernels, which agree with NumPy to ~1e-6; False keeps everything in the plain
-        NumPy of layers.py. threads: how many threads the head kernel may use (default: as many as BLAS uses)."""
+        """use_numba: run the norms, and the matrix products of batched decoding, on the Numba kernels of fast.py,
+        which agree with NumPy to ~1e-6; False keeps everything in the plain NumPy of layers.py.
+        threads: how many threads fast.py's matmul kernel may use (default: as many as BLAS uses)."""
         check_params(config, params)
-        self.config = config
-        self.params = params
-        self.use_numba = use_numba
-        self.threads = default_threads() if threads is None else max(1, int(threads))
-        self._pool: ThreadPoolExecutor | None = None  # made on first use by _small_matmul
-        self._transposed: dict[int, tuple[np.ndarray, np.ndarray]] | None = None  # id(w) -> (w, w.T copy), see below
         c = config
-        self._zeros = np.zeros(c.n_embd, dtype=np.float32)  # (C,): the bias of a bias-free LayerNorm, for the kernel
-        # The per-layer tensors, fetched once, so the hot loop does no string formatting or dict lookups.
-        self._blocks = [{key: params.get(f"h.{i}.{key}") for key in (
-            "ln_1.weight", "ln_1.bias", "ln_2.weight", "ln_2.bias", "attn.c_attn.weight", "attn.c_attn.bias",
-            "attn.c_proj.weight", "attn.c_proj.bias", "mlp.c_gate.weight", "mlp.c_gate.bias", "mlp.c_fc.weight",
-            "mlp.c_fc.bias", "mlp.c_proj.weight", "mlp.c_proj.bias")} for i in range(c.n_layer)]
+        self.config, self.params, self.use_numba = config, params, use_numba
+        self.fast = FastOps(params, threads)
+        self._blocks = [{name: params.get(f"h.{i}.{name}") for name in BLOCK_TENSORS} for i in range(c.n_layer)]
         self._head = params["wte"] if c.tie_embeddings else params["lm_head"]  # (V, C)
         self._sinusoids = layers.sinusoidal_table(c.n_ctx, c.n_embd) if c.positions == "sinusoidal" else None
         self._rope = layers.rope_tables(c.n_ctx, c.head_dim, c.rope_theta) if c.positions == "rope" else None
 
     def __repr__(self) -> str:
-        n = sum(p.size for p in self.params.values())
-        return f"Transformer({self.config.family}, {n / 1e6:.1f}M parameters, {self.config})"
+        return f"Transformer({self.config.family}, {self.n_params / 1e6:.1f}M parameters, {self.config})"
 
     @property
     def n_params(self) -> int:
@@ -148,70 +134,81 @@ class Transformer:
             raise ValueError(f"max_len {max_len} exceeds the model's context length n_ctx={c.n_ctx}")
         return KVCache(c.n_layer, batch_size, c.n_kv_head, max_len, c.head_dim)
 
-    @contextmanager
-    def small_batch_decoding(self) -> Iterator[None]:
-        """Inside this block, forward calls with 2..16 rows in all (batched decode steps) compute every layer's
-        matrix products with the kernel of kernels/matmul.py, which reads weights stored (out, in). The block makes
-        those (out, in) copies of the layer matrices on entry (one more copy of the layer weights while it lasts:
-        340 MB for GPT-2-124M) and drops them on exit, so the parameters must not change inside it. `generate_batch`
-        uses it. Outside it (and with use_numba=False) only the output head, already stored (V, C), uses the
-        kernel. Nested blocks share the outer block's copies."""
-        if not self.use_numba or self._transposed is not None:
-            yield
-            return
-        self._transposed = {id(w): (w, np.ascontiguousarray(w.T)) for block in self._blocks  # (in, out) -> (out, in)
-                            for w in block.values() if w is not None and w.ndim == 2}
-        try:
-            yield
-        finally:
-            self._transposed = None
+    def small_batch_decoding(self) -> AbstractContextManager[None]:
+        """A block inside which batched decode steps (2..16 rows) run every layer's products on fast.py's kernel
+        (see `FastOps.small_batch_decoding`); with use_numba=False, a block that changes nothing."""
+        return self.fast.small_batch_decoding() if self.use_numba else nullcontext()
 
-    def _small_matmul(self, x: np.ndarray, w_t: np.ndarray) -> np.ndarray:  # (M, I), (O, I) -> (M, O)
-        """x @ w_t.T on the small-batch kernel, w_t's rows split over `threads` threads."""
-        if self._pool is None and self.threads > 1:
-            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="minichat-matmul")
-        return matmul.matmul_nt_split(x, w_t, self._pool, self.threads)
-
-    def _small_linear(self, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
-        """layers.linear for a batched decode step inside `small_batch_decoding`: (..., I) -> (..., O)."""
-        w_t = self._transposed[id(w)][1]  # (O, I); the dict holds w itself, so its id cannot be reused meanwhile
-        y = self._small_matmul(x.reshape(-1, x.shape[-1]), w_t)  # (M, O)
-        if b is not None:
-            y += b
-        return y.reshape(*x.shape[:-1], w_t.shape[0])  # (..., O)
-
-    def _output_head(self, x: np.ndarray) -> np.ndarray:  # (M, C) -> (M, V)
-        """x @ head.T. A few rows (batched decode) go to the kernel of kernels/matmul.py, split over threads;
-        one row (a memory-bound matrix-vector product) and many rows (prefill) go to BLAS."""
-        if not (self.use_numba and 2 <= x.shape[0] <= SMALL_BATCH_ROWS):
-            return x @ self._head.T  # (M, C) @ (C, V)
-        return self._small_matmul(x, self._head)  # (M, V)
-
-    def _norm(self, x: np.ndarray, w: np.ndarray, b: np.ndarray | None) -> np.ndarray:  # (B, T, C) -> (B, T, C)
-        c = self.config
-        if not self.use_numba:
-            if c.norm == "rmsnorm":
-                return layers.rms_norm(x, w, c.norm_eps)
-            return layers.layer_norm(x, w, b, c.norm_eps)
-        rows = x.reshape(-1, x.shape[-1])  # (B*T, C)
-        out = np.empty_like(rows)  # (B*T, C)
-        if c.norm == "rmsnorm":
-            norms.rms_norm_rows(rows, w, c.norm_eps, out)
-        else:
-            norms.layer_norm_rows(rows, w, self._zeros if b is None else b, c.norm_eps, out)
-        return out.reshape(x.shape)  # (B, T, C)
-
-    def forward(self, ids, cache: KVCache | None = None, lengths=None, return_attention: bool = False,
-                return_hidden: bool = False):  # (B, T) int -> (B, T, V) float32 [, attentions][, hidden]
-        """Logits for every position of `ids`.
+    def forward(self, ids, cache: KVCache | None = None, lengths=None, *, last_only: bool = False,
+                return_attention: bool = False, return_hidden: bool = False):  # (B, T) int -> (B, T, V) float32
+        """Next-token logits for the positions of `ids`, plus the attention weights and the residual stream if asked.
 
         ids: (B, T) token ids. cache: a KVCache with B rows; the ids continue each row from its cache length, and
         the real tokens are appended to it. lengths: (B,) real tokens per row (right padding), default all T.
+        last_only: logits for each row's last real token only, (B, 1, V): what generation needs after a prefill,
+        without a (T, C) @ (C, V) product for positions nobody reads.
         return_attention: also return a list, one (B, H, T, S) array per layer, of attention probabilities.
         return_hidden: also return the residual stream, L + 1 arrays (B, T, C): after the embedding and after each
         block (before the final norm).
         Returns logits, or (logits, attentions), (logits, hidden), (logits, attentions, hidden).
         """
+        c, p = self.config, self.params
+        ids, n_new, pos, mask = self._inputs(ids, cache, lengths)  # (B, T), (B,) new per row, (B, T), (B, T, S)
+        B, T = ids.shape
+        if T == 0:
+            return self._nothing_to_compute(B, return_attention, return_hidden)
+        if self.use_numba:  # the fast path: the same functions on Numba kernels and a small-batch matmul (fast.py)
+            ops = self.fast
+        else:  # the manual implementation: layers.py's NumPy
+            ops = layers
+
+        def norm(x, w, b):  # (B, T, C) -> (B, T, C): LayerNorm (GPT-2) or RMSNorm (Llama)
+            return ops.rms_norm(x, w, c.norm_eps) if c.norm == "rmsnorm" else ops.layer_norm(x, w, b, c.norm_eps)
+
+        x = layers.embedding(p["wte"], ids)  # (B, T) -> (B, T, C)
+        if c.positions == "learned":
+            x = x + p["wpe"][pos]  # (B, T, C)
+        elif c.positions == "sinusoidal":
+            x = x + self._sinusoids[pos]  # (B, T, C)
+        rope = None if self._rope is None else (self._rope[0][pos], self._rope[1][pos])  # 2 x (B, T, D/2)
+        attentions, hidden = [], [x]
+        for i, w in enumerate(self._blocks):
+            # attention: each token's query against the keys of itself and everything before it
+            qkv = ops.linear(norm(x, w["ln_1.weight"], w["ln_1.bias"]), w["attn.c_attn.weight"],
+                             w["attn.c_attn.bias"])  # (B, T, (H + 2K) D)
+            q, k, v = layers.split_heads(qkv, c.n_head, c.n_kv_head)  # (B, H, T, D), (B, K, T, D), (B, K, T, D)
+            if rope is not None:
+                q, k = layers.apply_rope(q, *rope), layers.apply_rope(k, *rope)  # rotated by position
+            if cache is not None:  # keep the new keys and values; attend over everything kept
+                cache.store(i, k, v, n_new)
+                k, v = cache.keys(i, mask.shape[-1]), cache.values(i, mask.shape[-1])  # (B, K, S, D) views
+            a, probs = layers.attention(q, k, v, mask, return_probs=True)  # (B, H, T, D), (B, H, T, S)
+            x = x + ops.linear(layers.merge_heads(a), w["attn.c_proj.weight"], w["attn.c_proj.bias"])  # (B, T, C)
+            # MLP: each token on its own
+            h = norm(x, w["ln_2.weight"], w["ln_2.bias"])  # (B, T, C)
+            if c.mlp == "swiglu":
+                x = x + ops.mlp_swiglu(h, w["mlp.c_gate.weight"], w["mlp.c_fc.weight"], w["mlp.c_proj.weight"],
+                                       w["mlp.c_gate.bias"], w["mlp.c_fc.bias"], w["mlp.c_proj.bias"])  # (B, T, C)
+            else:
+                x = x + ops.mlp_gelu(h, w["mlp.c_fc.weight"], w["mlp.c_fc.bias"], w["mlp.c_proj.weight"],
+                                     w["mlp.c_proj.bias"])  # (B, T, C)
+            if return_attention:
+                attentions.append(probs)
+            if return_hidden:
+                hidden.append(x)
+        if cache is not None:
+            cache.advance(n_new)
+        if last_only:  # only the positions whose logits are wanted go through the (C, V) head
+            x = x[np.arange(B), np.maximum(n_new - 1, 0)][:, None]  # (B, T, C) -> (B, 1, C)
+        logits = ops.linear(norm(x, p["ln_f.weight"], p.get("ln_f.bias")), self._head.T)  # (B, T, C) -> (B, T, V)
+        extras = ([attentions] if return_attention else []) + ([hidden] if return_hidden else [])
+        return (logits, *extras) if extras else logits
+
+    __call__ = forward
+
+    def _inputs(self, ids, cache: KVCache | None, lengths):  # -> ids (B, T), n_new (B,), pos (B, T), mask (B, T, S)
+        """Check the arguments of `forward` (raising ValueError with what to change) and work out, for each row,
+        how many tokens are real, the position of every query, and which keys each query may see."""
         c = self.config
         ids = np.asarray(ids)
         if ids.ndim != 2 or not np.issubdtype(ids.dtype, np.integer):
@@ -219,27 +216,18 @@ class Transformer:
         B, T = ids.shape
         if ids.size and (ids.min() < 0 or ids.max() >= c.vocab_size):
             raise ValueError(f"token ids must be in [0, {c.vocab_size}); got min {ids.min()}, max {ids.max()}")
-        full = lengths is None
-        n_new = np.full(B, T, dtype=np.int64) if full else np.asarray(lengths, dtype=np.int64).reshape(-1)  # (B,)
+        n_new = np.full(B, T, dtype=np.int64) if lengths is None else np.asarray(lengths, np.int64).reshape(-1)  # (B,)
         if n_new.shape != (B,) or (n_new < 0).any() or (n_new > T).any():
             raise ValueError(f"lengths must hold {B} values in [0, {T}], got {lengths!r}")
-        full = full or bool((n_new == T).all())
+        start = np.zeros(B, dtype=np.int64)  # (B,): each row's first new position
         if cache is not None:
             if cache.batch_size != B:
                 raise ValueError(f"the cache has {cache.batch_size} rows but ids has {B}")
             cache.check_room(n_new)
-            start = cache.lengths.copy()  # (B,): each row's first new position
-        else:
-            start = np.zeros(B, dtype=np.int64)
+            start = cache.lengths.copy()
         end = start + n_new  # (B,): each row's length after this call
         if (end > c.n_ctx).any():
             raise ValueError(f"a sequence would reach {int(end.max())} tokens, beyond n_ctx={c.n_ctx}")
-        if T == 0:  # nothing to compute and nothing to append; empty results of the promised shapes
-            L, empty = c.n_layer, np.zeros((B, 0, c.n_embd), dtype=np.float32)
-            extras = ([[np.zeros((B, c.n_head, 0, 0), np.float32)] * L] if return_attention else []) + \
-                ([[empty] * (L + 1)] if return_hidden else [])
-            logits = np.zeros((B, 0, c.vocab_size), dtype=np.float32)
-            return (logits, *extras) if extras else logits
         # Keys attended to: cache + new, or just the new. At least one, so that a batch whose rows are all padding
         # still has a (masked) key to put its finite, ignored weight on.
         S = max(int(end.max()), 1) if cache is not None else T
@@ -248,53 +236,13 @@ class Transformer:
         # mask[b, t, s]: key s is real (s < end_b) and not in the future of query t (s <= start_b + t).
         key_pos = np.arange(S)  # (S,)
         mask = (key_pos <= pos[:, :, None]) & (key_pos < end[:, None, None])  # (B, T, S)
+        return ids, n_new, pos, mask
 
-        x = layers.embedding(self.params["wte"], ids)  # (B, T) -> (B, T, C)
-        if c.positions == "learned":
-            x = x + self.params["wpe"][pos]  # (B, T, C)
-        elif c.positions == "sinusoidal":
-            x = x + self._sinusoids[pos]  # (B, T, C)
-        rope = None if self._rope is None else (self._rope[0][pos], self._rope[1][pos])  # 2 x (B, T, D/2)
-
-        H, K, D = c.n_head, c.n_kv_head, c.head_dim
-        small = self._transposed is not None and 2 <= B * T <= SMALL_BATCH_ROWS
-        linear = self._small_linear if small else layers.linear  # x @ w + b, on the kernel or on BLAS
-        attentions, hidden = [], [x] if return_hidden else None
-        for i, w in enumerate(self._blocks):
-            # -- attention sub-block --
-            h = self._norm(x, w["ln_1.weight"], w["ln_1.bias"])  # (B, T, C)
-            qkv = linear(h, w["attn.c_attn.weight"], w["attn.c_attn.bias"])  # (B, T, (H + 2K) D)
-            q = qkv[..., :H * D].reshape(B, T, H, D).transpose(0, 2, 1, 3)  # (B, T, H*D) -> (B, H, T, D)
-            k = qkv[..., H * D:(H + K) * D].reshape(B, T, K, D).transpose(0, 2, 1, 3)  # -> (B, K, T, D)
-            v = qkv[..., (H + K) * D:].reshape(B, T, K, D).transpose(0, 2, 1, 3)  # -> (B, K, T, D)
-            if rope is not None:
-                q = layers.apply_rope(q, *rope)  # (B, H, T, D)
-                k = layers.apply_rope(k, *rope)  # (B, K, T, D)
-            if cache is not None:
-                cache.store(i, k, v, None if full else n_new)
-                k, v = cache.keys(i, S), cache.values(i, S)  # (B, K, S, D) views of the cache
-            a = layers.attention(q, k, v, mask, return_probs=return_attention)  # (B, H, T, D)
-            if return_attention:
-                a, probs = a
-                attentions.append(probs)  # (B, H, T, S)
-            a = a.transpose(0, 2, 1, 3).reshape(B, T, H * D)  # (B, H, T, D) -> (B, T, H*D)
-            x = x + linear(a, w["attn.c_proj.weight"], w["attn.c_proj.bias"])  # (B, T, C)
-            # -- MLP sub-block --
-            h = self._norm(x, w["ln_2.weight"], w["ln_2.bias"])  # (B, T, C)
-            if c.mlp == "swiglu":
-                x = x + layers.mlp_swiglu(h, w["mlp.c_gate.weight"], w["mlp.c_fc.weight"], w["mlp.c_proj.weight"],
-                                          w["mlp.c_gate.bias"], w["mlp.c_fc.bias"], w["mlp.c_proj.bias"],
-                                          linear=linear)  # (B, T, C)
-            else:
-                x = x + layers.mlp_gelu(h, w["mlp.c_fc.weight"], w["mlp.c_fc.bias"], w["mlp.c_proj.weight"],
-                                        w["mlp.c_proj.bias"], linear=linear)  # (B, T, C)
-            if return_hidden:
-                hidden.append(x)
-        if cache is not None:
-            cache.advance(n_new)
-        x = self._norm(x, self.params["ln_f.weight"], self.params.get("ln_f.bias"))  # (B, T, C)
-        logits = self._output_head(x.reshape(B * T, -1)).reshape(B, T, -1)  # (B*T, C) @ (C, V) -> (B, T, V)
-        extras = ([attentions] if return_attention else []) + ([hidden] if return_hidden else [])
+    def _nothing_to_compute(self, B: int, return_attention: bool, return_hidden: bool):
+        """`forward`'s results for T == 0: empty arrays of the promised shapes (nothing is appended to a cache)."""
+        c = self.config
+        empty = np.zeros((B, 0, c.n_embd), dtype=np.float32)  # (B, 0, C)
+        extras = ([[np.zeros((B, c.n_head, 0, 0), np.float32)] * c.n_layer] if return_attention else []) + \
+            ([[empty] * (c.n_layer + 1)] if return_hidden else [])
+        logits = np.zeros((B, 0, c.vocab_size), dtype=np.float32)  # (B, 0, V)
         return (logits, *extras) if extras else logits
-
-    __call__ = forward
