@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
 from typing import TextIO
 
 from minichat.chat import events as ev
@@ -33,9 +32,7 @@ def format_event(e: ev.Event) -> str | None:
             return "[memory] no memory configured: nothing retrieved"
         return f"[memory] {len(e.snippets)} snippet(s)" + "".join(f"\n           - {s}" for s in e.snippets)
     if isinstance(e, ev.ContextBuilt):
-        window = (f" (window {e.window} − {e.window - e.budget} kept for the reply"
-                  f"{f'; this reply may use {e.reply_room}' if e.reply_room > e.window - e.budget else ''})"
-                  if e.window else "")
+        window = (f" (window {e.window} − {e.window - e.budget} kept for the reply)" if e.window else "")
         line = (f"[context] {e.used}/{e.budget} tokens{window}: system {e.system_tokens}"
                 f"{f' with {e.tools} tool schema(s)' if e.tools else ', no tools'}, kept {len(e.kept)} "
                 f"message(s), dropped {len(e.dropped)}")
@@ -53,8 +50,7 @@ def format_event(e: ev.Event) -> str | None:
     return None
 
 
-def stream_reply(chat: Chat, text: str, out: TextIO, trace: bool,
-                 extra: Callable[[ev.Event], str | None] | None = None) -> bool:
+def stream_reply(chat: Chat, text: str, out: TextIO, trace: bool) -> bool:
     """Send one message and print the reply as it streams (trace lines on their own lines). A message the chat
     cannot take (too long for the window) prints one line and leaves the conversation as it was; returns False."""
     events = chat.send(text)
@@ -67,8 +63,6 @@ def stream_reply(chat: Chat, text: str, out: TextIO, trace: bool,
                 out.flush()
                 continue
             line = format_event(e) if trace else None
-            more = extra(e) if trace and extra is not None else None
-            line = f"{line}\n{more}" if line and more else line
             if line:
                 out.write(("\n" if mid_line else "") + f"\x1b[2m{line}\x1b[0m\n" if out.isatty() else
                           ("\n" if mid_line else "") + line + "\n")
@@ -85,17 +79,15 @@ def stream_reply(chat: Chat, text: str, out: TextIO, trace: bool,
     return True
 
 
-def run_once(chat: Chat, text: str, trace: bool = False, out: TextIO = sys.stdout,
-             extra: Callable[[ev.Event], str | None] | None = None) -> int:
+def run_once(chat: Chat, text: str, trace: bool = False, out: TextIO = sys.stdout) -> int:
     """Non-interactive use: the whole input is one message; print just the reply (and the trace if asked)."""
     if not text.strip():
         print("minichat: empty input", file=sys.stderr)
         return 2
-    return 0 if stream_reply(chat, text.strip(), out, trace, extra) else 2
+    return 0 if stream_reply(chat, text.strip(), out, trace) else 2
 
 
-def repl(chat: Chat, trace: bool = False, out: TextIO = sys.stdout,
-         extra: Callable[[ev.Event], str | None] | None = None) -> int:
+def repl(chat: Chat, trace: bool = False, out: TextIO = sys.stdout) -> int:
     out.write("minichat — type a message, /help for commands.\n")
     while True:
         try:
@@ -129,4 +121,4 @@ def repl(chat: Chat, trace: bool = False, out: TextIO = sys.stdout,
                 out.write(HELP + "\n")
             continue
         out.write("minichat> ")
-        stream_reply(chat, line, out, trace, extra)
+        stream_reply(chat, line, out, trace)

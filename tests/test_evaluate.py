@@ -41,12 +41,12 @@ class ScriptedModel:
     def new_cache(self, batch_size: int, max_len: int) -> _Cache:
         return _Cache(batch_size, max_len)
 
-    def forward(self, ids, cache=None, lengths=None):  # (B, T) -> (B, T, V)
+    def forward(self, ids, cache=None, lengths=None, last_only=False):  # (B, T) -> (B, T, V), or (B, 1, V)
         ids = np.asarray(ids)
         B, T = ids.shape
         logits = np.zeros((B, T, self.config.vocab_size), dtype=np.float32)  # (B, T, V)
         if cache is None:
-            return logits
+            return logits[:, -1:] if last_only else logits
         n = np.full(B, T) if lengths is None else np.asarray(lengths)  # (B,) new tokens per row
         for b in range(B):
             if n[b] == 0:
@@ -58,7 +58,7 @@ class ScriptedModel:
             script = cache.scripts[b]
             logits[b, n[b] - 1, script[min(done, len(script) - 1)]] = 10.0
         cache.lengths += n
-        return logits
+        return logits[np.arange(B), np.maximum(n - 1, 0)][:, None] if last_only else logits  # each row's last real
 
 
 def _perfect(tok, items, n_ctx, max_new):

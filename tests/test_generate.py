@@ -46,14 +46,16 @@ class PrefixModel:
         self.W = (rng.standard_normal((d, vocab_size)) * 1.5).astype(np.float32)  # (d, V)
         self.config = type("Cfg", (), {"vocab_size": vocab_size, "n_ctx": n_ctx})()
         self.calls: list[tuple[int, int]] = []  # (B, T) of every forward
+        self.last_only: list[bool] = []  # the last_only flag of every forward
 
     def new_cache(self, batch_size: int, max_len: int) -> _IdCache:
         return _IdCache(batch_size, max_len)
 
-    def forward(self, ids, cache=None, lengths=None):  # (B, T) -> (B, T, V)
+    def forward(self, ids, cache=None, lengths=None, last_only=False):  # (B, T) -> (B, T, V) or (B, 1, V)
         ids = np.asarray(ids)
         B, T = ids.shape
         self.calls.append((B, T))
+        self.last_only.append(last_only)
         n = np.full(B, T) if lengths is None else np.asarray(lengths)  # (B,)
         out = np.full((B, T, self.W.shape[1]), np.nan, np.float32)  # padding stays NaN
         for b in range(B):
@@ -70,7 +72,7 @@ class PrefixModel:
                     raise ValueError("cache overflow")
                 cache.ids[b, cache.lengths[b]: cache.lengths[b] + n[b]] = ids[b, : n[b]]
                 cache.lengths[b] += n[b]
-        return out
+        return out[np.arange(B), np.maximum(n - 1, 0)][:, None] if last_only else out
 
 
 class ScriptedModel:
@@ -83,7 +85,7 @@ class ScriptedModel:
     def new_cache(self, batch_size: int, max_len: int) -> _IdCache:
         return _IdCache(batch_size, max_len)
 
-    def forward(self, ids, cache=None, lengths=None):  # (B, T) -> (B, T, V)
+    def forward(self, ids, cache=None, lengths=None, last_only=False):  # (B, T) -> (B, T, V) or (B, 1, V)
         B, T = np.asarray(ids).shape
         start = 0 if cache is None else int(cache.lengths[0])
         out = np.zeros((B, T, self.config.vocab_size), np.float32)
@@ -93,7 +95,7 @@ class ScriptedModel:
                 out[:, t, self.script[i]] = 50.0
         if cache is not None:
             cache.lengths += T
-        return out
+        return out[:, -1:] if last_only else out
 
 
 def drain(it) -> list[Step]:
@@ -133,6 +135,7 @@ def test_cached_loop_prefills_once_then_feeds_one_token():
     model = PrefixModel()
     drain(generate(model, [4, 5, 6, 7], SamplingConfig(temperature=0.0), max_new_tokens=6))
     assert model.calls == [(1, 4)] + [(1, 1)] * 5  # the last token is never fed back
+    assert model.last_only[0]  # the prefill asks for the last position's logits only
     model.calls.clear()
     drain(generate_naive(model, [4, 5, 6, 7], SamplingConfig(temperature=0.0), max_new_tokens=3))
     assert model.calls == [(1, 4), (1, 5), (1, 6)]
@@ -399,6 +402,20 @@ def test_bad_arguments(prompt, kwargs, match):
             drain(loop(model, prompt, **kwargs))
     with pytest.raises(TypeError):
         drain(generate(model, [1], {"temperature": 0.5}))  # type: ignore[arg-type]
+
+
+def test_batched_prefill_asks_for_each_rows_last_position():
+    model = PrefixModel()  # its padding logits are NaN: reading a padded position would fail loudly
+    drain(generate_batch(model, PROMPTS, SamplingConfig(temperature=0.0), max_new_tokens=3))
+    assert model.calls[0] == (len(PROMPTS), max(map(len, PROMPTS))) and model.last_only[0]
+    assert not any(model.last_only[1:])  # decode steps have one position per row anyway
+
+
+def test_bigram_last_only(tok):
+    model = BigramModel.from_text(tok, TEXT)
+    ids = np.array([[5, 6, 7], [8, 9, 0]])
+    full = model.forward(ids, lengths=[3, 2])  # (2, 3, V)
+    np.testing.assert_array_equal(model.forward(ids, lengths=[3, 2], last_only=True)[:, 0], full[[0, 1], [2, 1]])
 
 
 # -- the CLI helper ---------------------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """The generation loop: prompt ids in, one `Step` per new token out, as a Python generator.
 
-    prefill   run the whole prompt through the model once, filling the KV cache; keep the last position's logits
+    prefill   run the whole prompt through the model once, filling the KV cache; ask for the last position's
+              logits only (`last_only`: the other positions' logits would cost a (T, C) @ (C, V) product unread)
     decode    pick a token from those logits (sampling.py), yield it, feed just that one token back (the cache holds
               everything before it), repeat until a stop id, a stop string, max_new_tokens or a full context window
 
@@ -42,15 +43,17 @@ class LanguageModel(Protocol):
 
     config.vocab_size, config.n_ctx;
     new_cache(batch_size, max_len) -> a KV cache with `.lengths` (B,), the tokens held per row;
-    forward(ids (B, T) int, cache=None, lengths=None) -> logits (B, T, V) float32, where lengths (B,) says how many
-    leading tokens of each row are real (the rest is padding) and the cache appends only those.
+    forward(ids (B, T) int, cache=None, lengths=None, last_only=False) -> logits (B, T, V) float32, where lengths
+    (B,) says how many leading tokens of each row are real (the rest is padding) and the cache appends only those;
+    with last_only=True, only each row's last real position: (B, 1, V).
     """
 
     config: Any
 
     def new_cache(self, batch_size: int, max_len: int) -> Any: ...
 
-    def forward(self, ids: np.ndarray, cache: Any = None, lengths: np.ndarray | None = None) -> np.ndarray: ...
+    def forward(self, ids: np.ndarray, cache: Any = None, lengths: np.ndarray | None = None,
+                last_only: bool = False) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
@@ -188,7 +191,7 @@ def generate(model: LanguageModel, prompt_ids: Sequence[int], sampling: Sampling
         raise ValueError(f"the cache holds {n_cached} tokens but the prompt has {len(prompt)}: it must hold a "
                          f"strict prefix of the prompt (rewind it first)")
     ids = np.asarray([prompt[n_cached:]], dtype=np.int64)  # (1, T) the part of the prompt not yet cached
-    logits = model.forward(ids, cache=cache)[0, -1]  # (1, T, V) -> (V,) prefill
+    logits = model.forward(ids, cache=cache, last_only=True)[0, -1]  # (1, 1, V) -> (V,) prefill
     while True:
         step = seq.step(logits)
         yield step
@@ -219,8 +222,7 @@ def _generate_batch(model, prompts, sampling, max_new_tokens, stop_ids, stop_str
     for b, p in enumerate(prompts):
         ids[b, : len(p)] = p
     ragged = bool((lengths != lengths[0]).any())
-    logits = model.forward(ids, cache=cache, lengths=lengths if ragged else None)  # (B, T, V) prefill
-    last = logits[np.arange(B), lengths - 1]  # (B, V) each row's last real position
+    last = model.forward(ids, cache=cache, lengths=lengths if ragged else None, last_only=True)[:, -1]  # (B, V)
     while True:
         next_ids = np.zeros((B, 1), dtype=np.int64)  # (B, 1) one new token per live row
         live = np.zeros(B, dtype=np.int64)  # (B,) 1 for rows still generating, 0 for finished ones

@@ -3,8 +3,8 @@
 "Training" is counting: how often does token b follow token a in the text? With add-alpha smoothing,
 P(b | a) = (count(a, b) + alpha) / (count(a, .) + alpha * V), and the logits are the log of that table, so a model
 fitted to a paragraph in milliseconds gives real, peaked next-token distributions to sample from. It honours the
-interface the generation loop expects (`config.vocab_size`, `config.n_ctx`, `new_cache`, `forward` with `lengths`),
-so notebooks and tests can run the real loop before a transformer is trained.
+interface the generation loop expects (`config.vocab_size`, `config.n_ctx`, `new_cache`, `forward` with `lengths`
+and `last_only`), so notebooks and tests can run the real loop before a transformer is trained.
 
 What it leaves out: everything a transformer adds — it sees one token of context, so its text is locally plausible
 and globally aimless. Its "KV cache" only counts tokens (a bigram needs no memory of the past).
@@ -62,12 +62,14 @@ class BigramModel:
     def new_cache(self, batch_size: int, max_len: int) -> CountingCache:
         return CountingCache(batch_size, max_len)
 
-    def forward(self, ids: np.ndarray, cache: CountingCache | None = None,
-                lengths: np.ndarray | None = None) -> np.ndarray:  # (B, T) -> (B, T, V) float32
+    def forward(self, ids: np.ndarray, cache: CountingCache | None = None, lengths: np.ndarray | None = None,
+                last_only: bool = False) -> np.ndarray:  # (B, T) -> (B, T, V) float32, or (B, 1, V) if last_only
         ids = np.asarray(ids, dtype=np.int64)
         if ids.ndim != 2:
             raise ValueError(f"ids must be a (batch, time) array, got shape {ids.shape}")
+        n = np.full(ids.shape[0], ids.shape[1]) if lengths is None else np.asarray(lengths)  # (B,) real tokens
         if cache is not None:
-            n = np.full(ids.shape[0], ids.shape[1]) if lengths is None else np.asarray(lengths)  # (B,)
             cache.append(n)
+        if last_only:  # each row's last real token
+            ids = ids[np.arange(ids.shape[0]), np.maximum(n - 1, 0)][:, None]  # (B, 1)
         return self.table[ids]  # (B, T) -> (B, T, V): row a of the table for each token a
