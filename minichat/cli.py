@@ -4,7 +4,9 @@
     minichat tokenize --ids 1234 284 1001 [--model PATH]           decode ids back to text
     minichat tokenizer train FILES... --vocab-size N --out PATH    train a byte-level BPE vocabulary
     minichat generate --model PATH "prompt"                        stream a plain-text continuation
-    minichat chat [--model PATH] [--trace]                         a streaming chat in the terminal
+    minichat chat [--model PATH] [--trace] [--tools A,B | --no-tools] [--notes DIR] [--mcp "CMD ARGS"]...
+                                                                   a streaming chat in the terminal, with tools
+    minichat tools list [--notes DIR] [--mcp "CMD ARGS"]...        every tool with its JSON schema
     minichat train --preset builtin [--out DIR] [--resume] [--seed N]  train a chat model from scratch on CPU
     minichat eval --preset builtin [--model PATH]                  score a chat model on held-out conversations
 
@@ -118,6 +120,12 @@ def template_note(model_path: str) -> str:
     return profile_from_path(model_path).note()
 
 
+def _tool_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--notes", help="a folder of text notes for the search_notes tool")
+    p.add_argument("--mcp", action="append", default=[], metavar="COMMAND",
+                   help='an MCP server to start over stdio, e.g. --mcp "python server.py" (repeatable)')
+
+
 def _sampling_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="a minichat checkpoint folder, a HF model folder or a .gguf file "
                                    "(default: the built-in model)")
@@ -148,20 +156,77 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _toolbox(args: argparse.Namespace, builtin_model: bool):
+    """The tools a chat offers: the four built-in ones (for the built-in model, which was trained on them, or when
+    named in --tools), plus every tool of each --mcp server. Returns (toolbox or None, {tool name: MCP server})."""
+    from minichat.tools import TOOL_NAMES, Toolbox, builtin_tools
+    from minichat.tools.mcp import MCPError, MCPTools, tool_specs
+    from minichat.tools.schema import Tool
+
+    if args.no_tools:
+        if args.tools or args.mcp:
+            raise MinichatError("--no-tools cannot be combined with --tools or --mcp")
+        return None, {}
+    wanted = [n.strip() for n in args.tools.split(",") if n.strip()] if args.tools else None
+    box = Toolbox(t for t in builtin_tools(notes=args.notes) if (wanted is None and builtin_model) or
+                  (wanted is not None and t.name in wanted))
+    servers = {}
+    for command in args.mcp:
+        try:
+            server = MCPTools.launch(command)
+        except (MCPError, OSError, ValueError) as e:  # a server that will not start: say so, chat without it
+            print(f"minichat: MCP server {command!r} not used: {' '.join(str(e).split())}", file=sys.stderr)
+            continue
+        for spec in tool_specs(server, taken=box.names()):
+            box.add(Tool(**spec))
+            servers[spec["name"]] = server
+    unknown = sorted(set(wanted or ()) - set(box.names()))
+    if unknown:
+        raise MinichatError(f"--tools names unknown tools {unknown}; available: built-in {', '.join(TOOL_NAMES)}"
+                            f"{' and the MCP servers' ' ' + ', '.join(servers) if servers else ''}")
+    return (box if box.names() else None), servers
+
+
+def _cmd_tools(args: argparse.Namespace) -> int:
+    import json
+
+    args.tools, args.no_tools = ",".join(__import__("minichat.tools", fromlist=["x"]).TOOL_NAMES), False
+    box, servers = _toolbox(args, builtin_model=True)
+    try:
+        for schema in box.schemas():
+            where = f"  (MCP: {servers[schema['name']].server_name})" if schema["name"] in servers else ""
+            print(f"{schema['name']}{where}\n  {schema['description']}\n  "
+                  f"{json.dumps(schema['parameters'], ensure_ascii=False)}")
+    finally:
+        for server in set(servers.values()):
+            server.close()
+    return 0
+
+
 def _cmd_chat(args: argparse.Namespace) -> int:
     from minichat import terminal
     from minichat.chat.session import Chat
-    from minichat.generate.sampling import SamplingConfig
+    from minichat.config import ChatConfig, SamplingConfig
 
     model, tok = _load(args.model)
-    chat = Chat(model, tok, max_new_tokens=args.max_new_tokens, sampling=SamplingConfig(**_sampling(args)),
-                instructions=args.system)
-    if args.model:
-        print(f"minichat: {chat.profile.note() if args.system is None else 'system prompt from --system'}",
-              file=sys.stderr)
-    if not sys.stdin.isatty():
-        return terminal.run_once(chat, sys.stdin.read(), trace=args.trace)
-    return terminal.repl(chat, trace=args.trace)
+    config = ChatConfig(max_new_tokens=args.max_new_tokens, sampling=SamplingConfig(**_sampling(args)))
+    tools, servers = _toolbox(args, builtin_model=args.model is None)
+    try:
+        chat = Chat(model, tok, config, instructions=args.system, tools=tools)
+        if args.model:
+            print(f"minichat: {chat.profile.note() if args.system is None else 'system prompt from --system'}",
+                  file=sys.stderr)
+
+        def exchange(e):  # --trace: the raw JSON-RPC of an MCP tool's call, after its result
+            server = servers.get(getattr(e, "name", None)) if e.type == "tool_result" else None
+            return server.last_exchange if server is not None else None
+
+        if not sys.stdin.isatty():
+            return terminal.run_once(chat, sys.stdin.read(), trace=args.trace, extra=exchange)
+        return terminal.repl(chat, trace=args.trace, extra=exchange)
+    finally:
+        for server in set(servers.values()):
+            server.close()
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -217,7 +282,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trace", action="store_true", help="print each stage's event compactly")
     p.add_argument("--system", help="the system instructions (default: the model's own: minichat's for the built-in "
                                     "model, the chat template's default for a GGUF or HF model)")
+    _tool_args(p)
+    p.add_argument("--tools", help="comma-separated tools to offer (default: the four built-in ones for the built-in "
+                                   "model, which was trained on them; none for other models)")
+    p.add_argument("--no-tools", action="store_true", help="offer no tools at all")
     p.set_defaults(run=_cmd_chat)
+
+    t = sub.add_parser("tools", help="tool tools").add_subparsers(dest="action", required=True)
+    p = t.add_parser("list", help="every tool (built-in and MCP) with its JSON schema")
+    _tool_args(p)
+    p.set_defaults(run=_cmd_tools)
 
     p = sub.add_parser("train", help="train a chat model from scratch (synthetic corpus, own vocabulary)")
     p.add_argument("--preset", default="builtin", choices=sorted(TRAIN_PRESETS),

@@ -239,7 +239,7 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
     # ~4,500. Heads of 64 rather than 8 of 32 (same cost): a head that copies a word from the context passes it through
     # its value/output product, of rank head_dim; at 32 the model wrote a word of the same kind instead (July ->
     # August, coral -> amber).
-    # The recipe (minichat/train/recipe.py) sets the number of steps.
+    # The recipe (minichat/builtin/recipe.py) sets the number of steps.
     "builtin": TrainConfig(
         model=ModelConfig.llama(vocab_size=4096, n_ctx=512, n_embd=256, n_layer=4, n_head=4, n_kv_head=2,
                                 n_inner=672, tie_embeddings=True),
@@ -307,7 +307,9 @@ class ChatConfig(_Config):
     """The chat loop's limits (minichat/chat/session.py): how much it may read, write and call per turn."""
 
     context_window: int | None = None  # tokens the chat may use; None = the model's n_ctx (never more than it)
-    max_new_tokens: int = 256  # longest reply; this much room is kept free for it when the context is trimmed
+    max_new_tokens: int = 256  # longest reply
+    min_new_tokens: int | None = 64  # room always kept free for the reply when the context is trimmed; the prompt
+    #                                  may use the rest of max_new_tokens' room (small windows); None = all of it
     max_tool_rounds: int = 4  # tool call -> result -> continue cycles per turn before ending with "tool_limit"
     memory_k: int = 3  # memory snippets retrieved per message
     summarize: bool = False  # stand a one-line summary in for dropped old turns (extractive: see chat/context.py)
@@ -318,6 +320,7 @@ class ChatConfig(_Config):
     def __post_init__(self) -> None:
         self._set("context_window", _integer("ChatConfig", "context_window", self.context_window, optional=True))
         self._set("max_new_tokens", _integer("ChatConfig", "max_new_tokens", self.max_new_tokens))
+        self._set("min_new_tokens", _integer("ChatConfig", "min_new_tokens", self.min_new_tokens, optional=True))
         self._set("max_tool_rounds", _integer("ChatConfig", "max_tool_rounds", self.max_tool_rounds, lo=0))
         self._set("memory_k", _integer("ChatConfig", "memory_k", self.memory_k, lo=0))
         if not isinstance(self.summarize, bool):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from typing import TextIO
 
 from minichat.chat import events as ev
@@ -32,7 +33,9 @@ def format_event(e: ev.Event) -> str | None:
             return "[memory] no memory configured: nothing retrieved"
         return f"[memory] {len(e.snippets)} snippet(s)" + "".join(f"\n           - {s}" for s in e.snippets)
     if isinstance(e, ev.ContextBuilt):
-        window = (f" (window {e.window} − {e.window - e.budget} kept for the reply)" if e.window else "")
+        window = (f" (window {e.window} − {e.window - e.budget} kept for the reply"
+                  f"{f'; this reply may use {e.reply_room}' if e.reply_room > e.window - e.budget else ''})"
+                  if e.window else "")
         line = (f"[context] {e.used}/{e.budget} tokens{window}: system {e.system_tokens}"
                 f"{f' with {e.tools} tool schema(s)' if e.tools else ', no tools'}, kept {len(e.kept)} "
                 f"message(s), dropped {len(e.dropped)}")
@@ -50,7 +53,8 @@ def format_event(e: ev.Event) -> str | None:
     return None
 
 
-def stream_reply(chat: Chat, text: str, out: TextIO, trace: bool) -> bool:
+def stream_reply(chat: Chat, text: str, out: TextIO, trace: bool,
+                 extra: Callable[[ev.Event], str | None] | None = None) -> bool:
     """Send one message and print the reply as it streams (trace lines on their own lines). A message the chat
     cannot take (too long for the window) prints one line and leaves the conversation as it was; returns False."""
     events = chat.send(text)
@@ -63,6 +67,8 @@ def stream_reply(chat: Chat, text: str, out: TextIO, trace: bool) -> bool:
                 out.flush()
                 continue
             line = format_event(e) if trace else None
+            more = extra(e) if trace and extra is not None else None
+            line = f"{line}\n{more}" if line and more else line
             if line:
                 out.write(("\n" if mid_line else "") + f"\x1b[2m{line}\x1b[0m\n" if out.isatty() else
                           ("\n" if mid_line else "") + line + "\n")
@@ -79,15 +85,17 @@ def stream_reply(chat: Chat, text: str, out: TextIO, trace: bool) -> bool:
     return True
 
 
-def run_once(chat: Chat, text: str, trace: bool = False, out: TextIO = sys.stdout) -> int:
+def run_once(chat: Chat, text: str, trace: bool = False, out: TextIO = sys.stdout,
+             extra: Callable[[ev.Event], str | None] | None = None) -> int:
     """Non-interactive use: the whole input is one message; print just the reply (and the trace if asked)."""
     if not text.strip():
         print("minichat: empty input", file=sys.stderr)
         return 2
-    return 0 if stream_reply(chat, text.strip(), out, trace) else 2
+    return 0 if stream_reply(chat, text.strip(), out, trace, extra) else 2
 
 
-def repl(chat: Chat, trace: bool = False, out: TextIO = sys.stdout) -> int:
+def repl(chat: Chat, trace: bool = False, out: TextIO = sys.stdout,
+         extra: Callable[[ev.Event], str | None] | None = None) -> int:
     out.write("minichat — type a message, /help for commands.\n")
     while True:
         try:
@@ -121,4 +129,4 @@ def repl(chat: Chat, trace: bool = False, out: TextIO = sys.stdout) -> int:
                 out.write(HELP + "\n")
             continue
         out.write("minichat> ")
-        stream_reply(chat, line, out, trace)
+        stream_reply(chat, line, out, trace, extra)

@@ -13,7 +13,8 @@ from conftest import require_peer
 from hypothesis import given, settings, strategies as st
 
 from minichat.tools.mcp import (MCPClient, MCPConnectionError, MCPError, MCPProtocolError, MCPRemoteError,
-                                MCPTimeout, MCPToolError, MCPTools, compact_schema, merge_tools, result_text)
+                                MCPTimeout, MCPToolError, MCPTools, compact_schema, merge_tools, result_text,
+                                tool_specs)
 
 SERVERS = Path(__file__).parent / "mcp_servers"
 PY = sys.executable
@@ -400,3 +401,39 @@ def test_merge_refuses_clashes_it_cannot_resolve():
         merge_tools(Local("x"), Local("x")).schemas()
     with pytest.raises(ValueError, match="both named 's__x'"):
         merge_tools(Remote("s", "x"), Remote("s", "x")).schemas()
+
+
+def test_mcp_tools_join_the_toolbox_like_local_ones(demo):
+    """tool_specs feeds the tools registry: the Toolbox checks the arguments against the MCP inputSchema, runs the
+    call, and reports a tool error as an error result; clashing names get the server's prefix."""
+    from minichat.tools import Tool, Toolbox
+
+    def calculator(expression: str) -> str:
+        """A local calculator."""
+        return "local " + expression
+
+    box = Toolbox([calculator])
+    for spec in tool_specs(MCPTools(demo), taken=box.names()):
+        box.add(Tool(**spec))
+    assert box.names() == ["calculator", "add", "echo", "divide", "sleep", "sdk-demo__calculator"]
+    assert box.run("add", {"a": 40, "b": 2}) == "42"
+    assert box.run("echo", {"text": "x"}) == "x"
+    assert box.run("sdk-demo__calculator", {"expression": "1+1"}) == "remote calculator got '1+1'"
+    assert box.run("calculator", {"expression": "1+1"}) == "local 1+1"
+    failed = box.call("divide", {"a": 1, "b": 0})
+    assert not failed.ok and "cannot divide by zero" in failed.content
+    assert not box.call("add", {"a": "two", "b": 2}).ok  # refused by the registry before it reaches the server
+
+
+def test_tool_specs_pass_arguments_named_like_parameters():
+    from minichat.tools import Tool, Toolbox
+
+    class Named(Remote):
+        def run(self, name, arguments):
+            return json.dumps(arguments, sort_keys=True)
+
+    source = Named("srv", "t")
+    source.client = type("C", (), {"timeout": 1.0})()
+    (spec,) = tool_specs(source)
+    assert spec["fn"](server=1, tool=2) == '{"server": 1, "tool": 2}'
+    Toolbox([Tool(**spec)])  # the registry accepts it

@@ -5,8 +5,12 @@
     history         = earlier turns, newest kept first, whole turns only
     current turn    = the latest user message and any tool call/result since (always kept)
 
-Budget: the window minus the tokens reserved for the reply (`max_new_tokens`); the prompt, including the
-`<|im_start|>assistant` line that opens the reply, must fit in it. Trimming drops the *oldest whole turns* first. A turn starts at a user message and runs to the next one,
+Budget: the window minus the tokens reserved for the reply; the prompt, including the `<|im_start|>assistant` line
+that opens the reply, must fit in it. The reserve is `max_new_tokens`, or, when `min_new_tokens` is given, only that
+much: the prompt may then grow into the rest of the reply's room, and the reply gets what is left (at least
+`min_new_tokens`, at most `max_new_tokens`: `Context.reply_room`). Small windows need this: the built-in model has
+512 tokens, its four tool schemas take half of them, and reserving a full 256-token reply would leave no room for
+the message itself. Trimming drops the *oldest whole turns* first. A turn starts at a user message and runs to the next one,
 so an assistant's tool call and the tool's result always stay or go together. Kept turns stay contiguous: once a turn
 does not fit, it and everything older goes (a conversation with a hole in the middle reads as nonsense). When the
 system message and the current turn alone exceed the budget, `ContextTooLong` says by how much.
@@ -39,12 +43,13 @@ class Context:
     """The assembled context and the account of how it was made (what the ContextBuilt event reports)."""
 
     messages: tuple[Message, ...]
-    budget: int  # tokens the prompt may take: context window - max_new_tokens
+    budget: int  # tokens the prompt may take: context window - the reply's reserve
     used: int  # tokens the prompt takes, the reply prompt included; never more than budget
     kept: tuple[dict, ...]  # {"index", "role", "tokens"} per history message kept (index into the history)
     dropped: tuple[dict, ...]  # {"index", "role", "tokens", "reason"} per history message dropped
     system_tokens: int
     summary_tokens: int
+    reply_room: int = 0  # tokens left for the reply: min(max_new_tokens, context window - used)
 
 
 def turns(history: Sequence[Message]) -> list[list[int]]:
@@ -88,6 +93,7 @@ def assemble(
     tools: Sequence[Mapping[str, Any]] = (),
     context_window: int,
     max_new_tokens: int,
+    min_new_tokens: int | None = None,
     summarize: bool | Callable[[Sequence[Message]], str] = False,
 ) -> Context:
     """Build the prompt's messages for `history`, whose last turn (from its last user message on) is the current one.
@@ -97,9 +103,10 @@ def assemble(
     """
     if max_new_tokens < 1 or context_window <= max_new_tokens:
         raise ValueError(f"need 1 <= max_new_tokens < context_window, got {max_new_tokens} and {context_window}")
+    reserve = max_new_tokens if min_new_tokens is None else max(1, min(min_new_tokens, max_new_tokens))
     if not history or not any(m.role == "user" for m in history):
         raise ValueError("the history must contain at least one user message (the latest)")
-    budget = context_window - max_new_tokens
+    budget = context_window - reserve
     reply_prompt = len(template.generation_prompt())
     sys_text = system_text(instructions, memory, tools)
     sys_msgs = [Message("system", sys_text)] if sys_text else []
@@ -115,8 +122,8 @@ def assemble(
         raise ContextTooLong(
             f"the system message ({sys_tokens} tokens), the latest turn ({latest}) and the reply prompt "
             f"({reply_prompt}) need {must} tokens but only {budget} fit (context window {context_window} - "
-            f"{max_new_tokens} reserved for the reply); shorten the message or the instructions, or lower "
-            f"max_new_tokens")
+            f"{reserve} reserved for the reply); shorten the message or the instructions"
+            f"{', or lower max_new_tokens' if reserve > 1 and min_new_tokens is None else ''}")
 
     def fit(room: int) -> int:
         """How many of the newest older turns fit in `room` tokens (contiguous, newest first)."""
@@ -154,4 +161,5 @@ def assemble(
         kept=tuple({"index": i, "role": history[i].role, "tokens": cost[i]} for i in kept_idx),
         dropped=tuple({"index": i, "role": history[i].role, "tokens": cost[i], "reason": reason}
                       for i in dropped_idx),
-        system_tokens=sys_tokens, summary_tokens=summary_tokens)
+        system_tokens=sys_tokens, summary_tokens=summary_tokens,
+        reply_room=min(max_new_tokens, context_window - used))

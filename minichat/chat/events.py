@@ -66,6 +66,7 @@ class ContextBuilt(Event):
     dropped: tuple[dict, ...] = ()  # {"index", "role", "tokens", "reason"} per history message dropped
     window: int = 0  # the model's context window; window - budget tokens are kept free for the reply
     tools: int = 0  # tool schemas listed in the system message
+    reply_room: int = 0  # tokens the reply may take this round (at most max_new_tokens)
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,8 @@ from minichat.chat import events as ev
 from minichat.chat.context import ContextTooLong, assemble
 from minichat.chat.plugins import Guard, Memory, NoGuard, NoMemory, NoTools, Tools
 from minichat.chat.profile import model_profile
-from minichat.chat.template import ChatTemplate, Message, parse_assistant, tool_result, user
+from minichat.chat.template import ChatTemplate, Message, ToolCall, parse_assistant, tool_result, user
+from minichat.chat.toolstream import ToolStreamParser
 from minichat.config import ChatConfig, SamplingConfig
 from minichat.generate.loop import generate
 
@@ -101,10 +102,17 @@ class Chat:
 
     # -- a turn --------------------------------------------------------------------------------------------------------
 
-    def send(self, text: str, **sampling: Any) -> Iterator[ev.Event]:
-        """Add the user's message and run the turn; yields events. `sampling` overrides SamplingConfig fields."""
+    def send(self, text: str, *, tools: Sequence[str] | None = None, tool_choice: Any = "auto",
+             **sampling: Any) -> Iterator[ev.Event]:
+        """Add the user's message and run the turn; yields events. `sampling` overrides SamplingConfig fields.
+
+        Per request: `tools` names the tools enabled for this message (None: all the chat has) and `tool_choice` is
+        "auto" (the model decides), "none", "required" or a tool's name; the last two are enforced by starting the
+        reply with the call's opening (see `minichat.tools.toolbox.forced_prefix`).
+        """
         if not isinstance(text, str) or not text.strip():
             raise ValueError("send() needs a non-empty message string")
+        request_tools = self._select_tools(tools, tool_choice)
         timings: dict[str, float] = {}
         t = time.perf_counter()
         verdict = self.safety.check_input(text)
@@ -118,7 +126,7 @@ class Chat:
             yield ev.Done("refused", {"prompt_tokens": 0, "cached_tokens": 0, "completion_tokens": 0}, timings, reply)
             return
         try:
-            yield from self._respond(text, timings, sampling)
+            yield from self._respond(text, timings, sampling, request_tools)
         except ContextTooLong:
             self.history.pop()  # the message could not be answered: the conversation stays as it was before it
             raise
@@ -129,9 +137,29 @@ class Chat:
         if last is None:
             raise ValueError("nothing to regenerate: the conversation has no user message yet")
         del self.history[last + 1 :]
-        yield from self._respond(self.history[last].content, {}, sampling)
+        yield from self._respond(self.history[last].content, {}, sampling, self.tools)
 
-    def _respond(self, query: str, timings: dict[str, float], overrides: dict[str, Any]) -> Iterator[ev.Event]:
+    def _select_tools(self, enabled: Sequence[str] | None, tool_choice: Any) -> Tools:
+        """This request's tools: the chat's, restricted to `enabled` with `tool_choice` (a Toolbox can; a plain
+        Tools socket only takes the defaults)."""
+        if enabled is None and tool_choice == "auto":
+            return self.tools
+        if not hasattr(self.tools, "select"):
+            raise ValueError("per-request tools and tool_choice need a minichat.tools.Toolbox as the chat's tools")
+        return self.tools.select(enabled, tool_choice)
+
+    def _run_tool(self, tools: Tools, call: Any) -> tuple[str, bool]:
+        """One call -> (result text, ok). A failing tool is information for the model, never a crash of the chat."""
+        if hasattr(tools, "call"):  # a Toolbox: checked, timed, capped (minichat/tools/toolbox.py)
+            outcome = tools.call(call.name, call.arguments)
+            return outcome.content, outcome.ok
+        try:
+            return str(tools.run(call.name, call.arguments)), True
+        except Exception as e:  # noqa: BLE001
+            return f"error: {type(e).__name__}: {e}", False
+
+    def _respond(self, query: str, timings: dict[str, float], overrides: dict[str, Any],
+                 tools: Tools) -> Iterator[ev.Event]:
         config = dataclasses.replace(self.sampling, **overrides) if overrides else self.sampling
         t = time.perf_counter()
         snippets = list(self.memory.retrieve(query, self.config.memory_k))
@@ -139,12 +167,14 @@ class Chat:
         yield ev.MemoryHits(query, tuple(snippets), configured=not isinstance(self.memory, NoMemory))
         usage = {"prompt_tokens": 0, "cached_tokens": 0, "completion_tokens": 0}
         instructions = "\n\n".join(s for s in (self.instructions, self.safety.instructions()) if s)
-        tools = list(self.tools.schemas())
+        schemas = list(tools.schemas())
+        retries = getattr(tools, "max_retries", 1)  # replies whose call could not be read, answered with the error
         for round_ in range(self.config.max_tool_rounds + 1):
             t = time.perf_counter()
             try:
-                ctx = assemble(self.template, self.history, instructions=instructions, memory=snippets, tools=tools,
-                               context_window=self.context_window, max_new_tokens=self.max_new_tokens,
+                ctx = assemble(self.template, self.history, instructions=instructions, memory=snippets,
+                               tools=schemas, context_window=self.context_window,
+                               max_new_tokens=self.max_new_tokens, min_new_tokens=self.config.min_new_tokens,
                                summarize=self.config.summarize)
             except ContextTooLong:
                 if round_ == 0:
@@ -153,30 +183,36 @@ class Chat:
                 return
             timings["context"] = timings.get("context", 0.0) + time.perf_counter() - t
             yield ev.ContextBuilt(ctx.budget, ctx.used, ctx.system_tokens, ctx.summary_tokens, ctx.kept, ctx.dropped,
-                                  window=self.context_window, tools=len(tools))
+                                  window=self.context_window, tools=len(schemas), reply_room=ctx.reply_room)
             t = time.perf_counter()
-            ids = self.template.render(list(ctx.messages))
+            # tool_choice "required" or a named tool: the reply starts with the call's opening (first round only)
+            forced = (getattr(tools, "forced_prefix", lambda: None)() or "") if round_ == 0 else ""
+            ids = self.template.render(list(ctx.messages)) + self.tokenizer.encode_ordinary(forced)
             cached = self._reuse_cache(ids)
             timings["tokenize"] = timings.get("tokenize", 0.0) + time.perf_counter() - t
             usage["prompt_tokens"] += len(ids)
             usage["cached_tokens"] += cached
             yield ev.Tokenized(len(ids), cached, len(ids) - cached)
-            reply = yield from self._generate(ids, config, timings, usage)
+            reply = yield from self._generate(ids, config, timings, usage, forced, ctx.reply_room)
             if reply is None:  # interrupted or stopped by the output filter: already reported
                 return
             text, finish = reply
             message = parse_assistant(text)
             self.history.append(message)
             if not message.tool_calls:
+                if message.errors and retries > 0 and round_ < self.config.max_tool_rounds:
+                    retries -= 1  # a call that could not be read: tell the model why, let it try again
+                    problem = tool_result(ToolCall("", {}, f"call_error_{round_}"),
+                                          "error: ToolCallError: " + "; ".join(message.errors))
+                    self.history.append(problem)
+                    yield ev.ToolResult(problem.tool_call_id, "", problem.content, False)
+                    continue
                 yield ev.Done(finish, usage, timings, message.content)
                 return
             t = time.perf_counter()
             for call in message.tool_calls:
                 yield ev.ToolCalled(call.id, call.name, dict(call.arguments))
-                try:
-                    content, ok = str(self.tools.run(call.name, call.arguments)), True
-                except Exception as e:  # a failing tool is information for the model, not a crash of the chat
-                    content, ok = f"error: {type(e).__name__}: {e}", False
+                content, ok = self._run_tool(tools, call)
                 self.history.append(tool_result(call, content))
                 yield ev.ToolResult(call.id, call.name, content, ok)
             timings["tools"] = timings.get("tools", 0.0) + time.perf_counter() - t
@@ -196,21 +232,27 @@ class Chat:
         self._cached_ids = self._cached_ids[:n]
         return n
 
-    def _generate(self, ids: list[int], config: SamplingConfig, timings: dict[str, float],
-                  usage: dict[str, int]) -> Iterator[ev.Event]:
-        """Stage 5: stream the reply through the output filter. Returns (text, finish_reason), or None when the turn
-        ended here (interrupted, or stopped by the safety filter)."""
-        out_filter = self.safety.output_filter()
-        shown, generated, finish = [], [], "length"
+    def _generate(self, ids: list[int], config: SamplingConfig, timings: dict[str, float], usage: dict[str, int],
+                  forced: str = "", room: int | None = None) -> Iterator[ev.Event]:
+        """Stage 5: stream the reply, holding back tool calls (ToolStreamParser) and passing what is left through the
+        safety output filter. `forced` is text the reply was started with (already in `ids`). Returns (whole reply
+        text, finish_reason), or None when the turn ended here (interrupted, or stopped by the safety filter)."""
+        out_filter, calls = self.safety.output_filter(), ToolStreamParser()
+        shown, generated, raw, finish = [], [], [forced], "length"
+        first = calls.feed(forced).text  # the forced opening is inside a call: nothing to show
         t = time.perf_counter()
-        steps = generate(self.model, ids, config, max_new_tokens=self.max_new_tokens,
+        steps = generate(self.model, ids, config, max_new_tokens=room or self.max_new_tokens,
                          stop_ids=self.template.stop_ids, tokenizer=self.tokenizer, rng=self.rng, cache=self._cache)
         try:
             for step in steps:
                 if "first_token" not in timings:
                     timings["first_token"] = time.perf_counter() - t
                 generated.append(step.token_id)
-                text, verdict = out_filter.feed(step.text)
+                raw.append(step.text)
+                visible, first = first + calls.feed(step.text).text, ""
+                if step.finish_reason is not None:
+                    visible += calls.flush().text
+                text, verdict = out_filter.feed(visible)
                 if step.finish_reason is not None:
                     finish = step.finish_reason
                     tail, verdict2 = out_filter.flush()
@@ -233,7 +275,7 @@ class Chat:
             timings["generate"] = timings.get("generate", 0.0) + time.perf_counter() - t
         self._after_generation(ids, generated)
         usage["completion_tokens"] += len(generated)
-        return "".join(shown), finish
+        return "".join(raw), finish
 
     def _after_generation(self, prompt: list[int], generated: list[int]) -> None:
         """The cache now holds the prompt and every generated token but the last (never fed back)."""

@@ -10,9 +10,16 @@
     GGUF (llama)     one file: hyper-parameters and tokenizer in the metadata; llama.cpp's converter permutes the
                      rows of Q and K (to pair RoPE dimensions i, i+1 instead of i, i+D/2), so we permute them back
 
-`load_model(path)` looks at what `path` is and dispatches. Every loader checks names and shapes and raises
-CheckpointError naming the tensor at fault. Weights are copied into fresh float32 arrays (not left as memory-map
-views) so decoding never waits on the disk.
+`load_model(path)` looks at what `path` is and dispatches. Llama weights arrive under HF names or GGUF names; one
+mapping (`params_from_llama`) reads either, driven by the two name tables `LLAMA_HF_NAMES` and `LLAMA_GGUF_NAMES`.
+
+Every loader treats the file as untrusted and is total: whatever the bytes, it returns a model or raises
+CheckpointError naming the file and the field or tensor at fault. Config values are type-checked (a string or NaN
+where a head count belongs), how they fit together is checked by ModelConfig, every tensor's name and shape is checked
+against the config before it is read, and sizes no tensor backs (the number of layers, the context length that sizes
+the RoPE tables) are checked against the file before anything is allocated for them.
+
+Weights are copied into fresh float32 arrays (not left as memory-map views) so decoding never waits on the disk.
 What it leaves out: sharded checkpoints (model-0000x-of-0000y), PyTorch pickles (.bin: unsafe to open), other GGUF
 architectures, RoPE scaling.
 """
@@ -20,14 +27,15 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from minichat.config import ModelConfig
-from minichat.errors import CheckpointError
-from minichat.model.safetensors import read_safetensors, write_safetensors
+from minichat.errors import CheckpointError, TokenizerError
+from minichat.model.safetensors import read_safetensors, short_repr, write_safetensors
 from minichat.model.transformer import Transformer, param_shapes
 from minichat.tokenizer import Tokenizer, load_tokenizer, save_tokenizer
 
@@ -40,11 +48,13 @@ def _f32(t: np.ndarray) -> np.ndarray:
     return np.array(t, dtype=np.float32, order="C")
 
 
-def _take(tensors: dict[str, np.ndarray], name: str, shape: tuple[int, ...], where: str) -> np.ndarray:
-    """tensors[name] (not yet copied), or CheckpointError if it is missing or has the wrong shape."""
+def _take(tensors: Mapping[str, Any], name: str, shape: tuple[int, ...], where: str) -> Any:
+    """tensors[name] (not yet copied), or CheckpointError if it is missing or has the wrong shape.
+
+    The values may be arrays or anything else with a `.shape` (a GGUF TensorInfo: checked before it is decoded)."""
     if name not in tensors:
         raise CheckpointError(f"{where}: missing tensor {name!r} (expected shape {shape}); the file is incomplete "
-                              f"or does not match its config.json")
+                              f"or does not match the configuration it declares")
     t = tensors[name]
     if tuple(t.shape) != tuple(shape):
         raise CheckpointError(f"{where}: tensor {name!r} has shape {tuple(t.shape)}, expected {tuple(shape)} from "
@@ -52,7 +62,7 @@ def _take(tensors: dict[str, np.ndarray], name: str, shape: tuple[int, ...], whe
     return t
 
 
-def _no_leftovers(tensors: dict[str, np.ndarray], used: set[str], where: str) -> None:
+def _no_leftovers(tensors: Mapping[str, Any], used: set[str], where: str) -> None:
     extra = sorted(set(tensors) - used)
     if extra:
         raise CheckpointError(f"{where}: unexpected tensor(s) {extra[:5]}; the file holds more than its config "
@@ -63,10 +73,73 @@ def check_tokenizer_fits(model: Transformer, tokenizer: Tokenizer | None, where:
     """Raise CheckpointError if the tokenizer can produce ids the model has no embedding row for."""
     if tokenizer is None:
         return
-    top = max([*tokenizer.vocab, *tokenizer.special_tokens.values()])
+    top = max([*tokenizer.vocab, *tokenizer.special_tokens.values()], default=-1)
     if top >= model.config.vocab_size:
         raise CheckpointError(f"{where}: the tokenizer produces ids up to {top} but the model's vocab_size is "
                               f"{model.config.vocab_size}; they do not belong together")
+
+
+# -- untrusted values: config.json fields and GGUF metadata --------------------------------------------------------
+
+_REQUIRED = object()
+_KINDS: dict[str, tuple[Callable[[Any], bool], str]] = {  # kind -> (test, what the message says it must be)
+    "count": (lambda v: type(v) is int and v > 0, "a positive integer"),  # type(): a bool is no count
+    "number": (lambda v: type(v) in (int, float) and 0 < v <= 1.7976931348623157e308, "a positive finite number"),
+    "flag": (lambda v: type(v) is bool, "true or false"),
+    "object": (lambda v: isinstance(v, dict), "an object"),
+}
+TABLE_BYTES_FLOOR = 16 * 2**20  # position tables this big are allowed even for a tiny file (see _check_sizes)
+
+
+def _field(source: Mapping[str, Any], key: str, kind: str, where: str, default: Any = _REQUIRED) -> Any:
+    """source[key] if it is of `kind` (a key of _KINDS); `default` when it is absent or null, if a default is given.
+
+    Anything else is a CheckpointError naming the file and the key: a string, a list or a NaN where a head count
+    belongs must stop here, not surface later as a TypeError or a ZeroDivisionError inside the model."""
+    value = source.get(key)
+    if value is None:
+        if default is _REQUIRED:
+            raise CheckpointError(f"{where}: {key!r} is missing, and the model needs it")
+        return default
+    test, words = _KINDS[kind]
+    if not test(value):
+        raise CheckpointError(f"{where}: {key!r} is {short_repr(value)}, but it must be {words}")
+    return float(value) if kind == "number" else value
+
+
+def _make_config(where: str, make: Callable[..., ModelConfig], **fields: Any) -> ModelConfig:
+    """make(**fields), with ModelConfig's checks of how the fields fit together (n_head a multiple of n_kv_head, an
+    even head_dim for RoPE, ...) reported as CheckpointError naming the file."""
+    try:
+        return make(**fields)
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{where}: the model it describes is impossible: {e}") from None
+
+
+def _check_sizes(config: ModelConfig, n_tensors: int, file_bytes: int, where: str, ctx_key: str) -> None:
+    """Refuse the sizes no tensor backs before anything is allocated for them.
+
+    Every tensor's shape is checked against its bytes, so most config values are bounded by the file. Two are not:
+    n_layer is only a loop count until the tensors are looked up (and param_shapes lists every layer first), and
+    the RoPE or sinusoid tables have n_ctx rows however small the file is, so a corrupt context length of 2^32
+    would ask for terabytes. The tables may be as big as the file itself, or TABLE_BYTES_FLOOR for tiny files.
+    """
+    if config.n_layer > n_tensors:
+        raise CheckpointError(f"{where}: the config declares {config.n_layer} layers but the file holds only "
+                              f"{n_tensors} tensors")
+    width = {"rope": config.head_dim, "sinusoidal": config.n_embd}.get(config.positions, 0)
+    table = config.n_ctx * width * 4  # float32: cos and sin of (n_ctx, D/2) each, or one (n_ctx, C) sinusoid table
+    if table > max(file_bytes, TABLE_BYTES_FLOOR):
+        raise CheckpointError(f"{where}: {ctx_key!r} is {config.n_ctx}, which needs {table} bytes of position "
+                              f"tables, more than the whole file ({file_bytes} bytes); the value is corrupt")
+
+
+def _read_tokenizer(where: str, read: Callable[..., Tokenizer], *args: Any) -> Tokenizer:
+    """read(*args), with a broken tokenizer inside a model file reported as CheckpointError (it is part of the file)."""
+    try:
+        return read(*args)
+    except TokenizerError as e:
+        raise CheckpointError(f"{where}: its tokenizer cannot be read: {e}") from e
 
 
 # -- minichat's own --------------------------------------------------------------------------------------------------
@@ -86,7 +159,8 @@ def save_checkpoint(path: str | os.PathLike, model: Transformer, tokenizer: Toke
 
 def checkpoint_metadata(path: str | os.PathLike) -> dict[str, Any]:
     """The `metadata` dict stored by `save_checkpoint` ({} if none)."""
-    return dict(_read_config(Path(path)).get("metadata", {}))
+    folder = Path(path)
+    return dict(_field(_read_config(folder), "metadata", "object", str(folder / CONFIG_FILE), {}))
 
 
 def load_checkpoint(path: str | os.PathLike) -> tuple[Transformer, Tokenizer | None]:
@@ -104,11 +178,13 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[Transformer, Tokenizer | N
         raise CheckpointError(f"{folder / CONFIG_FILE}: invalid model config: {e}") from None
     tensors = _read_weights(folder)
     where = str(folder / MODEL_FILE)
+    _check_sizes(config, len(tensors), os.path.getsize(where), str(folder / CONFIG_FILE), "n_ctx")
     shapes = param_shapes(config)
     params = {name: _f32(_take(tensors, name, shape, where)) for name, shape in shapes.items()}
     _no_leftovers(tensors, set(shapes), where)
     tok_path = folder / TOKENIZER_FILE
-    model, tokenizer = Transformer(config, params), (load_tokenizer(tok_path) if tok_path.exists() else None)
+    tokenizer = _read_tokenizer(str(tok_path), load_tokenizer, tok_path) if tok_path.exists() else None
+    model = Transformer(config, params)
     check_tokenizer_fits(model, tokenizer, str(folder))
     return model, tokenizer
 
@@ -118,8 +194,10 @@ def _read_config(folder: Path) -> dict[str, Any]:
         doc = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise CheckpointError(f"{folder}: no {CONFIG_FILE}; a checkpoint folder needs one") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{folder / CONFIG_FILE}: not valid JSON ({e})") from None
+    except RecursionError:
+        raise CheckpointError(f"{folder / CONFIG_FILE}: nests too deeply to parse") from None
+    except ValueError as e:  # bad JSON, bad UTF-8, or an integer of more than 4300 digits
+        raise CheckpointError(f"{folder / CONFIG_FILE}: not valid JSON ({short_repr(str(e))})") from None
     if not isinstance(doc, dict):
         raise CheckpointError(f"{folder / CONFIG_FILE}: expected a JSON object")
     return doc
@@ -136,38 +214,45 @@ def _read_weights(folder: Path) -> dict[str, np.ndarray]:
 
 # -- Hugging Face folders --------------------------------------------------------------------------------------------
 
-def config_from_hf(hf: dict[str, Any]) -> ModelConfig:
+def config_from_hf(hf: dict[str, Any], where: str = "config.json") -> ModelConfig:
     """A ModelConfig from an HF config.json (model_type "gpt2" or "llama"), refusing options minichat lacks."""
     kind = hf.get("model_type")
-    try:
-        if kind == "gpt2":
-            act = hf.get("activation_function", "gelu_new")
-            if act not in ("gelu_new", "gelu_pytorch_tanh", "gelu_fast"):
-                raise CheckpointError(f"GPT-2 activation_function {act!r} is not supported (only the tanh GELU)")
-            if hf.get("scale_attn_by_inverse_layer_idx") or hf.get("scale_attn_weights") is False:
-                raise CheckpointError("GPT-2 attention-scaling variants are not supported")
-            return ModelConfig.gpt2(vocab_size=hf["vocab_size"], n_ctx=hf["n_positions"], n_embd=hf["n_embd"],
-                                    n_layer=hf["n_layer"], n_head=hf["n_head"], n_inner=hf.get("n_inner"),
-                                    norm_eps=float(hf.get("layer_norm_epsilon", 1e-5)),
-                                    tie_embeddings=hf.get("tie_word_embeddings", True))
-        if kind == "llama":
-            rope = hf.get("rope_parameters") or {}
-            scaling = hf.get("rope_scaling") or rope
-            if scaling.get("rope_type", scaling.get("type", "default")) != "default":
-                raise CheckpointError(f"RoPE scaling {scaling!r} is not supported")
-            if hf.get("attention_bias") or hf.get("mlp_bias"):
-                raise CheckpointError("Llama checkpoints with attention_bias/mlp_bias are not supported")
-            if hf.get("hidden_act", "silu") != "silu":
-                raise CheckpointError(f"Llama hidden_act {hf['hidden_act']!r} is not supported (only silu)")
-            return ModelConfig.llama(
-                vocab_size=hf["vocab_size"], n_ctx=hf["max_position_embeddings"], n_embd=hf["hidden_size"],
-                n_layer=hf["num_hidden_layers"], n_head=hf["num_attention_heads"],
-                n_kv_head=hf.get("num_key_value_heads"), head_dim=hf.get("head_dim"),
-                n_inner=hf["intermediate_size"], rope_theta=float(rope.get("rope_theta", hf.get("rope_theta", 1e4))),
-                norm_eps=float(hf.get("rms_norm_eps", 1e-6)), tie_embeddings=hf.get("tie_word_embeddings", False))
-    except KeyError as e:
-        raise CheckpointError(f"config.json lacks the field {e.args[0]!r} that a {kind} model needs") from None
-    raise CheckpointError(f"model_type {kind!r} is not supported (minichat loads 'gpt2' and 'llama')")
+
+    def get(key: str, kind: str, default: Any = _REQUIRED) -> Any:
+        return _field(hf, key, kind, where, default)
+
+    if kind == "gpt2":
+        act = hf.get("activation_function", "gelu_new")
+        if act not in ("gelu_new", "gelu_pytorch_tanh", "gelu_fast"):
+            raise CheckpointError(f"{where}: GPT-2 activation_function {short_repr(act)} is not supported (only the "
+                                  f"tanh GELU)")
+        if hf.get("scale_attn_by_inverse_layer_idx") or hf.get("scale_attn_weights") is False:
+            raise CheckpointError(f"{where}: GPT-2 attention-scaling variants are not supported")
+        return _make_config(
+            where, ModelConfig.gpt2, vocab_size=get("vocab_size", "count"), n_ctx=get("n_positions", "count"),
+            n_embd=get("n_embd", "count"), n_layer=get("n_layer", "count"), n_head=get("n_head", "count"),
+            n_inner=get("n_inner", "count", None), norm_eps=get("layer_norm_epsilon", "number", 1e-5),
+            tie_embeddings=get("tie_word_embeddings", "flag", True))
+    if kind == "llama":
+        rope = get("rope_parameters", "object", {})
+        scaling = get("rope_scaling", "object", None) or rope
+        if scaling.get("rope_type", scaling.get("type", "default")) != "default":
+            raise CheckpointError(f"{where}: RoPE scaling {short_repr(scaling)} is not supported")
+        if hf.get("attention_bias") or hf.get("mlp_bias"):
+            raise CheckpointError(f"{where}: Llama checkpoints with attention_bias/mlp_bias are not supported")
+        if hf.get("hidden_act", "silu") != "silu":
+            raise CheckpointError(f"{where}: Llama hidden_act {short_repr(hf['hidden_act'])} is not supported "
+                                  f"(only silu)")
+        theta = _field(rope, "rope_theta", "number", where, get("rope_theta", "number", 1e4))  # HF 5 moved it
+        return _make_config(
+            where, ModelConfig.llama, vocab_size=get("vocab_size", "count"),
+            n_ctx=get("max_position_embeddings", "count"), n_embd=get("hidden_size", "count"),
+            n_layer=get("num_hidden_layers", "count"), n_head=get("num_attention_heads", "count"),
+            n_kv_head=get("num_key_value_heads", "count", None), head_dim=get("head_dim", "count", None),
+            n_inner=get("intermediate_size", "count"), rope_theta=theta, norm_eps=get("rms_norm_eps", "number", 1e-6),
+            tie_embeddings=get("tie_word_embeddings", "flag", False))
+    raise CheckpointError(f"{where}: model_type {short_repr(kind)} is not supported (minichat loads 'gpt2' and "
+                          f"'llama')")
 
 
 def params_from_hf_gpt2(tensors: dict[str, np.ndarray], config: ModelConfig, where: str = "") -> dict[str, np.ndarray]:
@@ -187,88 +272,26 @@ def params_from_hf_gpt2(tensors: dict[str, np.ndarray], config: ModelConfig, whe
     return params
 
 
-def params_from_hf_llama(tensors: dict[str, np.ndarray], config: ModelConfig, where: str = "") -> dict[str, np.ndarray]:
-    """HF Llama tensors -> minichat's names: (out, in) Linear weights transposed, q/k/v concatenated."""
-    c = config
-    C, F, D = c.n_embd, c.n_inner, c.head_dim
-    named = {k: v for k, v in tensors.items() if not k.endswith("rotary_emb.inv_freq")}
-    used: set[str] = set()
+# -- Llama: one mapping, two name tables ------------------------------------------------------------------------------
+# Each Llama weight under its name in an HF model.safetensors and in a llama.cpp GGUF file ({i}: the layer). Both
+# store nn.Linear weights as (out, in); GGUF also permutes the rows of q and k (see unpermute_rope_rows).
 
-    def take(name: str, shape: tuple[int, ...]) -> np.ndarray:
-        used.add(name)
-        return _take(named, name, shape, where)
-
-    params = {"wte": _f32(take("model.embed_tokens.weight", (c.vocab_size, C))),
-              "ln_f.weight": _f32(take("model.norm.weight", (C,)))}
-    if not c.tie_embeddings:
-        params["lm_head"] = _f32(take("lm_head.weight", (c.vocab_size, C)))
-    elif "lm_head.weight" in named:
-        used.add("lm_head.weight")
-    for i in range(c.n_layer):
-        hf, p = f"model.layers.{i}.", f"h.{i}."
-        q = take(hf + "self_attn.q_proj.weight", (c.n_head * D, C))  # (H*D, C)
-        k = take(hf + "self_attn.k_proj.weight", (c.n_kv_head * D, C))  # (K*D, C)
-        v = take(hf + "self_attn.v_proj.weight", (c.n_kv_head * D, C))  # (K*D, C)
-        params[p + "attn.c_attn.weight"] = _f32(np.concatenate([q, k, v]).T)  # (C, (H + 2K) D)
-        params[p + "attn.c_proj.weight"] = _f32(take(hf + "self_attn.o_proj.weight", (C, c.n_head * D)).T)  # (H*D, C)
-        params[p + "mlp.c_gate.weight"] = _f32(take(hf + "mlp.gate_proj.weight", (F, C)).T)  # (C, F)
-        params[p + "mlp.c_fc.weight"] = _f32(take(hf + "mlp.up_proj.weight", (F, C)).T)  # (C, F)
-        params[p + "mlp.c_proj.weight"] = _f32(take(hf + "mlp.down_proj.weight", (C, F)).T)  # (F, C)
-        params[p + "ln_1.weight"] = _f32(take(hf + "input_layernorm.weight", (C,)))
-        params[p + "ln_2.weight"] = _f32(take(hf + "post_attention_layernorm.weight", (C,)))
-    _no_leftovers(named, used, where)
-    return params
-
-
-def load_hf(path: str | os.PathLike, with_tokenizer: bool = True) -> tuple[Transformer, Tokenizer | None]:
-    """Load an HF GPT-2 or Llama folder (config.json + model.safetensors) and its tokenizer files if present."""
-    folder = Path(path)
-    config = config_from_hf(_read_config(folder))
-    tensors = _read_weights(folder)
-    convert = params_from_hf_gpt2 if config.family == "gpt2" else params_from_hf_llama
-    model = Transformer(config, convert(tensors, config, str(folder / MODEL_FILE)))
-    tokenizer = None
-    if with_tokenizer:
-        from minichat.tokenizer import from_gpt2_files, from_hf_tokenizer_json
-
-        if (folder / "tokenizer.json").exists():
-            tokenizer = from_hf_tokenizer_json(folder / "tokenizer.json")
-        elif (folder / "vocab.json").exists() and (folder / "merges.txt").exists():
-            tokenizer = from_gpt2_files(folder / "vocab.json", folder / "merges.txt")
-    check_tokenizer_fits(model, tokenizer, str(folder))
-    return model, tokenizer
-
-
-# -- GGUF ------------------------------------------------------------------------------------------------------------
-
-def config_from_gguf(metadata: dict[str, Any], vocab_size: int | None = None, tied: bool = True) -> ModelConfig:
-    """A ModelConfig from GGUF `llama.*` metadata keys."""
-    arch = metadata.get("general.architecture")
-    if arch != "llama":
-        raise CheckpointError(f"GGUF architecture {arch!r} is not supported (minichat loads 'llama')")
-
-    def get(key: str, default: Any = None) -> Any:
-        value = metadata.get(f"llama.{key}", default)
-        if value is None:
-            raise CheckpointError(f"GGUF metadata lacks 'llama.{key}'")
-        return value
-
-    n_embd, n_head = int(get("embedding_length")), int(get("attention.head_count"))
-    head_dim = int(get("attention.key_length", n_embd // n_head))
-    if int(get("rope.dimension_count", head_dim)) != head_dim:
-        raise CheckpointError("GGUF llama.rope.dimension_count differs from the head width: partial RoPE is not "
-                              "supported")
-    if metadata.get("llama.rope.scaling.type", "none") not in ("none", "linear") or \
-            metadata.get("llama.rope.scaling.factor", 1.0) != 1.0:
-        raise CheckpointError("GGUF RoPE scaling is not supported")
-    vocab = metadata.get("llama.vocab_size", vocab_size)
-    if vocab is None:
-        raise CheckpointError("GGUF metadata lacks 'llama.vocab_size' and the token embedding is missing")
-    return ModelConfig.llama(
-        vocab_size=int(vocab), n_ctx=int(get("context_length")), n_embd=n_embd, n_layer=int(get("block_count")),
-        n_head=n_head, n_kv_head=int(get("attention.head_count_kv", n_head)), head_dim=head_dim,
-        n_inner=int(get("feed_forward_length")), rope_theta=float(get("rope.freq_base", 10000.0)),
-        norm_eps=float(get("attention.layer_norm_rms_epsilon", 1e-5)), tie_embeddings=tied)
+LLAMA_HF_NAMES = {
+    "embed": "model.embed_tokens.weight", "norm": "model.norm.weight", "head": "lm_head.weight",
+    "q": "model.layers.{i}.self_attn.q_proj.weight", "k": "model.layers.{i}.self_attn.k_proj.weight",
+    "v": "model.layers.{i}.self_attn.v_proj.weight", "o": "model.layers.{i}.self_attn.o_proj.weight",
+    "gate": "model.layers.{i}.mlp.gate_proj.weight", "up": "model.layers.{i}.mlp.up_proj.weight",
+    "down": "model.layers.{i}.mlp.down_proj.weight", "ln_1": "model.layers.{i}.input_layernorm.weight",
+    "ln_2": "model.layers.{i}.post_attention_layernorm.weight",
+}
+LLAMA_GGUF_NAMES = {
+    "embed": "token_embd.weight", "norm": "output_norm.weight", "head": "output.weight",
+    "q": "blk.{i}.attn_q.weight", "k": "blk.{i}.attn_k.weight",
+    "v": "blk.{i}.attn_v.weight", "o": "blk.{i}.attn_output.weight",
+    "gate": "blk.{i}.ffn_gate.weight", "up": "blk.{i}.ffn_up.weight",
+    "down": "blk.{i}.ffn_down.weight", "ln_1": "blk.{i}.attn_norm.weight",
+    "ln_2": "blk.{i}.ffn_norm.weight",
+}
 
 
 def unpermute_rope_rows(w: np.ndarray, n_head: int) -> np.ndarray:  # (n_head * D, C) -> (n_head * D, C)
@@ -279,47 +302,122 @@ def unpermute_rope_rows(w: np.ndarray, n_head: int) -> np.ndarray:  # (n_head * 
     return w.reshape(n_head, D // 2, 2, cols).swapaxes(1, 2).reshape(rows, cols)  # (H, D/2, 2, C) -> (H, 2, D/2, C)
 
 
+def params_from_llama(tensors: Mapping[str, Any], load: Callable[[str], np.ndarray], names: Mapping[str, str],
+                      config: ModelConfig, where: str = "", rope_interleaved: bool = False) -> dict[str, np.ndarray]:
+    """Llama weights named as in `names` (LLAMA_HF_NAMES or LLAMA_GGUF_NAMES) -> minichat's parameters: Linear
+    weights transposed to (in, out), q/k/v concatenated into c_attn, q/k rows un-permuted if `rope_interleaved`.
+
+    tensors: every tensor in the file by name, as anything with a `.shape` (the arrays, or GGUF TensorInfos, so that
+    names and shapes are all checked before anything is decoded); load(name) returns the array itself.
+    """
+    c = config
+    C, F, D, H, K = c.n_embd, c.n_inner, c.head_dim, c.n_head, c.n_kv_head
+    used: set[str] = set()
+
+    def take(role: str, shape: tuple[int, ...], i: int = 0) -> np.ndarray:
+        name = names[role].format(i=i)
+        _take(tensors, name, shape, where)
+        used.add(name)
+        return load(name)
+
+    params = {"wte": _f32(take("embed", (c.vocab_size, C))), "ln_f.weight": _f32(take("norm", (C,)))}
+    if not c.tie_embeddings:
+        params["lm_head"] = _f32(take("head", (c.vocab_size, C)))
+    elif names["head"] in tensors:  # some writers store the tied copy anyway
+        used.add(names["head"])
+    for i in range(c.n_layer):
+        p = f"h.{i}."
+        q, k, v = take("q", (H * D, C), i), take("k", (K * D, C), i), take("v", (K * D, C), i)  # (H*D | K*D, C)
+        if rope_interleaved:
+            q, k = unpermute_rope_rows(q, H), unpermute_rope_rows(k, K)
+        params[p + "attn.c_attn.weight"] = _f32(np.concatenate([q, k, v]).T)  # (C, (H + 2K) D)
+        params[p + "attn.c_proj.weight"] = _f32(take("o", (C, H * D), i).T)  # (H*D, C)
+        params[p + "mlp.c_gate.weight"] = _f32(take("gate", (F, C), i).T)  # (C, F)
+        params[p + "mlp.c_fc.weight"] = _f32(take("up", (F, C), i).T)  # (C, F)
+        params[p + "mlp.c_proj.weight"] = _f32(take("down", (C, F), i).T)  # (F, C)
+        params[p + "ln_1.weight"] = _f32(take("ln_1", (C,), i))
+        params[p + "ln_2.weight"] = _f32(take("ln_2", (C,), i))
+    _no_leftovers(tensors, used, where)
+    return params
+
+
+def params_from_hf_llama(tensors: dict[str, np.ndarray], config: ModelConfig, where: str = "") -> dict[str, np.ndarray]:
+    """HF Llama tensors -> minichat's names (params_from_llama with LLAMA_HF_NAMES); old files' RoPE buffers dropped."""
+    named = {k: v for k, v in tensors.items() if not k.endswith("rotary_emb.inv_freq")}
+    return params_from_llama(named, named.__getitem__, LLAMA_HF_NAMES, config, where)
+
+
+def load_hf(path: str | os.PathLike, with_tokenizer: bool = True) -> tuple[Transformer, Tokenizer | None]:
+    """Load an HF GPT-2 or Llama folder (config.json + model.safetensors) and its tokenizer files if present."""
+    folder = Path(path)
+    config = config_from_hf(_read_config(folder), str(folder / CONFIG_FILE))
+    tensors = _read_weights(folder)
+    where = str(folder / MODEL_FILE)
+    _check_sizes(config, len(tensors), os.path.getsize(where), str(folder / CONFIG_FILE),
+                 "n_positions" if config.family == "gpt2" else "max_position_embeddings")
+    convert = params_from_hf_gpt2 if config.family == "gpt2" else params_from_hf_llama
+    model = Transformer(config, convert(tensors, config, where))
+    tokenizer = None
+    if with_tokenizer:
+        from minichat.tokenizer import from_gpt2_files, from_hf_tokenizer_json
+
+        if (folder / "tokenizer.json").exists():
+            tokenizer = _read_tokenizer(str(folder), from_hf_tokenizer_json, folder / "tokenizer.json")
+        elif (folder / "vocab.json").exists() and (folder / "merges.txt").exists():
+            tokenizer = _read_tokenizer(str(folder), from_gpt2_files, folder / "vocab.json", folder / "merges.txt")
+    check_tokenizer_fits(model, tokenizer, str(folder))
+    return model, tokenizer
+
+
+# -- GGUF ------------------------------------------------------------------------------------------------------------
+
+def config_from_gguf(metadata: dict[str, Any], vocab_size: int | None = None, tied: bool = True,
+                     where: str = "GGUF metadata") -> ModelConfig:
+    """A ModelConfig from GGUF `llama.*` metadata keys (vocab_size: the token embedding's rows, if the metadata
+    has no llama.vocab_size)."""
+    arch = metadata.get("general.architecture")
+    if arch != "llama":
+        raise CheckpointError(f"{where}: GGUF architecture {short_repr(arch)} is not supported (minichat loads "
+                              f"'llama')")
+
+    def get(key: str, kind: str, default: Any = _REQUIRED) -> Any:
+        return _field(metadata, f"llama.{key}", kind, where, default)
+
+    n_embd, n_head = get("embedding_length", "count"), get("attention.head_count", "count")
+    head_dim = get("attention.key_length", "count", n_embd // n_head)
+    if get("rope.dimension_count", "count", head_dim) != head_dim:
+        raise CheckpointError(f"{where}: llama.rope.dimension_count differs from the head width: partial RoPE is not "
+                              f"supported")
+    if metadata.get("llama.rope.scaling.type", "none") not in ("none", "linear") or \
+            metadata.get("llama.rope.scaling.factor", 1.0) != 1.0:
+        raise CheckpointError(f"{where}: GGUF RoPE scaling is not supported")
+    vocab = get("vocab_size", "count", vocab_size)
+    if vocab is None:
+        raise CheckpointError(f"{where}: the metadata lacks 'llama.vocab_size' and the token embedding is missing")
+    return _make_config(
+        where, ModelConfig.llama, vocab_size=vocab, n_ctx=get("context_length", "count"), n_embd=n_embd,
+        n_layer=get("block_count", "count"), n_head=n_head, n_kv_head=get("attention.head_count_kv", "count", n_head),
+        head_dim=head_dim, n_inner=get("feed_forward_length", "count"),
+        rope_theta=get("rope.freq_base", "number", 10000.0),
+        norm_eps=get("attention.layer_norm_rms_epsilon", "number", 1e-5), tie_embeddings=tied)
+
+
 def load_gguf(path: str | os.PathLike, with_tokenizer: bool = True) -> tuple[Transformer, Tokenizer | None]:
     """Load a llama-architecture GGUF file (F32/F16/BF16/Q8_0/Q4_0/Q4_1 tensors, dequantised to float32)."""
     from minichat.model.gguf import read_gguf
 
-    g = read_gguf(path)
+    g, where = read_gguf(path), str(path)
     infos = g.tensor_infos
-    vocab = infos["token_embd.weight"].shape[0] if "token_embd.weight" in infos else None
-    c = config_from_gguf(g.metadata, vocab, tied="output.weight" not in infos)
-    C, F, D, where = c.n_embd, c.n_inner, c.head_dim, str(path)
-    used: set[str] = set()
-
-    def take(name: str, shape: tuple[int, ...]) -> np.ndarray:
-        if name not in infos:
-            raise CheckpointError(f"{where}: missing tensor {name!r} (expected shape {shape})")
-        if tuple(infos[name].shape) != shape:
-            raise CheckpointError(f"{where}: tensor {name!r} has shape {tuple(infos[name].shape)}, expected {shape}")
-        used.add(name)
-        return g.tensor(name)
-
-    params = {"wte": _f32(take("token_embd.weight", (c.vocab_size, C))),
-              "ln_f.weight": _f32(take("output_norm.weight", (C,)))}
-    if not c.tie_embeddings:
-        params["lm_head"] = _f32(take("output.weight", (c.vocab_size, C)))
-    for i in range(c.n_layer):
-        b, p = f"blk.{i}.", f"h.{i}."
-        q = unpermute_rope_rows(take(b + "attn_q.weight", (c.n_head * D, C)), c.n_head)  # (H*D, C)
-        k = unpermute_rope_rows(take(b + "attn_k.weight", (c.n_kv_head * D, C)), c.n_kv_head)  # (K*D, C)
-        v = take(b + "attn_v.weight", (c.n_kv_head * D, C))  # (K*D, C)
-        params[p + "attn.c_attn.weight"] = _f32(np.concatenate([q, k, v]).T)  # (C, (H + 2K) D)
-        params[p + "attn.c_proj.weight"] = _f32(take(b + "attn_output.weight", (C, c.n_head * D)).T)  # (H*D, C)
-        params[p + "mlp.c_gate.weight"] = _f32(take(b + "ffn_gate.weight", (F, C)).T)  # (C, F)
-        params[p + "mlp.c_fc.weight"] = _f32(take(b + "ffn_up.weight", (F, C)).T)  # (C, F)
-        params[p + "mlp.c_proj.weight"] = _f32(take(b + "ffn_down.weight", (C, F)).T)  # (F, C)
-        params[p + "ln_1.weight"] = _f32(take(b + "attn_norm.weight", (C,)))
-        params[p + "ln_2.weight"] = _f32(take(b + "ffn_norm.weight", (C,)))
-    _no_leftovers(dict(infos), used, where)
+    embd = infos.get(LLAMA_GGUF_NAMES["embed"])
+    vocab = embd.shape[0] if embd is not None and len(embd.shape) == 2 else None  # (V, C); its shape is checked later
+    c = config_from_gguf(g.metadata, vocab, tied=LLAMA_GGUF_NAMES["head"] not in infos, where=where)
+    _check_sizes(c, len(infos), os.path.getsize(path), where, "llama.context_length")
+    params = params_from_llama(infos, g.tensor, LLAMA_GGUF_NAMES, c, where, rope_interleaved=True)
     tokenizer = None
     if with_tokenizer and "tokenizer.ggml.model" in g.metadata:
         from minichat.model.gguf_tokenizer import tokenizer_from_gguf
 
-        tokenizer = tokenizer_from_gguf(g)
+        tokenizer = _read_tokenizer(where, tokenizer_from_gguf, g)
     model = Transformer(c, params)
     check_tokenizer_fits(model, tokenizer, where)
     return model, tokenizer

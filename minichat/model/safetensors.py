@@ -57,8 +57,9 @@ def bf16_to_f32(raw: np.ndarray) -> np.ndarray:  # (...) uint16 -> (...) float32
     return (raw.astype(np.uint32) << 16).view(np.float32)  # (...) u16 -> (...) u32 -> same bits as f32
 
 
-def _brief(value: object) -> str:
-    """A short repr for error messages: a hostile header can hold huge values, or nest deeper than repr recurses."""
+def short_repr(value: object) -> str:
+    """A repr cut to 200 characters, for error messages about untrusted values: a hostile header can hold huge
+    values, or nest them deeper than repr can recurse."""
     try:
         text = repr(value)
     except RecursionError:
@@ -83,8 +84,8 @@ def _read_header(path: str | os.PathLike) -> tuple[dict, int, int]:
     except RecursionError:  # json recurses once per nesting level
         raise CheckpointError(f"{path}: the JSON header nests too deeply to parse; the file is corrupt") from None
     except ValueError as e:  # bad UTF-8, bad JSON, or an integer of more than 4300 digits
-        raise CheckpointError(f"{path}: the JSON header does not parse ({_brief(str(e))}); the file is corrupt") \
-            from None
+        raise CheckpointError(f"{path}: the JSON header does not parse ({short_repr(str(e))}); the file is "
+                              f"corrupt") from None
     if not isinstance(header, dict):
         raise CheckpointError(f"{path}: the JSON header is a {type(header).__name__}, not an object")
     data_start, data_len = 8 + n, size - 8 - n
@@ -96,41 +97,42 @@ def _validate(path, header: dict, data_len: int) -> None:
     """Check every entry against the rules in the module docstring; raise naming the first entry at fault."""
     meta = header.get("__metadata__", {})
     if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
-        raise CheckpointError(f"{path}: '__metadata__' must map strings to strings, got {_brief(meta)}")
+        raise CheckpointError(f"{path}: '__metadata__' must map strings to strings, got {short_repr(meta)}")
     spans = []  # (begin, end, name) for the overlap/hole check
     for name, info in header.items():
         if name == "__metadata__":
             continue
+        tensor = f"tensor {short_repr(name)}"
         if not isinstance(info, dict) or not {"dtype", "shape", "data_offsets"} <= info.keys():
-            raise CheckpointError(f"{path}: tensor {_brief(name)} needs 'dtype', 'shape' and 'data_offsets', got "
-                                  f"{_brief(info)}")
+            raise CheckpointError(f"{path}: {tensor} needs 'dtype', 'shape' and 'data_offsets', got "
+                                  f"{short_repr(info)}")
         dtype, shape, offsets = info["dtype"], info["shape"], info["data_offsets"]
         if not isinstance(dtype, str) or dtype not in DTYPES:
-            raise CheckpointError(f"{path}: tensor {_brief(name)} has unknown or unsupported dtype {_brief(dtype)} "
+            raise CheckpointError(f"{path}: {tensor} has unknown or unsupported dtype {short_repr(dtype)} "
                                   f"(supported: {', '.join(DTYPES)})")
         if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
-            raise CheckpointError(f"{path}: tensor {_brief(name)} has a bad shape {_brief(shape)}; expected a list "
-                                  f"of non-negative integers")
+            raise CheckpointError(f"{path}: {tensor} has a bad shape {short_repr(shape)}; expected a list of "
+                                  f"non-negative integers")
         if len(shape) > MAX_DIMS or math.prod(d for d in shape if d) > MAX_ELEMENTS:
-            raise CheckpointError(f"{path}: tensor {_brief(name)} has shape {_brief(shape)}, beyond what NumPy can "
-                                  f"hold (at most {MAX_DIMS} dims and {MAX_ELEMENTS} elements); the file is corrupt")
+            raise CheckpointError(f"{path}: {tensor} has shape {short_repr(shape)}, beyond what NumPy can hold (at "
+                                  f"most {MAX_DIMS} dims and {MAX_ELEMENTS} elements); the file is corrupt")
         if (not isinstance(offsets, list) or len(offsets) != 2 or not all(type(o) is int for o in offsets)
                 or not 0 <= offsets[0] <= offsets[1] <= data_len):
-            raise CheckpointError(f"{path}: tensor {_brief(name)} has data_offsets {_brief(offsets)} out of range: "
-                                  f"the data part holds {data_len} bytes (is the file truncated?)")
+            raise CheckpointError(f"{path}: {tensor} has data_offsets {short_repr(offsets)} out of range: the data "
+                                  f"part holds {data_len} bytes (is the file truncated?)")
         want = math.prod(shape) * DTYPES[dtype].itemsize
         if offsets[1] - offsets[0] != want:
-            raise CheckpointError(f"{path}: tensor {_brief(name)} is {dtype} of shape {_brief(shape)}, which needs "
-                                  f"{want} bytes, but its data_offsets {offsets} span {offsets[1] - offsets[0]}")
+            raise CheckpointError(f"{path}: {tensor} is {dtype} of shape {short_repr(shape)}, which needs {want} "
+                                  f"bytes, but its data_offsets {offsets} span {offsets[1] - offsets[0]}")
         spans.append((offsets[0], offsets[1], name))
     # Sorted by position, each tensor must start exactly where the previous one ended: no overlap, no hole.
     position, previous = 0, None
     for begin, end, name in sorted(spans):
         if begin < position:
-            raise CheckpointError(f"{path}: tensor {_brief(name)} (bytes {begin}..{end}) overlaps tensor "
-                                  f"{_brief(previous)}")
+            raise CheckpointError(f"{path}: tensor {short_repr(name)} (bytes {begin}..{end}) overlaps tensor "
+                                  f"{short_repr(previous)}")
         if begin > position:
-            raise CheckpointError(f"{path}: {begin - position} unclaimed bytes before tensor {_brief(name)}; the "
+            raise CheckpointError(f"{path}: {begin - position} unclaimed bytes before tensor {short_repr(name)}; the "
                                   f"data part must be covered exactly")
         position, previous = end, name
     if position != data_len:

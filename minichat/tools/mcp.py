@@ -33,6 +33,7 @@ side (the server validates them).
 from __future__ import annotations
 
 import collections
+import functools
 import itertools
 import json
 import os
@@ -638,6 +639,42 @@ class MCPTools:
         self.close()
 
 
+def _public_names(listed: Sequence[tuple[str | None, Sequence[str]]]) -> list[list[str]]:
+    """The name each source's tools go by: kept where only one source offers it; where names clash, a server's tool
+    becomes `<server>__<tool>` and a local one (prefix None) keeps its name. ValueError if a clash remains."""
+    counts = collections.Counter(name for _, names in listed for name in names)
+    seen: set[str] = set()
+    out = []
+    for prefix, names in listed:
+        row = [f"{prefix}__{name}" if prefix and counts[name] > 1 else name for name in names]
+        for public in row:
+            if public in seen:
+                raise ValueError(f"two tools are both named {public!r}; give the MCP servers distinct names "
+                                 "(MCPClient(name=...)) or leave one of the sources out")
+            seen.add(public)
+        out.append(row)
+    return out
+
+
+def tool_specs(*servers: MCPTools, taken: Sequence[str] = ()) -> list[dict]:
+    """The servers' tools as keyword arguments for the registry's `Tool(name, description, parameters, fn, timeout)`,
+    so MCP tools sit in a `Toolbox` like local ones (enable lists, tool_choice, argument checks, capped results).
+    Names are resolved as in `merge_tools`, against each other and against `taken` (the local tools' names). The
+    timeout is the MCP client's own plus a second, so the client's timeout (which cancels the request) fires first."""
+    listed = [(s.server_name, s.schemas()) for s in servers]
+    names = _public_names([(None, list(taken))] + [(prefix, [t["name"] for t in ts]) for prefix, ts in listed])[1:]
+    specs = []
+    for server, (_, schemas), publics in zip(servers, listed, names):
+        for schema, public in zip(schemas, publics):
+            fn = functools.partial(_run_on, server, schema["name"])
+            specs.append({**schema, "name": public, "fn": fn, "timeout": server.client.timeout + 1.0})
+    return specs
+
+
+def _run_on(server: MCPTools, tool: str, /, **arguments: Any) -> str:
+    return server.run(tool, arguments)  # positional-only: an argument may itself be called "server" or "tool"
+
+
 class MergedTools:
     """Several tool sources (a local toolbox, MCP servers) as one `Tools` socket.
 
@@ -652,20 +689,12 @@ class MergedTools:
 
     def schemas(self) -> list[dict]:
         listed = [(source, list(source.schemas())) for source in self.sources]
-        counts = collections.Counter(s["name"] for _, schemas in listed for s in schemas)
-        routes, out = {}, []
-        for source, schemas in listed:
-            prefix = getattr(source, "server_name", None)
-            for schema in schemas:
-                name = schema["name"]
-                public = f"{prefix}__{name}" if prefix and counts[name] > 1 else name
-                if public in routes:
-                    raise ValueError(f"two tools are both named {public!r}; give the MCP servers distinct names "
-                                     "(MCPClient(name=...)) or leave one of the sources out")
-                routes[public] = (source, name)
-                out.append({**schema, "name": public})
-        self._routes = routes
-        return out
+        names = _public_names([(getattr(source, "server_name", None), [s["name"] for s in schemas])
+                               for source, schemas in listed])
+        self._routes = {public: (source, schema["name"])
+                        for (source, schemas), publics in zip(listed, names) for schema, public in zip(schemas, publics)}
+        return [{**schema, "name": public} for (_, schemas), publics in zip(listed, names)
+                for schema, public in zip(schemas, publics)]
 
     def run(self, name: str, arguments: Mapping[str, Any]) -> str:
         if name not in self._routes:
