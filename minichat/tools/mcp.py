@@ -449,8 +449,9 @@ class MCPClient:
                 self._log("--", f"no answer to request {rid} ({method}) within {timeout:g} s")
                 if cancel:  # tell the server to stop working on it; a late answer is dropped below
                     self.notify("notifications/cancelled", {"requestId": rid, "reason": f"timed out ({timeout:g} s)"})
-                raise MCPTimeout(f"MCP server {self.name!r} did not answer {method} within {timeout:g} s"
-                                 + ("; the request was cancelled (a slow tool? raise the timeout)" if cancel else "")) from None
+                cancelled = "; the request was cancelled (a slow tool? raise the timeout)" if cancel else ""
+                raise MCPTimeout(f"MCP server {self.name!r} did not answer {method} within {timeout:g} s{cancelled}") \
+                    from None
             if item[0] == "eof":
                 raise self._gone()
             if item[0] == "garbage":
@@ -691,10 +692,10 @@ class MergedTools:
         listed = [(source, list(source.schemas())) for source in self.sources]
         names = _public_names([(getattr(source, "server_name", None), [s["name"] for s in schemas])
                                for source, schemas in listed])
-        self._routes = {public: (source, schema["name"])
-                        for (source, schemas), publics in zip(listed, names) for schema, public in zip(schemas, publics)}
-        return [{**schema, "name": public} for (_, schemas), publics in zip(listed, names)
-                for schema, public in zip(schemas, publics)]
+        pairs = [(source, schema, public) for (source, schemas), publics in zip(listed, names)
+                 for schema, public in zip(schemas, publics)]
+        self._routes = {public: (source, schema["name"]) for source, schema, public in pairs}
+        return [{**schema, "name": public} for _, schema, public in pairs]
 
     def run(self, name: str, arguments: Mapping[str, Any]) -> str:
         if name not in self._routes:
