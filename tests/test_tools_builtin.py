@@ -114,6 +114,8 @@ def test_remember_hands_the_fact_on():
     tool, _ = make_remember(store.append)
     tool.fn(fact="The user lives in Oslo.")
     assert store == ["The user lives in Oslo."]
+    tool, _ = make_remember(lambda fact: "Not saved: this is a temporary chat, memory is off.")
+    assert tool.fn(fact="The user likes tea.") == "Not saved: this is a temporary chat, memory is off."
 
 
 WORDS = "tea coffee dentist flight lisbon passport rent gym monday tuesday bring photos office gate seat".split()
@@ -163,3 +165,18 @@ def test_notes_folder_handling(tmp_path):
     assert not out.ok and "--notes DIR" in out.content
     with pytest.raises(FileNotFoundError, match="does not exist"):
         builtin_tools(notes=tmp_path / "missing")
+
+
+def test_remember_into_the_memory_store(tmp_path):
+    """The remember tool handed to minichat.memory's store: the fact is retrievable afterwards (the tool runs in the
+    toolbox's worker thread, so this also checks the store can be written from there)."""
+    from minichat.memory.recall import StoreMemory
+    from minichat.memory.store import MemoryStore
+
+    memory = StoreMemory(MemoryStore(tmp_path / "memory.db"), "alice")
+    tb = Toolbox(builtin_tools(save_fact=memory.remember_tool))
+    out = tb.call("remember", {"fact": "The user's dog is called Biscuit."})
+    assert out.ok and out.content == "Saved to memory: The user's dog is called Biscuit."
+    assert list(memory.retrieve("what is my dog called?", 3)) == ["The user's dog is called Biscuit."]
+    temporary = Toolbox(builtin_tools(save_fact=StoreMemory(None, temporary=True).remember_tool))
+    assert temporary.run("remember", {"fact": "The user likes tea."}).startswith("Not saved")

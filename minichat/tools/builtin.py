@@ -121,16 +121,18 @@ def make_search_notes(folder: str | os.PathLike | None, k: int = 3, show_files: 
 
 
 def make_remember(save: Callable[[str], object] | None = None) -> tuple[Tool, list[str]]:
-    """remember, handing each fact to `save` (the memory socket's store); by default a session-local list, which is
-    returned too, so the caller can read what was saved."""
+    """remember, handing each fact to `save` (the memory's store, e.g. minichat.memory's `Recall.remember_tool`);
+    by default a session-local list, which is returned too, so the caller can read what was saved. When `save`
+    returns a string, that is the result the model reads (the memory may answer "Not saved: ..."); otherwise it is
+    the trained "Saved to memory: <fact>"."""
     saved: list[str] = []
 
     def remember(fact: str) -> str:
         fact = " ".join(fact.split())
         if not fact:
             raise ValueError("the fact is empty; pass the sentence to remember")
-        (save or saved.append)(fact)
-        return remember_result(fact)
+        said = (save or saved.append)(fact)
+        return said if isinstance(said, str) else remember_result(fact)
 
     return _from_schema("remember", remember), saved
 
