@@ -106,28 +106,31 @@ class ToolResult:
 
 
 def _pump_stdout(stream, inbox: queue.Queue) -> None:
-    """Reader thread: each stdout line becomes ("message", obj, raw) or ("garbage", raw); end of file -> ("eof",)."""
-    while True:
-        line = stream.readline(MAX_LINE + 1)
-        if not line:
-            inbox.put(("eof",))
-            return
-        if len(line) > MAX_LINE:
-            inbox.put(("garbage", f"<a line longer than {MAX_LINE} bytes>"))
-            return  # the framing is lost; nothing after this can be trusted
-        raw = line.decode("utf-8", "replace").rstrip("\r\n")
-        if not raw.strip():
-            continue  # a blank line carries no message; tolerate it
-        try:
-            inbox.put(("message", json.loads(line), raw))
-        except ValueError:  # not JSON (UnicodeDecodeError is a ValueError too)
-            inbox.put(("garbage", raw))
+    """Reader thread: each stdout line becomes ("message", obj, raw) or ("garbage", raw); end of file -> ("eof",).
+    The thread owns the stream and closes it at the end (closing it from another thread could block on its lock)."""
+    with stream:
+        while True:
+            line = stream.readline(MAX_LINE + 1)
+            if not line:
+                inbox.put(("eof",))
+                return
+            if len(line) > MAX_LINE:
+                inbox.put(("garbage", f"<a line longer than {MAX_LINE} bytes>"))
+                return  # the framing is lost; nothing after this can be trusted
+            raw = line.decode("utf-8", "replace").rstrip("\r\n")
+            if not raw.strip():
+                continue  # a blank line carries no message; tolerate it
+            try:
+                inbox.put(("message", json.loads(line), raw))
+            except ValueError:  # not JSON (UnicodeDecodeError is a ValueError too)
+                inbox.put(("garbage", raw))
 
 
 def _pump_stderr(stream, tail: collections.deque) -> None:
     """Reader thread: keep the server's last log lines (and keep its stderr pipe from filling up and blocking it)."""
-    for line in iter(stream.readline, b""):
-        tail.append(line.decode("utf-8", "replace").rstrip())
+    with stream:
+        for line in iter(stream.readline, b""):
+            tail.append(line.decode("utf-8", "replace").rstrip())
 
 
 def _short(text: str, n: int = 200) -> str:
@@ -237,11 +240,7 @@ class MCPClient:
                     proc.wait(grace if step != "kill" else max(grace, 5.0))
                 except subprocess.TimeoutExpired:
                     continue
-            for stream in (proc.stdin, proc.stdout, proc.stderr):
-                try:
-                    stream.close()
-                except (OSError, ValueError):
-                    pass
+            self._close_stdin(proc)  # stdout and stderr are closed by their reader threads at end of file
             self._log("--", f"server stopped ({_exit_reason(proc.returncode)}; {self.stopped_by or 'already gone'})")
 
     def __enter__(self) -> MCPClient:
