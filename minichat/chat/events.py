@@ -1,4 +1,4 @@
-"""The events a chat turn emits, one kind per stage of the pipeline (../shared/DESIGN.md §1).
+"""The events a chat turn emits, one kind per stage of the pipeline (docs/design.md §1).
 
 `Chat.send` is a generator of these. Every consumer — the terminal, a notebook, the server's SSE stream — reads the
 same events, so every stage can be seen. Each event is a small frozen dataclass with a `type` string and fields that

@@ -2,7 +2,7 @@
 
 The chat layer states what it needs as `Protocol`s (structural types): a tools, safety or memory implementation
 satisfies them by having the right methods, without importing anything from `minichat.chat`. That keeps the
-dependency arrows pointing one way (DESIGN.md §2: those packages know only strings and config) and lets each of them
+dependency arrows pointing one way (docs/design.md §2: those packages know only strings and config) and lets each of them
 arrive later without changing the loop's shape.
 
     Tools   schemas() -> JSON schemas shown to the model;  run(name, arguments) -> result text (raise to report failure)

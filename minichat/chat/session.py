@@ -1,4 +1,4 @@
-"""One conversation: `Chat.send(text)` runs a whole turn and yields an Event per stage (DESIGN.md §1).
+"""One conversation: `Chat.send(text)` runs a whole turn and yields an Event per stage (docs/design.md §1).
 
     1 safety.check_input      -> SafetyVerdict    (a refused message is answered without the model)
     2 memory.retrieve         -> MemoryHits
