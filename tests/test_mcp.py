@@ -218,11 +218,18 @@ def test_unsupported_result_types():
 
 # -- servers that misbehave --------------------------------------------------------------------------------------------
 
-def test_garbage_before_the_first_message():
-    client = MCPClient(stdlib("--banner"))
-    with pytest.raises(MCPProtocolError, match="not JSON: 'Starting the weather server on stdio...'"):
+@pytest.mark.parametrize("flag, complaint", [
+    ("--banner", "a line that is not JSON: 'Starting the weather server on stdio...'"),
+    ("--json-log", "JSON that is not a JSON-RPC 2.0 message: '{\"level\": \"info\""),
+])
+def test_garbage_before_the_first_message(flag, complaint):
+    client = MCPClient(stdlib(flag), probe_timeout=SURE)
+    t = time.monotonic()
+    with pytest.raises(MCPProtocolError) as e:
         client.start()
-    assert not client.alive and client.trace().count("!!") == 1
+    assert complaint in str(e.value) and "logs belong on stderr" in str(e.value)
+    assert time.monotonic() - t < SURE / 2  # found at once, not after the probe's timeout
+    assert not client.alive and client.pid is None
 
 
 def test_garbage_in_a_call_closes_the_connection_and_a_restart_recovers():

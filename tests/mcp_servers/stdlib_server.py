@@ -4,6 +4,7 @@
     --silent-discover                            unknown methods get no answer at all (the probe must time out)
     --versions 2025-06-18                        answers server/discover with -32022 naming only these versions
     --banner                                     prints a line of text on stdout before any message (garbage)
+    --json-log                                   prints a JSON log record on stdout before any message (garbage)
     --garbage-on-call                            answers tools/call of `shout` with a line that is not JSON
     --ping                                       sends the client a `ping` request and a log notification per call
     --hang                                       reads but never answers, ignores SIGTERM and stdin closing
@@ -39,6 +40,7 @@ def main():
     ap.add_argument("--versions", default="2025-11-25,2025-06-18")
     ap.add_argument("--advertise", action="store_true", help="answer server/discover with -32022")
     ap.add_argument("--banner", action="store_true")
+    ap.add_argument("--json-log", action="store_true")
     ap.add_argument("--garbage-on-call", action="store_true")
     ap.add_argument("--ping", action="store_true")
     ap.add_argument("--hang", action="store_true")
@@ -51,6 +53,8 @@ def main():
             time.sleep(1)
     if args.banner:
         print("Starting the weather server on stdio...", flush=True)
+    if args.json_log:
+        print(json.dumps({"level": "info", "msg": "listening on stdio"}), flush=True)
     initialized = False
     for line in sys.stdin:
         msg = json.loads(line)
