@@ -230,7 +230,7 @@ def _cmd_chat(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from minichat.train.recipe import run_recipe
+    from minichat.builtin.recipe import run_recipe
 
     result = run_recipe(args.preset, args.out or f"runs/{args.preset}", resume=args.resume, steps=args.steps,
                         seed=args.seed, install=args.install)
@@ -238,7 +238,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from minichat.train.evaluate import evaluate
+    from minichat.builtin.evaluate import evaluate
 
     model, tok = _load(args.model)
     evaluate(model, tok, n=args.n, **({"seed": args.seed} if args.seed is not None else {}))

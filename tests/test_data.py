@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from minichat.builtin.corpus.synthetic import generate_corpus
+from minichat.builtin.corpus.synthetic_pools import LISTED_WORDS
+from minichat.builtin.data import CHAT_PATTERN, SPECIAL_TOKENS, chat_batches, masked_text, train_chat_tokenizer
 from minichat.chat.template import ChatTemplate, ToolCall, assistant, message_body, system, tool_result, user
 from minichat.config import ModelConfig
 from minichat.model.transformer import Transformer, init_params
 from minichat.tokenizer import train
-from minichat.train.data import (CHAT_PATTERN, SPECIAL_TOKENS, Batch, Batches, chat_batches, masked_text, pack,
-                                 text_batches, token_stream, train_chat_tokenizer)
-from minichat.train.synthetic import generate_corpus
-from minichat.train.synthetic_pools import LISTED_WORDS
+from minichat.train.data import Batch, Batches, pack, text_batches, token_stream
 
 
 @pytest.fixture(scope="module")

@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 from conftest import require_peer
 
+from minichat.builtin.corpus.synthetic import generate_corpus
+from minichat.builtin.corpus.synthetic_pools import Probe
+from minichat.builtin.data import train_chat_tokenizer
+from minichat.builtin.evaluate import (CATEGORIES, Item, evaluate, format_table, heldout_loss, probe_set, prompt_ids,
+                                       score)
 from minichat.chat.template import ChatTemplate, message_body
-from minichat.train.data import train_chat_tokenizer
-from minichat.train.evaluate import CATEGORIES, Item, evaluate, format_table, heldout_loss, probe_set, prompt_ids, score
-from minichat.train.synthetic import generate_corpus
-from minichat.train.synthetic_pools import Probe
 
 N = 6  # probes per category: enough to exercise every path, fast
 

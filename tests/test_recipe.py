@@ -9,9 +9,9 @@ import sys
 import pytest
 
 from conftest import REPO
+from minichat.builtin.recipe import RECIPES, run_recipe
 from minichat.chat.session import Chat
 from minichat.model import load_model
-from minichat.train.recipe import RECIPES, run_recipe
 
 
 @pytest.mark.slow

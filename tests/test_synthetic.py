@@ -13,14 +13,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from minichat.builtin.corpus import synthetic_pools as sp
+from minichat.builtin.corpus.synthetic import (BUILTIN_TOOL_SCHEMAS, EPISODES, HELDOUT_SEED, MIX, Conversation,
+                                               generate_corpus, heldout_corpus, kind_counts)
+from minichat.builtin.corpus.synthetic_talk import FRAMES, HARMFUL, HARMLESS, is_refusal
+from minichat.builtin.corpus.synthetic_tools import arguments_match, calculate, format_number
+from minichat.builtin.data import train_chat_tokenizer
 from minichat.chat.context import DEFAULT_INSTRUCTIONS, assemble, system_text
 from minichat.chat.template import ChatTemplate, message_body, parse_assistant, render_text
-from minichat.train import synthetic_pools as sp
-from minichat.train.data import train_chat_tokenizer
-from minichat.train.synthetic import (BUILTIN_TOOL_SCHEMAS, EPISODES, HELDOUT_SEED, MIX, Conversation, generate_corpus,
-                                      heldout_corpus, kind_counts)
-from minichat.train.synthetic_talk import FRAMES, HARMFUL, HARMLESS, is_refusal
-from minichat.train.synthetic_tools import arguments_match, calculate, format_number
 
 N = 400  # conversations per split in the structural checks
 

@@ -1,55 +1,34 @@
 """Training data: token ids in (B, T) batches with next-token targets and a loss mask, resumable by step.
 
-Two sources:
+    text_batches   plain language-model training: files or strings are encoded, joined with <|endoftext|> and cut
+                   into windows of T + 1 tokens; every target counts (mask 1).
+    pack           (ids, mask) sequences, e.g. conversations with their assistant-only loss mask (the chat template's
+                   render_with_mask; minichat/builtin/data.py's chat_batches), packed whole into rows of T + 1 tokens
+                   (first fit over a few open rows, padding with <|endoftext|> at mask 0).
+    Batches        rows of T + 1 tokens -> endless, deterministic, resumable batches.
 
-  text_batches   plain language-model training: files or strings are encoded, joined with <|endoftext|> and cut
-                 into windows of T + 1 tokens; every target counts (mask 1).
-  chat_batches   chat training: each conversation is rendered with the ChatML template exactly as the chat session
-                 renders it (ChatTemplate.render_message, message by message), and the loss mask is 1 only on what
-                 the assistant writes:
-
-      <|im_start|>assistant\\n<tool_call>{"name": ...}</tool_call><|im_end|>\\n
-      0            0         1 ..............................1  1          0
-
-                 i.e. the assistant's text, its tool-call text and its closing <|im_end|> (so the model learns to
-                 stop); never the "<|im_start|>assistant\\n" header (the session writes it), nor system, user or tool
-                 text (the model must read those, not imitate them). Conversations are packed whole into rows of
-                 T + 1 tokens (first fit over a few open rows, padding with <|endoftext|> at mask 0).
-
-A row s of T + 1 tokens gives ids = s[:-1], targets = s[1:] and mask = m[1:], where m[j] says whether token j is an
-assistant token: mask[t] weights the loss of predicting targets[t] from ids[:t + 1].
+A row s of T + 1 tokens gives ids = s[:-1], targets = s[1:] and mask = m[1:], where m[j] says whether token j is
+trained on: mask[t] weights the loss of predicting targets[t] from ids[:t + 1].
 
 Batches are a pure function of (rows, seed, step): epoch e visits the rows in the order of
 `default_rng([seed, e]).permutation(n_rows)`, and step i takes the next B of that endless sequence. So resuming at
 step i (`Batches.restore({"step": i, ...})`, or `batch(i)`) gives exactly the batches an uninterrupted run would.
 
-`train_chat_tokenizer` learns the BPE vocabulary from the rendered corpus with the three special tokens. Its default
-pattern is GPT-4's with every digit a chunk of its own (as Llama and DeepSeek do), so that a number the model never
-saw tokenizes like the ones it did: digit by digit, which keeps copying numbers from the context learnable. Its
-`exclude` words are cut out of the text the merges are learned from (the recipe excludes every listed name), so a
-held-out name and a training name both tokenize into common pieces.
-
-What it leaves out: attention masks between packed conversations (they may attend to the previous one in the row,
-as in GPT-2/nanoGPT packing), streaming from disk (everything is held in memory: 20k conversations are ~30 MB).
+What it leaves out: attention masks between packed sequences (they may attend to the previous one in the row, as in
+GPT-2/nanoGPT packing), streaming from disk (everything is held in memory: 20k conversations are ~30 MB).
 """
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
-import regex
 
-from minichat.chat.template import ChatTemplate, Message, render_text
-from minichat.tokenizer import Tokenizer, train
-from minichat.tokenizer.patterns import GPT4_PATTERN
+from minichat.tokenizer import Tokenizer
 
-SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
-ENDOFTEXT = SPECIAL_TOKENS[0]
-# GPT-4's pattern with `\p{N}{1,3}+` (numbers in groups of up to three digits) replaced by `\p{N}` (one digit each)
-CHAT_PATTERN = GPT4_PATTERN.replace(r"\p{N}{1,3}+", r"\p{N}")
+ENDOFTEXT = "<|endoftext|>"  # between documents of a stream, and the padding of packed rows
 
 
 class Batch(NamedTuple):
@@ -60,52 +39,7 @@ class Batch(NamedTuple):
     mask: np.ndarray  # (B, T) float32 1.0 where the target counts in the loss, else 0.0
 
 
-# -- the tokenizer -----------------------------------------------------------------------------------------------------
-
-def corpus_texts(conversations: Iterable[Any]) -> Iterator[str]:
-    """Each conversation (anything with `.messages`, or a list of Messages) as its ChatML text."""
-    for c in conversations:
-        yield render_text(getattr(c, "messages", c), add_generation_prompt=False)
-
-
-def train_chat_tokenizer(corpus: Iterable[Any], vocab_size: int, *, pattern: str = CHAT_PATTERN,
-                         min_frequency: int = 2, progress: Any = None, name: str = "minichat-chat",
-                         exclude: Iterable[str] = ()) -> Tokenizer:
-    """A byte-level BPE vocabulary of `vocab_size` ids (special tokens included) learned from conversations (or
-    plain strings), with <|endoftext|>, <|im_start|> and <|im_end|> as its special tokens.
-
-    `exclude`: words (case-sensitive, whole words) cut out of the text the merges are learned from, so that none of
-    them becomes a token of its own; they still tokenize, into the pieces the rest of the text made common."""
-    texts = (x if isinstance(x, str) else next(corpus_texts([x])) for x in corpus)
-    words = sorted(set(exclude), key=lambda w: (-len(w), w))  # longest first: "Ana-Maria" is tried before "Ana"
-    if words:
-        cut = regex.compile(r"\b(?:" + "|".join(regex.escape(w) for w in words) + r")\b")
-        texts = (cut.sub("", t) for t in texts)
-    return train(texts, vocab_size, pattern=pattern, special_tokens=SPECIAL_TOKENS, min_frequency=min_frequency,
-                 progress=progress, name=name)
-
-
-# -- conversations -> ids and loss masks -------------------------------------------------------------------------------
-
-def encode_conversation(tokenizer: Tokenizer, messages: Sequence[Message]) -> tuple[np.ndarray, np.ndarray]:
-    """(ids (N,) int32, mask (N,) uint8): one conversation's tokens and its assistant-only loss mask."""
-    ids, mask = ChatTemplate(tokenizer).render_with_mask(messages)
-    return np.asarray(ids, dtype=np.int32), np.asarray(mask, dtype=np.uint8)
-
-
-def masked_text(tokenizer: Tokenizer, ids: Sequence[int], mask: Sequence[int]) -> list[str]:
-    """The text of each run of masked tokens (for reading what the loss trains on)."""
-    runs, cur = [], []
-    for i, m in zip(ids, mask):
-        if m:
-            cur.append(int(i))
-        elif cur:
-            runs.append(tokenizer.decode(cur))
-            cur = []
-    if cur:
-        runs.append(tokenizer.decode(cur))
-    return runs
-
+# -- packing -----------------------------------------------------------------------------------------------------------
 
 def pack(sequences: Iterable[tuple[np.ndarray, np.ndarray]], seq_len: int, pad_id: int,
          open_rows: int = 8) -> tuple[np.ndarray, np.ndarray, int]:
@@ -229,17 +163,7 @@ class Batches:
         self.step = int(state["step"])
 
 
-def chat_batches(tokenizer: Tokenizer, conversations: Iterable[Any], batch_size: int, seq_len: int,
-                 seed: int = 0, open_rows: int = 8) -> Batches:
-    """Batches of packed conversations (Conversation objects or lists of Messages), loss on assistant tokens only.
-    The conversations are shuffled with `seed` before packing, so which ones share a row varies with the seed."""
-    template = ChatTemplate(tokenizer)
-    convs = list(conversations)
-    order = np.random.default_rng([seed, 1]).permutation(len(convs))
-    encoded = (template.render_with_mask(getattr(convs[i], "messages", convs[i])) for i in order)
-    rows, masks, cut = pack(encoded, seq_len, tokenizer.encode_special(ENDOFTEXT), open_rows)
-    return Batches(rows, masks, batch_size, seed, cut)
-
+# -- plain text --------------------------------------------------------------------------------------------------------
 
 def read_texts(paths: Iterable[str | os.PathLike]) -> list[str]:
     """The UTF-8 text of each file (directories: every *.txt and *.md file inside, sorted)."""

@@ -23,11 +23,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from minichat.builtin.corpus.synthetic import generate_corpus, heldout_corpus
+from minichat.builtin.corpus.synthetic_pools import LISTED_WORDS
+from minichat.builtin.data import chat_batches, train_chat_tokenizer
 from minichat.config import TRAIN_PRESETS, TrainConfig
 from minichat.model.checkpoint import save_checkpoint
-from minichat.train.data import chat_batches, train_chat_tokenizer
-from minichat.train.synthetic import generate_corpus, heldout_corpus
-from minichat.train.synthetic_pools import LISTED_WORDS
 from minichat.train.trainer import TrainResult, init_model, train_model
 
 ASSET_MODEL = Path(__file__).resolve().parent.parent / "assets" / "model"

@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from minichat.builtin.corpus.synthetic_pools import ITEMS, WEEKDAYS, Episode, Pools, distinct, long_date, short_date
 from minichat.chat.template import Message, ToolCall, assistant, user
-from minichat.train.synthetic_pools import ITEMS, WEEKDAYS, Episode, Pools, distinct, long_date, short_date
 
 BUILTIN_TOOL_SCHEMAS: tuple[dict, ...] = (
     {"name": "calculator", "description": "Evaluate an arithmetic expression (+ - * / ** and parentheses).",

@@ -15,10 +15,10 @@ import re
 
 import numpy as np
 
+from minichat.builtin.corpus.synthetic_pools import (ANIMALS, CLOSED_WORDS, COLOURS, FOODS, INSTRUMENTS, ITEMS,
+                                                     MONTHS, SPORTS, WEEKDAYS, Episode, Pools, scramble)
+from minichat.builtin.corpus.synthetic_tools import pick
 from minichat.chat.template import assistant, user
-from minichat.train.synthetic_pools import (ANIMALS, CLOSED_WORDS, COLOURS, FOODS, INSTRUMENTS, ITEMS, MONTHS, SPORTS,
-                                            WEEKDAYS, Episode, Pools, scramble)
-from minichat.train.synthetic_tools import pick
 
 REFUSAL_RE = re.compile(r"^\W*(?:sorry|i'm sorry)?[,.!]?\s*(?:but\s+)?i\s+(?:still\s+)?(?:can't|cannot|can not|won't|"
                         r"will not|am not able to|'m not able to)\s+help", re.I)

@@ -23,10 +23,10 @@ from collections.abc import Callable
 
 import numpy as np
 
+from minichat.builtin.corpus.synthetic_pools import (ALLERGIES, ANIMALS, COLOURS, FOODS, INSTRUMENTS, JOBS, MONTHS,
+                                                     SPORTS, Episode, Pools)
+from minichat.builtin.corpus.synthetic_tools import call, pick, remember_result, result
 from minichat.chat.template import assistant, user
-from minichat.train.synthetic_pools import (ALLERGIES, ANIMALS, COLOURS, FOODS, INSTRUMENTS, JOBS, MONTHS, SPORTS,
-                                            Episode, Pools)
-from minichat.train.synthetic_tools import call, pick, remember_result, result
 
 
 def _article(word: str) -> str:

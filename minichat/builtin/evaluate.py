@@ -36,14 +36,14 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from minichat.builtin.corpus.synthetic import HELDOUT_SEED, Conversation, generate_corpus
+from minichat.builtin.corpus.synthetic_pools import Probe
+from minichat.builtin.corpus.synthetic_talk import is_refusal
+from minichat.builtin.corpus.synthetic_tools import arguments_match
 from minichat.chat.context import assemble
 from minichat.chat.template import ChatTemplate, parse_assistant
 from minichat.generate.loop import generate_batch
 from minichat.generate.sampling import SamplingConfig
-from minichat.train.synthetic import HELDOUT_SEED, Conversation, generate_corpus
-from minichat.train.synthetic_pools import Probe
-from minichat.train.synthetic_talk import is_refusal
-from minichat.train.synthetic_tools import arguments_match
 
 # category: (conversation kinds to draw from, which probe of a conversation to use)
 CATEGORIES: dict[str, tuple[tuple[str, ...], Callable[[Probe], bool]]] = {

@@ -30,7 +30,7 @@ held-out split uses another seed by default and disjoint pools of names, cities,
 (synthetic_pools.py), so evaluating on it tests copying from context, not recall of training examples.
 
 Each conversation carries `probes`: the assistant messages an evaluation can ask the model to write, and what makes
-the written one right (see synthetic_pools.Probe and minichat/train/evaluate.py).
+the written one right (see synthetic_pools.Probe and minichat/builtin/evaluate.py).
 
 What it leaves out: real user data, languages other than English, long documents, parallel tool calls, self-harm
 conversations (which need care beyond a refusal).
@@ -42,14 +42,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from minichat.chat.context import system_text
-from minichat.chat.context import DEFAULT_INSTRUCTIONS
+from minichat.builtin.corpus import synthetic_memory as memory
+from minichat.builtin.corpus import synthetic_talk as talk
+from minichat.builtin.corpus import synthetic_tools as tools
+from minichat.builtin.corpus.synthetic_pools import SPLITS, Episode, Pools, Probe, pools
+from minichat.builtin.corpus.synthetic_tools import BUILTIN_TOOL_SCHEMAS
+from minichat.chat.context import DEFAULT_INSTRUCTIONS, system_text
 from minichat.chat.template import Message, render_text
-from minichat.train import synthetic_memory as memory
-from minichat.train import synthetic_talk as talk
-from minichat.train import synthetic_tools as tools
-from minichat.train.synthetic_pools import SPLITS, Episode, Pools, Probe, pools
-from minichat.train.synthetic_tools import BUILTIN_TOOL_SCHEMAS
 
 TRAIN_SEED, HELDOUT_SEED = 0, 7919  # default seeds of the two splits
 TOOLS_SHOWN = 0.6  # chance that a conversation which needs no tool still lists them (as the chat session does)

@@ -1,0 +1,12 @@
+"""The built-in chat model: the data it learns from, how it is trained, and how it is scored.
+
+    corpus/       the synthetic conversations (talk, tools, memory, refusals) with disjoint held-out pools
+    data.py       its vocabulary (BPE learned from the corpus) and its batches (conversations with the chat
+                  template's assistant-only loss mask, packed into rows)
+    recipe.py     `run_recipe`: `minichat train --preset builtin`, from nothing to a model folder
+    evaluate.py   `evaluate`: `minichat eval`, tool calls, answers after tool results, stopping, refusals, loss
+
+It sits above both `chat` (the template renders the conversations; the evaluation assembles prompts as the session
+does) and `train` (the learning algorithm it runs), and below the CLI. Nothing is imported here, so that importing
+one corpus module (notebook 00 reads the tool schemas) does not load the trainer.
+"""

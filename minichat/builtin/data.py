@@ -1,0 +1,81 @@
+"""The built-in model's data: its vocabulary, learned from the synthetic corpus, and its batches of conversations.
+
+    train_chat_tokenizer   a byte-level BPE vocabulary learned from conversations, with <|endoftext|>, <|im_start|>
+                           and <|im_end|> as its special tokens
+    chat_batches           conversations rendered with the chat template and its loss mask (ChatTemplate.
+                           render_with_mask: 1 only on what the assistant wrote), packed whole into (B, T + 1) rows
+                           (minichat.train.data.pack) and served as resumable Batches
+    masked_text            the text a loss mask trains on, run by run (for reading and for tests)
+
+The vocabulary's pattern is GPT-4's with every digit a chunk of its own (as Llama and DeepSeek do), so that a number
+the model never saw tokenizes like the ones it did: digit by digit, which keeps copying numbers from the context
+learnable. `exclude` words are cut out of the text the merges are learned from (the recipe excludes every listed
+name), so a held-out name and a training name both tokenize into common pieces.
+
+What it leaves out: data from files (minichat.train.data.text_batches reads plain text), any other chat template.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import regex
+
+from minichat.chat.template import IM_END, IM_START, ChatTemplate, render_text
+from minichat.tokenizer import Tokenizer, train
+from minichat.tokenizer.patterns import GPT4_PATTERN
+from minichat.train.data import ENDOFTEXT, Batches, pack
+
+SPECIAL_TOKENS = (ENDOFTEXT, IM_START, IM_END)
+# GPT-4's pattern with `\p{N}{1,3}+` (numbers in groups of up to three digits) replaced by `\p{N}` (one digit each)
+CHAT_PATTERN = GPT4_PATTERN.replace(r"\p{N}{1,3}+", r"\p{N}")
+
+
+def corpus_texts(conversations: Iterable[Any]) -> Iterator[str]:
+    """Each conversation (anything with `.messages`, or a list of Messages) as its ChatML text."""
+    for c in conversations:
+        yield render_text(getattr(c, "messages", c), add_generation_prompt=False)
+
+
+def train_chat_tokenizer(corpus: Iterable[Any], vocab_size: int, *, pattern: str = CHAT_PATTERN,
+                         min_frequency: int = 2, progress: Any = None, name: str = "minichat-chat",
+                         exclude: Iterable[str] = ()) -> Tokenizer:
+    """A byte-level BPE vocabulary of `vocab_size` ids (special tokens included) learned from conversations (or
+    plain strings), with <|endoftext|>, <|im_start|> and <|im_end|> as its special tokens.
+
+    `exclude`: words (case-sensitive, whole words) cut out of the text the merges are learned from, so that none of
+    them becomes a token of its own; they still tokenize, into the pieces the rest of the text made common."""
+    texts = (x if isinstance(x, str) else next(corpus_texts([x])) for x in corpus)
+    words = sorted(set(exclude), key=lambda w: (-len(w), w))  # longest first: "Ana-Maria" is tried before "Ana"
+    if words:
+        cut = regex.compile(r"\b(?:" + "|".join(regex.escape(w) for w in words) + r")\b")
+        texts = (cut.sub("", t) for t in texts)
+    return train(texts, vocab_size, pattern=pattern, special_tokens=SPECIAL_TOKENS, min_frequency=min_frequency,
+                 progress=progress, name=name)
+
+
+def chat_batches(tokenizer: Tokenizer, conversations: Iterable[Any], batch_size: int, seq_len: int,
+                 seed: int = 0, open_rows: int = 8) -> Batches:
+    """Batches of packed conversations (Conversation objects or lists of Messages), loss on assistant tokens only.
+    The conversations are shuffled with `seed` before packing, so which ones share a row varies with the seed."""
+    template = ChatTemplate(tokenizer)
+    convs = list(conversations)
+    order = np.random.default_rng([seed, 1]).permutation(len(convs))
+    encoded = (template.render_with_mask(getattr(convs[i], "messages", convs[i])) for i in order)
+    rows, masks, cut = pack(encoded, seq_len, tokenizer.encode_special(ENDOFTEXT), open_rows)
+    return Batches(rows, masks, batch_size, seed, cut)
+
+
+def masked_text(tokenizer: Tokenizer, ids: Sequence[int], mask: Sequence[int]) -> list[str]:
+    """The text of each run of masked tokens (for reading what the loss trains on)."""
+    runs, cur = [], []
+    for i, m in zip(ids, mask):
+        if m:
+            cur.append(int(i))
+        elif cur:
+            runs.append(tokenizer.decode(cur))
+            cur = []
+    if cur:
+        runs.append(tokenizer.decode(cur))
+    return runs
