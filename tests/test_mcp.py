@@ -62,27 +62,38 @@ def test_every_modern_request_carries_the_envelope(demo):
                          for c in calls)
 
 
-def test_tools_list_matches_the_sdk_client():
-    """Our listing (all pages) equals what the official SDK client lists from the same server."""
+CALLS = [("add", {"a": 2, "b": 40}), ("divide", {"a": 1, "b": 0}), ("echo", {"text": "é\n\u2028\"x\""}),
+         ("divide", {"a": 1, "b": "x"})]
+
+
+def test_listing_and_results_match_the_sdk_client():
+    """Our listing (all pages) and tool results equal what the official SDK client gets from the same servers."""
     mcp = require_peer("mcp")
     import anyio
     from mcp.client.stdio import StdioServerParameters
 
-    async def reference(path):
+    async def reference(path, calls):
         tools, cursor = [], None
         async with mcp.Client(StdioServerParameters(command=PY, args=[str(path)])) as c:
             while True:
                 page = await c.list_tools(cursor=cursor)
                 tools += [t.model_dump(by_alias=True, exclude_none=True, mode="json") for t in page.tools]
                 if (cursor := page.next_cursor) is None:
-                    return tools
+                    break
+            results = [(await c.call_tool(name, args)).model_dump(by_alias=True, exclude_none=True, mode="json")
+                       for name, args in calls]
+        return tools, results
 
-    for name in ("sdk_server.py", "sdk_paged_server.py"):
+    for name, calls in (("sdk_server.py", CALLS), ("sdk_paged_server.py", [("echo", {"x": 3})])):
         with MCPClient(sdk(name)) as client:
             ours = client.list_tools()
-        theirs = anyio.run(reference, SERVERS / name)
+            our_results = [client.call_tool(*call) for call in calls]
+        theirs, their_results = anyio.run(reference, SERVERS / name, calls)
         assert [t["name"] for t in ours] == [t["name"] for t in theirs]
         assert [t["inputSchema"] for t in ours] == [t["inputSchema"] for t in theirs]
+        for mine, ref in zip(our_results, their_results):
+            assert list(mine.content) == ref["content"] and mine.is_error == ref.get("isError", False)
+            assert mine.structured == ref.get("structuredContent")
 
 
 def test_pagination_follows_next_cursor():
