@@ -13,7 +13,10 @@ and (optionally) the built-in model's calculator accuracy end to end through `Ch
 4 accuracy  (--accuracy N) N arithmetic questions with 3-5 digit numbers through Chat with the four built-in tools;
             a reply is right when it contains the calculator's exact result. Target >= 90 %. --listing compact
             swaps the system prompt's tool listing for compact_listing (an experiment: the model was trained on the
-            full one).
+            full one); --delimit wraps results in <tool_result> tags (also untrained).
+5 notes     (--notes N) the first N held-out "notes" conversations of the corpus: the note is written to a file named
+            after its topic, the user's question goes through Chat, and the reply must contain every detail the
+            corpus's probe lists; once with bare results (as trained) and once with file names (show_files).
 The load average is printed first; the ratio parser/decode last.
 """
 from __future__ import annotations
@@ -135,21 +138,48 @@ def questions(n: int, seed: int = 2026) -> list[tuple[str, str]]:
     return out
 
 
-def accuracy(model, tok, n: int, listing: str) -> float:
+def accuracy(model, tok, n: int, listing: str, delimit: bool = False) -> float:
     if listing == "compact":
         chat_context.tools_prompt = compact_listing  # the experiment: what the system prompt lists
     try:
         right, called = 0, 0
         for q, want in questions(n):
-            chat = Chat(model, tok, tools=Toolbox(builtin_tools()), max_new_tokens=64)
+            chat = Chat(model, tok, tools=Toolbox(builtin_tools(), delimit=delimit), max_new_tokens=64)
             events = list(chat.send(q))
             called += any(isinstance(e, ev.ToolCalled) and e.name == "calculator" for e in events)
             right += want in events[-1].text
-        print(f"[accuracy] listing {listing}: {right}/{n} right ({100 * right / n:.1f} %), calculator called in "
-              f"{called}/{n}")
+        print(f"[accuracy] listing {listing}{', delimited results' if delimit else ''}: {right}/{n} right "
+              f"({100 * right / n:.1f} %), calculator called in {called}/{n}")
         return right / n
     finally:
         chat_context.tools_prompt = tools_prompt
+
+
+def notes_accuracy(model, tok, n: int) -> None:
+    import importlib
+    import tempfile
+    for name in ("minichat.builtin.corpus.synthetic", "minichat.train.synthetic"):
+        try:
+            synthetic = importlib.import_module(name)
+            break
+        except ImportError:
+            continue
+    convs = synthetic.heldout_corpus(n, kinds=["notes"])
+    for show_files in (False, True):
+        right = 0
+        for k, conv in enumerate(convs):
+            question, call, result = conv.messages[1], conv.messages[2].tool_calls[0], conv.messages[3].content
+            probe = next(p for p in conv.probes if p.kind == "answer" and p.index == 4)
+            with tempfile.TemporaryDirectory() as folder:
+                topic = call.arguments["query"]
+                if result.startswith("1 note found:\n- "):
+                    Path(folder, topic + ".txt").write_text(result.split("- ", 1)[1] + "\n", encoding="utf-8")
+                chat = Chat(model, tok, tools=Toolbox(builtin_tools(notes=folder, show_files=show_files)),
+                            max_new_tokens=96)
+                reply = list(chat.send(question.content))[-1].text
+            right += all(c in reply for c in probe.contains)
+        print(f"[notes] file names {'shown' if show_files else 'hidden (as trained)'}: {right}/{n} answers with "
+              f"every detail ({100 * right / n:.1f} %)")
 
 
 def main() -> None:
@@ -157,6 +187,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--accuracy", type=int, default=0, help="questions for the end-to-end accuracy (0: skip)")
     ap.add_argument("--listing", choices=["full", "compact", "both"], default="full")
+    ap.add_argument("--delimit", action="store_true", help="also measure accuracy with delimited results")
+    ap.add_argument("--notes", type=int, default=0, help="held-out notes conversations to answer (0: skip)")
     args = ap.parse_args()
     print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     model, tok = minichat.load_model(ASSETS)
@@ -167,6 +199,10 @@ def main() -> None:
     if args.accuracy:
         for listing in (["full", "compact"] if args.listing == "both" else [args.listing]):
             accuracy(model, tok, args.accuracy, listing)
+        if args.delimit:
+            accuracy(model, tok, args.accuracy, "full", delimit=True)
+    if args.notes:
+        notes_accuracy(model, tok, args.notes)
     ratio = bench_parser(model, tok, args.repeats)
     print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"ratio parser / decode time per token: {100 * ratio:.3f} % (target <= 2 %)")

@@ -5,7 +5,7 @@ The chat template lists each tool's full JSON schema, one per line, between <too
 costly: measured with the built-in tokenizer (docs/tools.md; bench/tools.py prints it again),
 
     the four built-in tools, full listing    234 tokens  (253 for the whole system message with the instructions)
-    the same, compact_listing                ~100 tokens
+    the same, compact_listing                108 tokens
 
 out of a 512-token window, so with the full listing and a 256-token reply budget not even a one-line question fits.
 `compact_listing` writes each tool as a signature line, the way a programmer would document it:
@@ -19,7 +19,8 @@ optional name, `=value` for a default); property descriptions follow the signatu
 full instead.
 
 The built-in model has NOT been trained on the compact form, so the chat keeps the full listing for it until it is
-retrained (a measured choice: docs/tools.md has both listings' token counts and the model's accuracy with each).
+retrained. Measured anyway (docs/tools.md): 200 calculator questions through Chat, 94.5 % right with the full listing,
+93.0 % with the compact one.
 
 What it leaves out: any attempt to teach the format (that is the corpus's job).
 """
