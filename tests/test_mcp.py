@@ -127,8 +127,17 @@ def test_unencodable_arguments_are_refused_and_the_connection_lives_on(demo):
 def test_tool_error_is_a_result_with_is_error(demo):
     result = demo.call_tool("divide", {"a": 1, "b": 0})
     assert result.is_error and "cannot divide by zero" in result.text
+    tools, seen = MCPTools(demo), []
+    tools.on_exchange = lambda name, lines: seen.append((name, lines))
     with pytest.raises(MCPToolError, match="cannot divide by zero"):
-        MCPTools(demo).run("divide", {"a": 1, "b": 0})
+        tools.run("divide", {"a": 1, "b": 0})
+    (name, lines), = seen
+    sent_line, received = lines.split("\n")
+    assert name == "divide" and sent_line.startswith("-> ") and received.startswith("<- ")
+    assert json.loads(sent_line[3:])["params"]["arguments"] == {"a": 1, "b": 0}
+    assert json.loads(received[3:])["result"]["isError"] is True
+    with pytest.raises(ValueError, match="must be a JSON object, not str"):
+        demo.call_tool("add", '{"a": 1}')
 
 
 def test_unknown_tool_is_a_jsonrpc_error():

@@ -44,7 +44,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -375,6 +375,8 @@ class MCPClient:
     def call_tool(self, name: str, arguments: Mapping[str, Any] | None = None, *,
                   timeout: float | None = None) -> ToolResult:
         """Call a tool; a failed tool comes back as `is_error=True` (not raised), a protocol error is raised."""
+        if not isinstance(arguments, Mapping | None):
+            raise ValueError(f"the arguments of {name!r} must be a JSON object, not {type(arguments).__name__}")
         result = self.request("tools/call", {"name": name, "arguments": dict(arguments or {})}, timeout=timeout)
         content = result.get("content")
         if not isinstance(content, list):
@@ -572,13 +574,15 @@ class MCPTools:
     A failed tool (`isError`) raises `MCPToolError` with the server's text, a JSON-RPC error raises `MCPRemoteError`:
     the chat loop turns an exception into an error result the model reads, and goes on. A server that died is restarted
     on the next call, at most `max_restarts` times (the failed call itself is not repeated: tools may not be
-    idempotent). `last_exchange` holds the raw JSON-RPC lines of the latest call (for `--trace`).
+    idempotent). `last_exchange` holds the raw JSON-RPC lines of the latest call, and `on_exchange(tool, lines)`,
+    if set, is called with them after every call (for `--trace`).
     """
 
     def __init__(self, client: MCPClient, *, max_restarts: int = 1, max_result_chars: int = 16_000):
         self.client, self.max_restarts, self.max_result_chars = client, max_restarts, max_result_chars
         self.restarts = 0
         self.last_exchange = ""
+        self.on_exchange: Callable[[str, str], None] | None = None
         self._schemas: list[dict] | None = None
 
     @classmethod
@@ -622,6 +626,8 @@ class MCPTools:
             result = self.client.call_tool(name, arguments)
         finally:
             self.last_exchange = self.client.trace(since=mark)
+            if self.on_exchange is not None:
+                self.on_exchange(name, self.last_exchange)
         text = result.text
         if len(text) > self.max_result_chars:
             text = text[:self.max_result_chars] + f"\n[... truncated: {len(result.text)} characters in all]"
