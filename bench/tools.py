@@ -114,13 +114,13 @@ def bench_hostile(repeats: int) -> float:
     return worst
 
 
-def bench_listing(tok) -> None:
+def bench_listing(tok, window: int) -> None:
     template = ChatTemplate(tok)
     full, compact = tools_prompt(BUILTIN_TOOL_SCHEMAS), compact_listing(BUILTIN_TOOL_SCHEMAS)
     base = template.count(Message("system", DEFAULT_INSTRUCTIONS))
+    with_tools = template.count(Message("system", system_text(DEFAULT_INSTRUCTIONS, tools=BUILTIN_TOOL_SCHEMAS)))
     print(f"[listing] full: {len(tok.encode_ordinary(full))} tokens, compact: {len(tok.encode_ordinary(compact))} "
-          f"tokens; system message with instructions: full {template.count(Message('system', system_text(DEFAULT_INSTRUCTIONS, tools=BUILTIN_TOOL_SCHEMAS)))}, "  # noqa: E501
-          f"none {base} (window {tok_window})")
+          f"tokens; system message with instructions: full {with_tools}, none {base} (window {window})")
 
 
 def questions(n: int, seed: int = 2026) -> list[tuple[str, str]]:
@@ -192,9 +192,7 @@ def main() -> None:
     args = ap.parse_args()
     print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     model, tok = minichat.load_model(ASSETS)
-    global tok_window
-    tok_window = model.config.n_ctx
-    bench_listing(tok)
+    bench_listing(tok, model.config.n_ctx)
     bench_hostile(args.repeats)
     if args.accuracy:
         for listing in (["full", "compact"] if args.listing == "both" else [args.listing]):
@@ -207,8 +205,6 @@ def main() -> None:
     print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"ratio parser / decode time per token: {100 * ratio:.3f} % (target <= 2 %)")
 
-
-tok_window = 0
 
 if __name__ == "__main__":
     main()

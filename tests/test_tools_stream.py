@@ -74,7 +74,7 @@ def replies(draw, text=plain):
 cuts = st.lists(st.integers(0, 10_000), max_size=25)
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(replies(), cuts)
 def test_streaming_equals_parse_and_never_shows_a_call(reply, cut_at):
     shown = check(reply, cut_at)
@@ -94,7 +94,7 @@ tricky = st.lists(st.sampled_from(["<", "tool", "_call", ">", "</", "<tool_", "<
                   max_size=12).map("".join)
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(replies(tricky), cuts)
 def test_near_misses_and_stray_tags_equal_the_parse(reply, cut_at):
     check(reply, cut_at)
@@ -125,3 +125,15 @@ def test_unclosed_call_is_an_error_and_not_shown():
     p.feed('Sure. <tool_call>{"name": "calculator", "argu')
     out = p.flush()
     assert p.text == "Sure." and out.errors and "not closed" in out.errors[0]
+
+
+def test_forced_prefix_is_fed_as_the_start_of_the_reply():
+    """tool_choice forcing: the turn starts with the toolbox's prefix; the model writes only the arguments."""
+    from minichat.tools import forced_prefix
+
+    prefix = forced_prefix("calculator")
+    p = ToolStreamParser()
+    assert p.feed(prefix).text == ""
+    calls = [c for piece in (' {"expression"', ': "6 * 7"}}', "</tool_call>") for c in p.feed(piece).calls]
+    assert [(c.name, dict(c.arguments)) for c in calls] == [("calculator", {"expression": "6 * 7"})]
+    assert p.flush().text == "" and p.text == ""

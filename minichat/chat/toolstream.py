@@ -19,6 +19,12 @@ shown text is held back until more text follows, and whitespace before the first
 call has been seen. One case cannot be matched while streaming: a reply that *starts* with whitespace, shows text,
 and only later makes a call — the leading whitespace was shown before the call could be known (the parse strips it).
 
+In the chat loop: one parser per generated reply; each token's text goes through `feed` before the safety output
+filter (what the parser holds back is not yet reply text), completed calls become `ToolCalled` events, and `flush`
+runs when generation stops. When `tool_choice` forces a call, the assistant's turn starts with the toolbox's forced
+prefix (`<tool_call>{"name": "calculator", "arguments":`): feed that prefix first, as the start of the reply; it
+shows nothing, and the model's tokens complete the call.
+
 A call is parsed with `parse_assistant` itself (one call at a time), so the streaming and the non-streaming rules
 cannot drift apart. An unclosed call at the end of the reply is an error, as in the parse, and its text is not shown.
 

@@ -74,7 +74,7 @@ def remember_result(fact: str) -> str:
     return f"Saved to memory: {fact}"
 
 
-# -- the tools -----------------------------------------------------------------------------------------------------------
+# -- the tools ---------------------------------------------------------------------------------------------------------
 
 def _from_schema(name: str, fn: Callable) -> Tool:
     s = _SCHEMA[name]
