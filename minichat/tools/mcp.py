@@ -24,7 +24,8 @@ reports a failed tool with `isError: true` (`MCPToolError`, whose text is meant 
 and received is kept in `transcript` (for `--trace`).
 
 `MCPTools` presents one server's tools through the chat's `Tools` socket (schemas(), run(name, arguments) -> str);
-`merge_tools` joins several tool sources and prefixes an MCP tool's name with its server's name where names clash.
+`merge_tools` joins several tool sources and prefixes an MCP tool's name with its server's name where names clash;
+`tool_specs` turns a server's tools into entries for the local tools registry (`Toolbox.add(Tool(**spec))`).
 
 Left out: HTTP transports, resources, prompts, completion, subscriptions, sampling/elicitation and the multi
 round-trip `input_required` results (reported as unsupported), progress, and validating arguments on the client
@@ -77,7 +78,7 @@ class MCPConnectionError(MCPError):
     """The server could not be started, or its process exited (or was closed)."""
 
 
-class MCPTimeout(MCPError):
+class MCPTimeout(MCPError, TimeoutError):
     """The server did not answer within the time limit."""
 
 
