@@ -1,0 +1,119 @@
+"""The chat's `Memory` socket over the store: retrieve relevant snippets, save what the model's `remember` call says,
+and a temporary mode that neither reads nor writes.
+
+    memory = open_memory(user="alice")                    # or open_memory(temporary=True) for a temporary chat
+    memory.retrieve("what tea do I like?", k=3)           # -> ["The user likes green tea."]   (the socket's method)
+    memory.last_hits                                      # -> (Hit(entry, 0.69, matched=("tea",)),)  for MemoryHits
+    memory.last_reason                                    # -> "bm25: 1 of 2 memories matched"
+    memory.remember_tool("The user's dog is called Biscuit.")   # -> "Saved to memory: The user's dog is ..."
+
+Retrieval is BM25 over the user's memories (minichat.bm25); only documents that share a word with the message can
+come back (score > 0), at most k of them and at most `max_chars` characters in all, so a store of thousands of facts
+costs the prompt a few lines. A message asking what the assistant remembers ("what do you know about me?") is
+answered from the list instead, newest first: BM25 would rank by the word "user", which every fact contains.
+
+The `remember` tool's result text is the one the built-in model was trained on ("Saved to memory: <fact>"). When a
+guard (the safety socket) is given, a fact is saved only if `guard.check_input(fact)` allows it: a prompt injection
+in a web page must not become a standing instruction in every later chat.
+
+Temporary mode: the database is not even opened (no file is created), retrieve returns nothing and remember saves
+nothing (the tool says so, so the model does not claim otherwise).
+
+What it leaves out: snippet placement in the prompt (the chat's context assembly decides; see docs/memory.md),
+embedding-based retrieval, automatic extraction of facts.
+"""
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from minichat.memory.errors import MemoryInputError
+from minichat.memory.store import Hit, MemoryStore, check_user
+
+REMEMBER_SCHEMA: dict[str, Any] = {  # the schema the built-in model saw in training (train/synthetic_tools.py)
+    "name": "remember", "description": "Save a fact about the user to long-term memory.",
+    "parameters": {"type": "object", "properties": {"fact": {"type": "string"}}, "required": ["fact"]}}
+_WHAT_DO_YOU_KNOW = re.compile(
+    r"\bwhat\b.{0,20}\b(do|did|have)\s+you\s+(remember|know|stored?|saved?|kept)\b.{0,20}\b(me|my|i)\b"
+    r"|\bwhat('s| is)\s+in\s+your\s+memory\b|\bwhat\s+have\s+you\s+(remembered|saved|stored)\b", re.I)
+
+
+def asks_what_is_remembered(message: str) -> bool:
+    """Whether the message asks for the whole memory ("What do you remember about me?")."""
+    return bool(_WHAT_DO_YOU_KNOW.search(message))
+
+
+class StoreMemory:
+    """A `Memory` socket for one user of a store (structural: it does not import minichat.chat)."""
+
+    def __init__(self, store: MemoryStore | None, user: str = "default", *, temporary: bool = False,
+                 max_chars: int = 600, guard: Any = None) -> None:
+        if store is None and not temporary:
+            raise MemoryInputError("StoreMemory needs a store unless temporary=True")
+        self.store = None if temporary else store
+        self.user, self.temporary, self.max_chars, self.guard = check_user(user), temporary, max_chars, guard
+        self.last_hits: tuple[Hit, ...] = ()  # what the last retrieve returned, with scores (for MemoryHits)
+        self.last_reason = ""  # why: "bm25: ...", "listed: ...", "temporary chat: memory is off"
+
+    def retrieve(self, query: str, k: int) -> Sequence[str]:
+        """The socket method: up to k snippets relevant to the message, most relevant first."""
+        return [h.entry.text for h in self.retrieve_hits(query, k)]
+
+    def retrieve_hits(self, query: str, k: int) -> tuple[Hit, ...]:
+        if self.store is None:
+            self.last_hits, self.last_reason = (), "temporary chat: memory is off (nothing read)"
+            return ()
+        if asks_what_is_remembered(query):
+            entries = sorted(self.store.list(self.user), key=lambda e: (e.updated, e.id), reverse=True)
+            hits = [Hit(e, 0.0, ()) for e in entries]
+            limit = len(hits)  # the whole list, within the character budget
+            reason = f"listed: the message asks what is remembered ({len(entries)} memories, newest first)"
+        else:
+            hits = self.store.search(self.user, query, k)
+            limit = max(k, 0)
+            reason = f"bm25: {len(hits)} of {self.store.count(self.user)} memories matched words of the message"
+        kept, used = [], 0
+        for h in hits[:limit]:
+            if kept and used + len(h.entry.text) > self.max_chars:
+                break  # the budget: the first snippet always fits (a memory is at most MAX_TEXT characters)
+            kept.append(h)
+            used += len(h.entry.text)
+        if len(kept) < len(hits):
+            reason += f"; {len(kept)} kept within the {self.max_chars}-character budget"
+        self.last_hits, self.last_reason = tuple(kept), reason
+        return self.last_hits
+
+    def remember_tool(self, fact: str, tags: Iterable[str] | None = None) -> str:
+        """The `remember` tool: save a fact the model was told; returns the tool result text for the model.
+
+        Raises MemoryInputError for a refused fact (empty, too long, control characters) so that the tool layer
+        reports a failed call; a guard's refusal is returned as text, since the model should tell the user."""
+        if self.store is None:
+            return "Not saved: this is a temporary chat, memory is off."
+        if self.guard is not None:
+            verdict = self.guard.check_input(fact if isinstance(fact, str) else "")
+            if not verdict.allowed:
+                return f"Not saved: the safety check refused this fact ({verdict.policy or verdict.reason})."
+        entry = self.store.remember(self.user, fact, source="tool", tags=tags)
+        return f"Saved to memory: {entry.text}"
+
+    def run_tool(self, name: str, arguments: Mapping[str, Any]) -> str:
+        """Tools-socket style entry point for the one tool this package provides."""
+        if name != "remember":
+            raise LookupError(f"the memory provides only the 'remember' tool, not {name!r}")
+        if set(arguments) - {"fact"} or not isinstance(arguments.get("fact"), str):
+            raise MemoryInputError(f"remember takes one string argument 'fact', got {dict(arguments)!r}")
+        return self.remember_tool(arguments["fact"])
+
+    def everything(self) -> list[str]:
+        """All the user's memories, oldest first (what "what do you remember about me?" lists)."""
+        return [] if self.store is None else [e.text for e in self.store.list(self.user)]
+
+
+def open_memory(path: str | os.PathLike | None = None, user: str = "default", *, temporary: bool = False,
+                **options: Any) -> StoreMemory:
+    """A memory socket for `user` over the database at path ($MINICHAT_MEMORY, ~/.minichat/memory.db); with
+    temporary=True nothing is opened, read or written."""
+    return StoreMemory(None if temporary else MemoryStore(path), user, temporary=temporary, **options)
