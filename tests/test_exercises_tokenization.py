@@ -231,7 +231,6 @@ def test_references_match_hand_worked_values():
     assert merges == {(97, 97): 256, (97, 98): 257, (256, 257): 258}
     assert ex.reference_tokenizer(merges).encode_ordinary("aaabdaaabac") == [258, 100, 258, 97, 99]
     assert ex.reference_tokenizer(merges).decode([258, 100]) == "aaabd"
-    assert ex._reference_merge([1, 1, 1], (1, 1), 2) == [2, 1]
-    assert ex._reference_merge([1, 1, 1, 1], (1, 1), 2) == [2, 2]
+    assert ex._library_top_pair(list(b"aaabdaaabac")) == (97, 97) and ex._library_top_pair([5]) is None
     assert ex._library_top_pair([1, 2, 3, 1, 2]) == (1, 2)
     assert ex._library_top_pair([3, 4, 1, 2]) == (1, 2)  # all counts 1: the smallest pair wins

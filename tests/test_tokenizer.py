@@ -1,6 +1,6 @@
-"""The tokenizer on its own terms: hand-worked values, the kernels against their plain-Python twins, special-token
-rules, streaming decode, the file format, and hypothesis properties. Comparisons with tiktoken and HF tokenizers are in
-test_tokenizer_peers.py."""
+"""The tokenizer on its own terms: hand-worked values, the kernels against BPE's definition in tokenizer/basic.py,
+special-token rules, streaming decode, the file format, and hypothesis properties. Comparisons with tiktoken and HF
+tokenizers are in test_tokenizer_peers.py."""
 from __future__ import annotations
 
 import numpy as np
@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from minichat.errors import TokenizerError
 from minichat.kernels import bpe as kernels
-from minichat.tokenizer import StreamDecoder, Tokenizer, load_tokenizer, save_tokenizer, train
+from minichat.tokenizer import StreamDecoder, Tokenizer, basic, load_tokenizer, save_tokenizer, train
 from minichat.tokenizer.train import count_chunks
 
 KERNELS = ["numba", "python"]
@@ -69,7 +69,31 @@ def test_train_is_deterministic_and_kernels_agree():
     assert a.merges == b.merges == c.merges
 
 
-# -- kernels against their twins ---------------------------------------------------------------------------------------
+# -- the definition (basic.py) and the kernels against it -------------------------------------------------------------
+
+def test_basic_docstring_examples():
+    """The worked examples in basic.py's docstrings are run, so they cannot drift from the code."""
+    import doctest
+
+    result = doctest.testmod(basic, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0 and result.attempted >= 8
+
+
+def test_basic_by_hand():
+    # Wikipedia's aaabdaaabac: (a,a) 4 times -> 256; then (a,b) and (256,a) both twice, the smaller pair (97,98) wins
+    # -> 257; then (256,257) -> 258. Encoded: X d X a c.
+    merges = basic.train_naive([(list(b"aaabdaaabac"), 1)], 10)
+    # with min_frequency=1 it goes on until one token is left; X d X a c has only single pairs, smallest first:
+    # (a, c) -> 259: X d X 259; (d, X) -> 260: X 260 259; (X, 260) -> 261: 261 259; (261, 259) -> 262.
+    assert merges == {(97, 97): 256, (97, 98): 257, (256, 257): 258, (97, 99): 259, (100, 258): 260,
+                      (258, 260): 261, (261, 259): 262}
+    assert basic.train_naive([(list(b"aaabdaaabac"), 1)], 10, min_frequency=2) == dict(list(merges.items())[:3])
+    assert basic.encode_chunk(list(b"aaabdaaabac"), dict(list(merges.items())[:3])) == [258, 100, 258, 97, 99]
+    # counts are weighted: the chunk "ab" seen 3 times outweighs "cd" and "de" seen twice each
+    assert basic.train_naive([(list(b"cde"), 2), (list(b"ab"), 3)], 1) == {(97, 98): 256}
+    assert basic.encode_chunk([], {(1, 2): 3}) == [] and basic.encode_chunk([7], {}) == [7]
+    assert basic.merge([1, 1, 1, 1], (1, 1), 9) == [9, 9] and basic.merge([2, 1], (1, 2), 9) == [2, 1]
+
 
 words_strategy = st.lists(st.lists(st.integers(97, 100), min_size=1, max_size=14), min_size=1, max_size=40)
 
@@ -83,33 +107,40 @@ def _flatten(words):
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(words=words_strategy, weights_seed=st.integers(0, 2**32 - 1), n=st.integers(1, 40), minf=st.integers(1, 3))
-def test_learn_merges_equals_reference(words, weights_seed, n, minf):
+def test_learn_merges_equals_train_naive(words, weights_seed, n, minf):
     sym, starts = _flatten(words)
     weights = np.random.default_rng(weights_seed).integers(1, 5, len(words)).astype(np.int64)
     fast = kernels.learn_merges(sym, starts, weights, n, 256, minf)
-    slow = kernels.learn_merges_reference(sym, starts, weights, n, 256, minf)
-    assert fast.tolist() == slow.tolist()
+    naive = basic.train_naive(zip(words, weights.tolist()), n, 256, minf)
+    assert fast.tolist() == [[a, b, c] for (a, b), c in naive.items()]
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(words=words_strategy, n=st.integers(0, 30))
-def test_apply_merges_equals_reference(words, n):
-    sym, starts = _flatten(words)
-    merges = kernels.learn_merges_reference(sym, starts, np.ones(len(words), np.int64), n, 256, 1)
+def test_apply_merges_equals_encode_chunk(words, n):
+    merges = basic.train_naive([(w, 1) for w in words], n)
     # apply to fresh random text too, not only to the training words
     rng = np.random.default_rng(n)
     other = [list(rng.integers(97, 101, rng.integers(1, 30))) for _ in range(10)]
+    table = kernels.merge_table([(a, b, c) for (a, b), c in merges.items()])
     for ws in (words, other):
         ids, offs = _flatten(ws)
-        table = kernels.merge_table([tuple(m) for m in merges.tolist()])
-        fast = kernels.apply_merges_many(ids, offs, *table)
-        slow = kernels.apply_merges_many_reference(ids, offs, *table)
-        assert fast[0].tolist() == slow[0].tolist() and fast[1].tolist() == slow[1].tolist()
+        out, out_offs = kernels.apply_merges_many(ids, offs, *table)
+        fast = [out[lo:hi].tolist() for lo, hi in zip(out_offs, out_offs[1:])]
+        assert fast == [basic.encode_chunk([int(x) for x in w], merges) for w in ws]
 
 
 def test_merge_table_rejects_duplicate_pairs():
     with pytest.raises(ValueError, match="merged twice"):
         kernels.merge_table([(97, 98, 256), (97, 98, 257)])
+
+
+def test_python_kernel_refuses_merges_out_of_id_order():
+    vocab = {i: bytes([i]) for i in range(256)} | {256: b"ab", 257: b"bc"}
+    merges = [(98, 99, 257), (97, 98, 256)]  # rank 0 makes id 257, rank 1 id 256: fine for the kernel, not for basic
+    assert Tokenizer(vocab, merges, "gpt2").encode("abc") == [97, 257]
+    with pytest.raises(TokenizerError, match="kernel='numba'"):
+        Tokenizer(vocab, merges, "gpt2", kernel="python")
 
 
 @pytest.mark.parametrize("kernel", KERNELS)

@@ -18,22 +18,20 @@ The rules the library follows, which your functions must follow too:
   * decoding joins the tokens' bytes and decodes UTF-8 with errors="replace" (a split character becomes U+FFFD).
 Training and encoding here work on the whole text as one piece (`NO_SPLIT`): no pre-tokenization regex.
 
-The references are `minichat.tokenizer.train(..., pattern=NO_SPLIT, min_frequency=1)`, `Tokenizer.encode_ordinary`,
-`Tokenizer.decode`, and the readable twins in `minichat.kernels.bpe` (`apply_merges_many_reference` for one merge,
-`learn_merges_reference` for the pair BPE merges first). Pair counting has no function of its own in the library (the
-trainer counts incrementally), so its cases are compared with the definition, a `collections.Counter` over
-`zip(ids, ids[1:])`, plus cases checking that your most frequent pair is the one minichat merges first.
+The references: `get_pair_counts` and `merge` from `minichat.tokenizer.basic` (the library's own list functions,
+which its kernels are tested against), plus a check that your most frequent pair is the one minichat's trainer merges
+first; `minichat.tokenizer.train(..., pattern=NO_SPLIT, min_frequency=1)` for training; `Tokenizer.encode_ordinary`
+and `Tokenizer.decode` for encoding and decoding.
 """
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
 from minichat.exercises import Feedback, run_cases
-from minichat.kernels import bpe as kernels
+from minichat.tokenizer import basic
 from minichat.tokenizer.bpe import Tokenizer
 from minichat.tokenizer.train import train
 
@@ -66,19 +64,10 @@ def reference_tokenizer(merges: Mapping[Pair, int]) -> Tokenizer:
     return Tokenizer(vocab, triples, pattern=NO_SPLIT)
 
 
-def _reference_merge(ids: list[int], pair: Pair, new_id: int) -> list[int]:
-    """The library's merge loop (the encoder's readable twin) with a table of one merge."""
-    table = kernels.merge_table([(pair[0], pair[1], new_id)])
-    out, _ = kernels.apply_merges_many_reference(np.asarray(ids, np.int32), np.array([0, len(ids)], np.int64), *table)
-    return out.tolist()
-
-
 def _library_top_pair(ids: list[int]) -> Pair | None:
     """The pair minichat's trainer merges first in `ids` (None when there is no pair)."""
-    sym = np.asarray(ids, np.int32)  # (N,)
-    first = kernels.learn_merges_reference(sym, np.array([0, len(ids)], np.int64), np.array([1], np.int64), 1,
-                                           max(ids, default=0) + 1, 1)
-    return (int(first[0, 0]), int(first[0, 1])) if len(first) else None
+    first = basic.train_naive([(ids, 1)], 1, first_id=max(ids, default=0) + 1)
+    return next(iter(first), None)
 
 
 # -- comparisons that accept any reasonable container ----------------------------------------------------------------
@@ -128,7 +117,7 @@ def check_get_pair_counts(fn: Callable[[list[int]], dict[Pair, int]], seed: int 
                ("overlapping run [5, 5, 5, 5]", [5, 5, 5, 5]), ("pair at the very end", [1, 2, 3, 4, 9, 9]),
                ("the bytes of 'aaabdaaabac'", list(WIKIPEDIA.encode()))]
     samples += [(f"random #{k}", rng.integers(0, 4 + 2 * k, size=int(rng.integers(2, 40))).tolist()) for k in range(6)]
-    counts = run_cases("get_pair_counts", fn, [(name, (list(ids),), dict(Counter(zip(ids, ids[1:]))))
+    counts = run_cases("get_pair_counts", fn, [(name, (list(ids),), basic.get_pair_counts(ids))
                                                for name, ids in samples], same=_same_counts)
     if counts.not_done:
         return counts
@@ -161,7 +150,7 @@ def check_merge(fn: Callable[[list[int], Pair, int], list[int]], seed: int = 0) 
         i = int(rng.integers(len(ids) - 1))
         pair = (ids[i], ids[i + 1])  # a pair that occurs at least once
         cases.append((f"random #{k} merging {pair}", ids, pair, 256 + k))
-    return run_cases("merge", fn, [(name, (list(ids), pair, z), _reference_merge(ids, pair, z))
+    return run_cases("merge", fn, [(name, (list(ids), pair, z), basic.merge(ids, pair, z))
                                    for name, ids, pair, z in cases], same=_same_ids)
 
 

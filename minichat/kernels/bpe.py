@@ -1,8 +1,9 @@
 """BPE hot loops: applying merges to many chunks (encode) and learning merges from a corpus (train).
 
 Both loops are Numba-jitted (`lazy_jit`) because they are long chains of tiny integer operations that the Python
-interpreter runs ~50x slower. Each one has a plain-Python twin below it with the same signature; tests check that the
-twins agree, and the twins are the readable statement of what the kernels do.
+interpreter runs ~50x slower. The readable statement of what they compute is `minichat/tokenizer/basic.py`
+(`encode_chunk`, `train_naive`: minbpe's list functions); the tests check the kernels against those functions, and
+`Tokenizer(kernel="python")` / `train(kernel="python")` run those functions instead of these loops.
 
 Encoding a chunk ("apply merges")
     Start from the chunk's byte tokens. Repeatedly take the adjacent pair with the lowest merge rank (the leftmost one
@@ -11,6 +12,8 @@ Encoding a chunk ("apply merges")
     keeps the chunk as a doubly linked list and the candidate pairs in a heap ordered by (rank, position), so a chunk of
     n bytes costs O(n log n). Stale heap entries (a neighbour changed since the entry was pushed) are recognised when
     popped and dropped. This is the same order HF tokenizers uses, and it equals tiktoken's "leftmost lowest rank".
+    It also equals `basic.encode_chunk`, which merges every occurrence of the earliest merge at once: a merge's new
+    token only takes part in later merges, so nothing can come between two occurrences of the same pair.
 
 Learning merges ("train")
     The corpus arrives as unique chunks ("words") with their counts. We count every adjacent pair once, weighted by the
@@ -121,23 +124,6 @@ def apply_merges_many(ids, offsets, keys, ranks, new_ids):
     return out[:w], out_offsets
 
 
-def apply_merges_many_reference(ids, offsets, keys, ranks, new_ids):
-    """Plain-Python twin of `apply_merges_many`: rescan for the lowest-rank pair after every merge."""
-    table = {int(k): (int(r), int(v)) for k, r, v in zip(keys, ranks, new_ids)}
-    out, out_offsets = [], [0]
-    for c in range(len(offsets) - 1):
-        parts = [int(x) for x in ids[offsets[c] : offsets[c + 1]]]
-        while len(parts) >= 2:
-            found = [(table[k][0], i) for i in range(len(parts) - 1) if (k := parts[i] << 32 | parts[i + 1]) in table]
-            if not found:
-                break
-            _, i = min(found)  # lowest rank, then leftmost
-            parts[i : i + 2] = [table[parts[i] << 32 | parts[i + 1]][1]]
-        out.extend(parts)
-        out_offsets.append(len(out))
-    return np.array(out, np.int32), np.array(out_offsets, np.int64)
-
-
 # ---------------------------------------------------------------------------------------------------------------------
 # train
 
@@ -240,28 +226,3 @@ def learn_merges(sym, word_starts, weights, n_merges, first_id, min_frequency):
             elif t in counts:
                 counts.pop(t)
     return merges[:m]
-
-
-def learn_merges_reference(sym, word_starts, weights, n_merges, first_id, min_frequency):
-    """Plain-Python twin of `learn_merges`: recount every pair from scratch before each merge (minbpe's loop)."""
-    words = [[int(x) for x in sym[word_starts[i] : word_starts[i + 1]]] for i in range(len(word_starts) - 1)]
-    merges = []
-    while len(merges) < n_merges:
-        stats: dict[tuple[int, int], int] = {}
-        for word, f in zip(words, weights):
-            for pair in zip(word, word[1:]):
-                stats[pair] = stats.get(pair, 0) + int(f)
-        if not stats:
-            break
-        pair = min(stats, key=lambda p: (-stats[p], p))  # most frequent, then smallest (left, right)
-        if stats[pair] < min_frequency:
-            break
-        z = first_id + len(merges)
-        merges.append((pair[0], pair[1], z))
-        for word in words:
-            i = 0
-            while i < len(word) - 1:
-                if word[i] == pair[0] and word[i + 1] == pair[1]:
-                    word[i : i + 2] = [z]
-                i += 1
-    return np.array(merges, np.int64).reshape(-1, 3)

@@ -1,5 +1,6 @@
 """Byte-level BPE: train, encode, decode, special tokens, real vocabularies, streaming decode.
 
+    basic.py     BPE's definition in four list functions (get_pair_counts, merge, encode_chunk, train_naive)
     bpe.py       the Tokenizer (encode/decode, special-token rules)
     train.py     learning merges from text
     patterns.py  pre-tokenization regexes (GPT-2, GPT-4)

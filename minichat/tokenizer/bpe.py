@@ -6,7 +6,7 @@ they were learned (the rank). Encoding:
   1. split off special tokens such as <|endoftext|> (only those the caller allows; see `encode`),
   2. cut the rest into chunks with the pre-tokenization regex (`patterns.py`),
   3. turn each chunk into its UTF-8 bytes, one byte token each,
-  4. apply merges, lowest rank first, until none applies (`kernels/bpe.py`).
+  4. apply merges, lowest rank first, until none applies (`basic.encode_chunk` says how; `kernels/bpe.py` does it fast).
 
 Worked example (the one on Wikipedia's "Byte pair encoding" page): training on "aaabdaaabac" merges
 (a, a) -> Z, then (a, b) -> Y, then (Z, Y) -> X, so "aaabdaaabac" encodes as X d X a c: 11 bytes, 5 tokens.
@@ -31,6 +31,7 @@ import regex
 
 from minichat.errors import TokenizerError
 from minichat.kernels import bpe as kernels
+from minichat.tokenizer import basic
 from minichat.tokenizer.fastsplit import Splitter
 from minichat.tokenizer.patterns import GPT4_PATTERN, resolve_pattern
 
@@ -43,7 +44,8 @@ class Tokenizer:
     vocab: id -> bytes for every ordinary token (normally all 256 single bytes; see `missing_bytes`);
     merges: (left id, right id, merged id) in rank order; pattern: a name from `patterns.PATTERNS` or a regex;
     special_tokens: string -> id for control tokens, outside the ordinary ids; kernel: "numba" or "python" (the
-    readable twin, for tests and for machines without numba).
+    readable definition, `basic.encode_chunk`, one chunk at a time; it needs merges whose new ids grow with their rank,
+    as every trained or imported vocabulary has).
     """
 
     def __init__(
@@ -86,6 +88,9 @@ class Tokenizer:
             if self.vocab[c] != self.vocab[a] + self.vocab[b]:
                 raise TokenizerError(f"merge #{r}: token {c} is {self.vocab[c]!r}, not {a}+{b} = "
                                      f"{self.vocab[a] + self.vocab[b]!r}")
+        if self.kernel == "python" and any(x[2] >= y[2] for x, y in zip(self.merges, self.merges[1:])):
+            raise TokenizerError("kernel='python' (basic.encode_chunk) takes the smallest new id as the earliest "
+                                 "merge, but these merges' new ids do not grow with their rank; use kernel='numba'")
         for s, i in self.special_tokens.items():
             if not s:
                 raise TokenizerError("a special token needs a non-empty string")
@@ -119,6 +124,7 @@ class Tokenizer:
         self._inverse_special = {i: s for s, i in self.special_tokens.items()}
         self._special_re = self._alternation(self.special_tokens)
         self._cache: dict[str, tuple[int, ...]] = {}
+        self._merge_ids = {(a, b): c for a, b, c in self.merges} if self.kernel == "python" else {}
 
     @staticmethod
     def _alternation(strings: Iterable[str]) -> regex.Pattern | None:
@@ -164,8 +170,11 @@ class Tokenizer:
         offsets = np.zeros(len(raw) + 1, np.int64)  # (C+1,)
         np.cumsum([len(b) for b in raw], out=offsets[1:])
         ids = self._byte_to_id[np.frombuffer(b"".join(raw), np.uint8)]  # (N,) byte tokens back to back
-        merge = kernels.apply_merges_many if self.kernel == "numba" else kernels.apply_merges_many_reference
-        out, out_offsets = merge(ids, offsets, *self._table)
+        if self.kernel == "python":  # the definition, chunk by chunk
+            for c, lo, hi in zip(chunks, offsets, offsets[1:]):
+                self._cache[c] = tuple(basic.encode_chunk(ids[lo:hi].tolist(), self._merge_ids))
+            return
+        out, out_offsets = kernels.apply_merges_many(ids, offsets, *self._table)
         out, out_offsets = out.tolist(), out_offsets.tolist()
         for c, lo, hi in zip(chunks, out_offsets, out_offsets[1:]):
             self._cache[c] = tuple(out[lo:hi])

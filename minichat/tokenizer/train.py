@@ -6,7 +6,8 @@
     2. Start every chunk as its UTF-8 bytes (token id = byte value, 0..255).
     3. Repeat: find the most frequent adjacent pair across all chunks (weighted by chunk count), give it the next
        id, and rewrite it everywhere. The incremental version (`kernels.bpe.learn_merges`) touches only the chunks
-       containing the pair; `kernel="python"` runs the readable recount-everything twin instead.
+       containing the pair; `kernel="python"` runs the readable recount-everything definition instead
+       (`basic.train_naive`).
 
 Tie-breaking is deterministic and documented: among pairs with the same count the one with the smaller left id wins,
 then the smaller right id. Ids below 256 are byte values, so for a first merge this is plain byte order.
@@ -31,6 +32,7 @@ import numpy as np
 import regex
 
 from minichat.kernels import bpe as kernels
+from minichat.tokenizer import basic
 from minichat.tokenizer.bpe import Tokenizer
 from minichat.tokenizer.fastsplit import Splitter
 from minichat.tokenizer.patterns import GPT4_PATTERN, resolve_pattern
@@ -96,9 +98,12 @@ def train(
 
     # step 3: learn the merges
     n_merges = vocab_size - 256 - len(special_tokens)
-    learn = kernels.learn_merges if kernel == "numba" else kernels.learn_merges_reference
     t1 = time.perf_counter()
-    merges = learn(sym, starts, weights, n_merges, 256, min_frequency).tolist()
+    if kernel == "numba":
+        merges = kernels.learn_merges(sym, starts, weights, n_merges, 256, min_frequency).tolist()
+    else:
+        learned = basic.train_naive(zip(map(list, raw), counts.values()), n_merges, 256, min_frequency)
+        merges = [(a, b, c) for (a, b), c in learned.items()]
     say(f"learned {len(merges)} merges in {time.perf_counter() - t1:.1f}s")
     if len(merges) < n_merges:
         say(f"stopped early: no pair left with count >= {min_frequency}; the vocabulary has "
