@@ -287,8 +287,23 @@ def test_server_killed_mid_call():
         assert not worker.is_alive()
         assert isinstance(caught[0], MCPConnectionError) and "was killed by signal 9" in str(caught[0])
         assert tools.run("add", {"a": 5, "b": 6}) == "11" and tools.restarts == 1  # the chat goes on
+        os.kill(tools.client.pid, signal.SIGKILL)  # again: the one restart allowed is used up
+        with pytest.raises(MCPConnectionError, match="was killed by signal 9|is not running"):
+            tools.run("add", {"a": 5, "b": 6})
+        with pytest.raises(MCPConnectionError, match="is not running"):
+            tools.run("add", {"a": 5, "b": 6})
     finally:
         tools.close()
+
+
+def test_a_line_too_long_is_refused(monkeypatch):
+    import minichat.tools.mcp as mcp
+    monkeypatch.setattr(mcp, "MAX_LINE", 4096)  # 16 MiB in earnest; the reader thread reads the module's value
+    with MCPClient(sdk(), probe_timeout=SURE) as client:
+        assert client.call_tool("echo", {"text": "x" * 1000}).text == "x" * 1000
+        with pytest.raises(MCPProtocolError, match="a line longer than 4096 bytes"):
+            client.call_tool("echo", {"text": "x" * 5000})
+        assert not client.alive
 
 
 def test_server_that_crashes_at_start_shows_its_log():
