@@ -139,7 +139,8 @@ def _read_tokenizer(where: str, read: Callable[..., Tokenizer], *args: Any) -> T
     try:
         return read(*args)
     except TokenizerError as e:
-        raise CheckpointError(f"{where}: its tokenizer cannot be read: {e}") from e
+        detail = str(e).removeprefix(f"{where}: ")  # the GGUF tokenizer's messages name the file already
+        raise CheckpointError(f"{where}: its tokenizer cannot be read: {detail}") from e
 
 
 # -- minichat's own --------------------------------------------------------------------------------------------------

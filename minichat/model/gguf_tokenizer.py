@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 
 from minichat.errors import TokenizerError
@@ -71,13 +72,22 @@ def _as_gguf(gguf: GGUFFile | str | os.PathLike) -> GGUFFile:
     return gguf if isinstance(gguf, GGUFFile) else read_gguf(gguf)
 
 
+def _typed(g: GGUFFile, key: str, kind: type) -> Any:
+    """metadata[key] (None when absent), or TokenizerError if the file stores something else than a `kind` there."""
+    value = g.metadata.get(key)
+    if value is not None and type(value) is not kind:  # type(): True is an int to Python, not to GGUF
+        expected = "an integer" if kind is int else "true or false"
+        raise TokenizerError(f"{g.path}: {key} is {value!r:.80}, but it must be {expected}")
+    return value
+
+
 def special_ids_from_gguf(gguf: GGUFFile | str | os.PathLike) -> SpecialIds:
     """bos/eos/pad/unk ids and the add_bos/add_eos flags from the metadata."""
-    m = _as_gguf(gguf).metadata
-    return SpecialIds(
-        bos=m.get("tokenizer.ggml.bos_token_id"), eos=m.get("tokenizer.ggml.eos_token_id"),
-        pad=m.get("tokenizer.ggml.padding_token_id"), unk=m.get("tokenizer.ggml.unknown_token_id"),
-        add_bos=m.get("tokenizer.ggml.add_bos_token"), add_eos=m.get("tokenizer.ggml.add_eos_token"))
+    g = _as_gguf(gguf)
+    ids = {name: _typed(g, f"tokenizer.ggml.{key}", int) for name, key in [
+        ("bos", "bos_token_id"), ("eos", "eos_token_id"), ("pad", "padding_token_id"), ("unk", "unknown_token_id")]}
+    return SpecialIds(**ids, add_bos=_typed(g, "tokenizer.ggml.add_bos_token", bool),
+                      add_eos=_typed(g, "tokenizer.ggml.add_eos_token", bool))
 
 
 def chat_template_from_gguf(gguf: GGUFFile | str | os.PathLike) -> str | None:
@@ -88,7 +98,7 @@ def chat_template_from_gguf(gguf: GGUFFile | str | os.PathLike) -> str | None:
 
 def pattern_for_pre(pre: str | None) -> str:
     """The pre-tokenization regex for a `tokenizer.ggml.pre` name, or TokenizerError for names we do not know."""
-    if pre in PRE_TOKENIZER_PATTERNS:
+    if isinstance(pre, str) and pre in PRE_TOKENIZER_PATTERNS:
         return PRE_TOKENIZER_PATTERNS[pre]
     raise TokenizerError(
         f"unknown GGUF pre-tokenizer {pre!r} (tokenizer.ggml.pre); minichat knows {sorted(PRE_TOKENIZER_PATTERNS)}. "
@@ -109,14 +119,19 @@ def tokenizer_from_gguf(gguf: GGUFFile | str | os.PathLike, pattern: str | None 
                              f"('gpt2') vocabularies, not SentencePiece ('llama') or others")
     tokens = m.get("tokenizer.ggml.tokens")
     merges = m.get("tokenizer.ggml.merges")
-    if not isinstance(tokens, list) or not isinstance(merges, list):
-        raise TokenizerError(f"{g.path}: the metadata lacks tokenizer.ggml.tokens or tokenizer.ggml.merges arrays")
+    if not all(isinstance(x, list) and all(isinstance(t, str) for t in x) for x in (tokens, merges)):
+        raise TokenizerError(f"{g.path}: the metadata lacks tokenizer.ggml.tokens or tokenizer.ggml.merges arrays "
+                             f"of strings")
     types = m.get("tokenizer.ggml.token_type", [NORMAL] * len(tokens))
+    if not isinstance(types, list) or not all(type(t) is int for t in types):
+        raise TokenizerError(f"{g.path}: tokenizer.ggml.token_type must be an array of integers")
     if len(types) != len(tokens):
         raise TokenizerError(f"{g.path}: tokenizer.ggml.token_type has {len(types)} entries but there are "
                              f"{len(tokens)} tokens")
-    if pattern is None:
-        pattern = pattern_for_pre(m.get("tokenizer.ggml.pre"))
+    try:
+        pattern = pattern_for_pre(m.get("tokenizer.ggml.pre")) if pattern is None else pattern
+    except TokenizerError as e:
+        raise TokenizerError(f"{g.path}: {e}") from None
 
     byte_of = {ch: b for b, ch in bytes_to_unicode().items()}  # printable character -> the byte it stands for
     vocab: dict[int, bytes] = {}
@@ -146,4 +161,9 @@ def tokenizer_from_gguf(gguf: GGUFFile | str | os.PathLike, pattern: str | None 
             raise TokenizerError(f"{g.path}: merge #{rank} {merge!r} is not 'left right' with both parts and "
                                  f"their join in the vocabulary")
         merge_ids.append((id_of[left], id_of[right], id_of[left + right]))
-    return Tokenizer(vocab, merge_ids, pattern, specials, name=name or m.get("general.name") or g.path.stem)
+    if name is None:
+        name = m.get("general.name") if isinstance(m.get("general.name"), str) else None
+    try:
+        return Tokenizer(vocab, merge_ids, pattern, specials, name=name or g.path.stem)
+    except TokenizerError as e:  # the vocabulary's own checks (a pair merged twice, ...): say which file
+        raise TokenizerError(f"{g.path}: {e}") from None
