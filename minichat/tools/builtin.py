@@ -13,7 +13,8 @@ as "error: <ExceptionName>: <message>" (the corpus has "error: ZeroDivisionError
 
 Two departures the listing does not show: get_time takes an optional IANA `timezone` ("Asia/Tokyo"; the evaluation
 already accepts it), and search_notes results name the file a note came from when `show_files` is on (off by default:
-the model was trained on bare notes and copies what follows "- "; docs/tools.md has the measurement).
+the model was trained on bare notes and copies what follows "- ": 90 % of held-out notes answers keep every detail
+with bare notes, 58 % with file names; docs/tools.md).
 
 What it leaves out: web search, code execution, anything that needs the network.
 """
