@@ -94,3 +94,13 @@ def test_memory_and_tools_go_into_the_system_message():
                    context_window=2048, max_new_tokens=64)
     text = ctx.messages[0].content
     assert text.index("Be kind.") < text.index("- likes tea") < text.index("<tools>") and '"name": "calc"' in text
+
+
+def test_a_memory_note_opens_the_turn_of_the_message_after_it():
+    from minichat.chat.context import memory_note, turns
+    from minichat.chat.template import Message
+
+    h = [Message("user", "a"), Message("assistant", "b"), memory_note(["likes tea"]), Message("user", "c"),
+         Message("assistant", "d"), Message("user", "e")]
+    assert turns(h) == [[0, 1], [2, 3, 4], [5]]
+    assert memory_note(["x", "y"]).content == "# What you remember about the user\n- x\n- y"

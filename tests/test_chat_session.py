@@ -291,3 +291,43 @@ def test_a_message_too_long_for_the_window_leaves_the_conversation_intact():
     assert chat.history == before  # the refused message is not left behind to break every later turn
     assert chat_events_text(list(chat.send("still there?"))) == "fine"
     assert [m.role for m in chat.history] == ["user", "assistant", "user", "assistant"]
+
+
+# -- memory notes: snippets in their own turn keep the KV cache's prefix stable -----------------------------------------
+
+class TurnMemory:
+    """Returns a different snippet for every message (the worst case for a prompt cache)."""
+
+    def retrieve(self, query, k):
+        return [f"The user once said: {query}"]
+
+
+def test_memory_notes_sit_in_their_turn_and_keep_the_cached_prefix():
+    from minichat.chat.context import is_memory_note
+
+    model = ScriptedModel(lambda p: "ok")
+    chat = Chat(model, TOK, memory=TurnMemory())
+    list(chat.send("first"))
+    held_after_turn_1 = len(chat._cached_ids)
+    second = list(chat.send("second"))
+    assert [m.role for m in chat.history] == ["system", "user", "assistant", "system", "user", "assistant"]
+    assert is_memory_note(chat.history[0]) and "first" in chat.history[0].content
+    assert is_memory_note(chat.history[3]) and "second" in chat.history[3].content
+    # turn 2 reuses everything turn 1 left in the cache: only the new note, message and header are prefilled
+    tokenized = next(e for e in second if isinstance(e, ev.Tokenized))
+    assert tokenized.cached_tokens == held_after_turn_1
+    # the note is rendered as a system message right before its user message, after the older turns
+    prompt = TOK.decode(chat._cached_ids)
+    assert prompt.index("first") < prompt.index("ok") < prompt.index("The user once said: second") < prompt.rindex(
+        "<|im_start|>user\nsecond")
+
+
+def test_the_current_memory_note_is_dropped_first_when_the_turn_does_not_fit():
+    class Big:
+        def retrieve(self, query, k):
+            return ["word " * 300]
+
+    chat = Chat(ScriptedModel(lambda p: "ok", n_ctx=256), TOK, memory=Big(), max_new_tokens=64)
+    events = list(chat.send("hello there"))
+    built = next(e for e in events if isinstance(e, ev.ContextBuilt))
+    assert [d["role"] for d in built.dropped] == ["system"] and chat_events_text(events) == "ok"

@@ -1,9 +1,16 @@
 """Context assembly: what the model sees this turn, fitted to its context window by token budget.
 
-    system message  = instructions + memory snippets + tool schemas        (always kept)
+    system message  = instructions + tool schemas                         (always kept)
     [summary]       = a short note standing in for dropped turns          (optional)
     history         = earlier turns, newest kept first, whole turns only
-    current turn    = the latest user message and any tool call/result since (always kept)
+    current turn    = [memory note] + the latest user message and any tool call/result since (always kept)
+
+Memory snippets go in a *memory note*, a system message just before the user message they were retrieved for
+(`memory_note`), and it stays in the history with its turn. Not in the system message at the top: what memory
+retrieves changes from message to message, and a change at the top of the prompt would invalidate the whole KV
+cache (everything after the first differing token must be recomputed); a note inside its own turn leaves the prefix
+of every earlier turn untouched, so the cache keeps serving it. When the current turn does not fit, its memory note
+is dropped before anything else (memory is lower-trust and lower-priority than the user's own words).
 
 Budget: the window minus the tokens reserved for the reply; the prompt, including the `<|im_start|>assistant` line
 that opens the reply, must fit in it. The reserve is `max_new_tokens`, or, when `min_new_tokens` is given, only that
@@ -52,8 +59,21 @@ class Context:
     reply_room: int = 0  # tokens left for the reply: min(max_new_tokens, context window - used)
 
 
+MEMORY_NOTE = "memory"  # the `name` that marks a system message in the history as a memory note
+
+
+def memory_note(snippets: Sequence[str]) -> Message:
+    """The system message that carries memory snippets into the turn they were retrieved for."""
+    return Message("system", "# What you remember about the user\n" + "\n".join(f"- {s}" for s in snippets),
+                   name=MEMORY_NOTE)
+
+
+def is_memory_note(m: Message) -> bool:
+    return m.role == "system" and m.name == MEMORY_NOTE
+
+
 def turns(history: Sequence[Message]) -> list[list[int]]:
-    """Indices of history grouped into turns; a turn starts at each user message.
+    """Indices of history grouped into turns; a turn starts at each user message, or at the memory note before it.
 
     >>> [m.role for m in h]                               # doctest: +SKIP
     ['system', 'user', 'assistant', 'user', 'assistant', 'tool', 'assistant']
@@ -62,7 +82,8 @@ def turns(history: Sequence[Message]) -> list[list[int]]:
     """
     groups: list[list[int]] = []
     for i, m in enumerate(history):
-        if m.role == "user" or not groups:
+        opens_turn = is_memory_note(m) or (m.role == "user" and not (i and is_memory_note(history[i - 1])))
+        if opens_turn or not groups:
             groups.append([])
         groups[-1].append(i)
     return groups
@@ -98,8 +119,9 @@ def assemble(
 ) -> Context:
     """Build the prompt's messages for `history`, whose last turn (from its last user message on) is the current one.
 
-    System messages inside `history` are ignored: the system message is always rebuilt from `instructions`,
-    `memory` and `tools`, so that it is current and comes first.
+    System messages inside `history` are ignored, but for memory notes: the system message is always rebuilt from
+    `instructions`, `memory` and `tools`, so that it is current and comes first. (`memory` here puts snippets in the
+    system message, as the built-in model's training corpus does; the chat session uses memory notes instead.)
     """
     if max_new_tokens < 1 or context_window <= max_new_tokens:
         raise ValueError(f"need 1 <= max_new_tokens < context_window, got {max_new_tokens} and {context_window}")
@@ -111,13 +133,18 @@ def assemble(
     sys_text = system_text(instructions, memory, tools)
     sys_msgs = [Message("system", sys_text)] if sys_text else []
     sys_tokens = sum(template.count(m) for m in sys_msgs)
-    cost = [0 if m.role == "system" else template.count(m) for m in history]
+    cost = [0 if m.role == "system" and not is_memory_note(m) else template.count(m) for m in history]
 
-    groups = [[i for i in g if history[i].role != "system"] for g in turns(history)]
+    groups = [[i for i in g if history[i].role != "system" or is_memory_note(history[i])] for g in turns(history)]
     groups = [g for g in groups if g]
     current, older = groups[-1], groups[:-1]
     latest = sum(cost[i] for i in current)
     must = sys_tokens + latest + reply_prompt
+    notes = [i for i in current if is_memory_note(history[i])]
+    if must > budget and notes:  # the current turn's memory note goes first
+        current = [i for i in current if i not in notes]
+        must -= sum(cost[i] for i in notes)
+        latest -= sum(cost[i] for i in notes)
     if must > budget:
         raise ContextTooLong(
             f"the system message ({sys_tokens} tokens), the latest turn ({latest}) and the reply prompt "
@@ -151,7 +178,7 @@ def assemble(
                 break
     kept_groups = older[len(older) - n_keep :] + [current]
     kept_idx = [i for g in kept_groups for i in g]
-    dropped_idx = [i for g in older[: len(older) - n_keep] for i in g]
+    dropped_idx = [i for g in older[: len(older) - n_keep] for i in g] + [i for i in notes if i not in current]
     messages = tuple(sys_msgs + summary_msgs + [history[i] for i in kept_idx])
     summary_tokens = sum(template.count(m) for m in summary_msgs)
     used = sys_tokens + summary_tokens + sum(cost[i] for i in kept_idx) + reply_prompt

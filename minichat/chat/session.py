@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from minichat.chat import events as ev
-from minichat.chat.context import ContextTooLong, assemble
+from minichat.chat.context import ContextTooLong, assemble, is_memory_note, memory_note
 from minichat.chat.plugins import Guard, Memory, NoGuard, NoMemory, NoTools, Tools
 from minichat.chat.profile import model_profile
 from minichat.chat.template import ChatTemplate, Message, ToolCall, parse_assistant, tool_result, user
@@ -118,6 +118,7 @@ class Chat:
         verdict = self.safety.check_input(text)
         timings["safety_input"] = time.perf_counter() - t
         yield ev.SafetyVerdict("input", verdict.allowed, verdict.action, verdict.policy, verdict.reason)
+        before = len(self.history)
         self.history.append(user(text))
         if not verdict.allowed:
             reply = getattr(verdict, "reply", "") or "I can't help with that."
@@ -128,7 +129,7 @@ class Chat:
         try:
             yield from self._respond(text, timings, sampling, request_tools)
         except ContextTooLong:
-            self.history.pop()  # the message could not be answered: the conversation stays as it was before it
+            del self.history[before:]  # the message could not be answered: the conversation stays as it was
             raise
 
     def regenerate(self, **sampling: Any) -> Iterator[ev.Event]:
@@ -165,6 +166,10 @@ class Chat:
         snippets = list(self.memory.retrieve(query, self.config.memory_k))
         timings["memory"] = time.perf_counter() - t
         yield ev.MemoryHits(query, tuple(snippets), configured=not isinstance(self.memory, NoMemory))
+        last_user = max(i for i, m in enumerate(self.history) if m.role == "user")
+        noted = last_user > 0 and is_memory_note(self.history[last_user - 1])  # regenerate: the note is there
+        if snippets and not noted:  # just before the user's message, so the cached prefix stays stable (context.py)
+            self.history.insert(last_user, memory_note(snippets))
         usage = {"prompt_tokens": 0, "cached_tokens": 0, "completion_tokens": 0}
         instructions = "\n\n".join(s for s in (self.instructions, self.safety.instructions()) if s)
         schemas = list(tools.schemas())
@@ -172,8 +177,7 @@ class Chat:
         for round_ in range(self.config.max_tool_rounds + 1):
             t = time.perf_counter()
             try:
-                ctx = assemble(self.template, self.history, instructions=instructions, memory=snippets,
-                               tools=schemas, context_window=self.context_window,
+                ctx = assemble(self.template, self.history, instructions=instructions, tools=schemas, context_window=self.context_window,
                                max_new_tokens=self.max_new_tokens, min_new_tokens=self.config.min_new_tokens,
                                summarize=self.config.summarize)
             except ContextTooLong:
