@@ -479,3 +479,44 @@ def test_tool_specs_pass_arguments_named_like_parameters():
     (spec,) = tool_specs(source)
     assert spec["fn"](server=1, tool=2) == '{"server": 1, "tool": 2}'
     Toolbox([Tool(**spec)])  # the registry accepts it
+
+
+# -- through the chat loop ---------------------------------------------------------------------------------------------
+
+def chat_with(tools, prompts):
+    """A Chat whose scripted model calls `add` once, then answers with the tool's result."""
+    from minichat.chat import events as ev
+    from minichat.chat.session import Chat
+    from test_chat_session import TOK, ScriptedModel
+
+    def script(prompt):
+        prompts.append(prompt)
+        last_turn = prompt.rsplit("<|im_start|>user", 1)[-1]
+        if "<|im_start|>tool\n" in last_turn:
+            return "Result: " + last_turn.rsplit("<|im_start|>tool\n", 1)[1].split("<|im_end|>")[0]
+        return '<tool_call>{"name": "add", "arguments": {"a": 2, "b": 3}}</tool_call>'
+
+    events = list(Chat(ScriptedModel(script), TOK, tools=tools).send("What is 2+3?"))
+    return next(e for e in events if isinstance(e, ev.ToolResult)), events[-1]
+
+
+def test_the_chat_calls_an_mcp_tool(demo):
+    prompts = []
+    result, done = chat_with(merge_tools(Local("get_time"), MCPTools(demo)), prompts)
+    assert (result.name, result.content, result.ok) == ("add", "5", True)
+    assert done.type == "done" and done.text == "Result: 5"
+    listed = json.dumps({"description": "Add two integers.", "name": "add", "parameters": {
+        "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}}, "required": ["a", "b"],
+        "type": "object"}}, sort_keys=True)
+    assert listed in prompts[0]  # the MCP tool is listed to the model like a local one
+
+
+def test_the_chat_goes_on_when_the_server_died():
+    tools = MCPTools.launch(sdk(), max_restarts=0)
+    try:
+        os.kill(tools.client.pid, signal.SIGKILL)
+        result, done = chat_with(tools, [])
+        assert not result.ok and "MCPConnectionError" in result.content and "killed by signal 9" in result.content
+        assert done.type == "done" and "MCPConnectionError" in done.text  # the model saw the error and answered
+    finally:
+        tools.close()
