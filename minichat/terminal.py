@@ -31,7 +31,10 @@ def format_event(e: ev.Event) -> str | None:
     if isinstance(e, ev.MemoryHits):
         if not e.configured:
             return "[memory] no memory configured: nothing retrieved"
-        return f"[memory] {len(e.snippets)} snippet(s)" + "".join(f"\n           - {s}" for s in e.snippets)
+        scores = e.scores if len(e.scores) == len(e.snippets) else (None,) * len(e.snippets)
+        return (f"[memory] {len(e.snippets)} snippet(s){f' ({e.reason})' if e.reason else ''}"
+                + "".join(f"\n           - {s}{f'  [score {x:.2f}]' if x is not None else ''}"
+                          for s, x in zip(e.snippets, scores)))
     if isinstance(e, ev.ContextBuilt):
         window = (f" (window {e.window} − {e.window - e.budget} kept for the reply"
                   f"{f'; this reply may use {e.reply_room}' if e.reply_room > e.window - e.budget else ''})"

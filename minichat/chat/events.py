@@ -53,6 +53,8 @@ class MemoryHits(Event):
     query: str
     snippets: tuple[str, ...] = ()
     configured: bool = True  # False: the chat has no memory store (nothing could have been retrieved)
+    scores: tuple[float, ...] = ()  # each snippet's relevance score, when the memory reports them (BM25)
+    reason: str = ""  # why these snippets, when the memory says ("bm25: 2 of 40 memories matched ...")
 
 
 @dataclass(frozen=True)

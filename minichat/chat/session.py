@@ -165,7 +165,10 @@ class Chat:
         t = time.perf_counter()
         snippets = list(self.memory.retrieve(query, self.config.memory_k))
         timings["memory"] = time.perf_counter() - t
-        yield ev.MemoryHits(query, tuple(snippets), configured=not isinstance(self.memory, NoMemory))
+        hits = getattr(self.memory, "last_hits", ())  # a memory may say how relevant each snippet was, and why
+        scores = tuple(float(h.score) for h in hits) if len(hits) == len(snippets) else ()
+        yield ev.MemoryHits(query, tuple(snippets), configured=not isinstance(self.memory, NoMemory), scores=scores,
+                            reason=str(getattr(self.memory, "last_reason", "")))
         last_user = max(i for i, m in enumerate(self.history) if m.role == "user")
         noted = last_user > 0 and is_memory_note(self.history[last_user - 1])  # regenerate: the note is there
         if snippets and not noted:  # just before the user's message, so the cached prefix stays stable (context.py)
