@@ -1,6 +1,8 @@
 """Chat speed: prompt caching across turns, and the terminal against the Python API.
 
     python bench/chat.py [--model PATH] [--repeats 5] [--window 2048]      KV reuse vs cold prefill at turn 10
+    python bench/chat.py --memory ...                                       the same, with a memory store whose
+                                                                            snippets change from turn to turn
     python bench/chat.py --terminal [--model PATH] [--repeats 5]           `minichat chat` vs `Chat.send`
 
 --terminal: the same SmolLM2 turn (greedy, so the same tokens) answered by `Chat.send` in this process and by
@@ -50,6 +52,18 @@ QUESTIONS = [
     "What do safety layers check before and after the model runs?",
     "How does an assistant remember my preferences between conversations?",
     "Thanks! Could you summarise everything we talked about in three short points?",
+]
+
+
+FACTS = [
+    "The user is learning how a tokenizer works.",
+    "The user prefers short answers with an example.",
+    "The user asked about attention in transformers last week.",
+    "The user is writing a course on chat assistants.",
+    "The user uses a calculator tool at work.",
+    "The user cares about safety and privacy.",
+    "The user wants the assistant to remember their preferences.",
+    "The user reads about context windows and KV caches.",
 ]
 
 
@@ -143,6 +157,7 @@ def terminal_vs_api(args) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--terminal", action="store_true", help="time `minichat chat` against `Chat.send`")
+    ap.add_argument("--memory", action="store_true", help="with a memory store (snippets differ every turn)")
     ap.add_argument("--model")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--window", type=int, default=2048, help="context window used by the session")
@@ -152,8 +167,18 @@ def main() -> None:
         return terminal_vs_api(args)
 
     model, tok, name = load(args.model)
-    make = lambda: Chat(model, tok, context_window=args.window, max_new_tokens=args.reply_tokens)  # noqa: E731
-    print(f"model: {name}; window {args.window}, replies up to {args.reply_tokens} tokens, greedy")
+    memory = None
+    if args.memory:  # facts that share words with different questions, so each turn retrieves other snippets
+        from minichat.memory import MemoryStore, StoreMemory
+
+        store = MemoryStore(Path(tempfile.mkdtemp()) / "memory.db")
+        for fact in FACTS:
+            store.remember("bench", fact)
+        memory = StoreMemory(store, "bench")
+    make = lambda: Chat(model, tok, context_window=args.window, max_new_tokens=args.reply_tokens,  # noqa: E731
+                        memory=memory)
+    print(f"model: {name}; window {args.window}, replies up to {args.reply_tokens} tokens, greedy, "
+          f"{'memory on (snippets in memory notes)' if memory else 'no memory'}")
 
     chat = make()  # build turns 1-8 once; save the history before turn 9 and before turn 10
     for q in QUESTIONS[:8]:
