@@ -166,3 +166,17 @@ def test_real_gpt2_ranks_read_by_tiktoken(tmp_path):
     assert len(ranks) == 50256 and ranks[b"!"] == 0 and ranks[b" the"] == 262 and ranks[b" gazed"] == 50255
     mine = from_tiktoken_file(path, GPT2_SPECIAL_TOKENS, GPT2_PATTERN, "gpt2")
     assert mine.vocab == {rank: token for token, rank in ranks.items()}
+
+
+def test_no_file_needs_the_old_neighbouring_data_folder():
+    """Reference data comes from PyPI only: nothing in the repository reads the old neighbouring folder any more."""
+    needles = ("shared" + "/data", "MINICHAT_SHARED" + "_DATA", "shared" + "_file(")
+    skip = {".git", ".venv", "venv", ".cache", "build", "dist", "__pycache__", ".hypothesis", ".pytest_cache"}
+    bad = []
+    for path in REPO.rglob("*"):
+        if skip & set(path.relative_to(REPO).parts) or not path.is_file():
+            continue
+        if path.suffix in (".py", ".ipynb", ".md", ".cfg", ".toml", ".txt") or path.name == "run":
+            text = path.read_text(encoding="utf-8", errors="replace")
+            bad += [f"{path.relative_to(REPO)}: {n}" for n in needles if n in text]
+    assert not bad, bad
