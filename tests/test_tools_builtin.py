@@ -161,6 +161,8 @@ def test_notes_folder_handling(tmp_path):
     assert make_search_notes(tmp_path).fn(query="health") == (  # the file name matches both its notes; shorter first
         "2 notes found:\n- Bring the card.\n- Dentist on Tuesday at 09:30.")
     assert split_notes("a\nb\n\n c ") == ["a b", "c"]
+    (tmp_path / "long.txt").write_text("Yak " * 200)
+    assert make_search_notes(tmp_path, max_note_chars=20).fn(query="yak") == "1 note found:\n- Yak Yak Yak Yak..."
     out = Toolbox([make_search_notes(None)]).call("search_notes", {"query": "x"})
     assert not out.ok and "--notes DIR" in out.content
     with pytest.raises(FileNotFoundError, match="does not exist"):

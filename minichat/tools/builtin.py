@@ -108,15 +108,24 @@ def make_get_time(now: Callable[[], dt.datetime] | None = None, default_zone: st
     return _from_schema("get_time", get_time)
 
 
-def make_search_notes(folder: str | os.PathLike | None, k: int = 3, show_files: bool = False) -> Tool:
-    """search_notes over the text files in `folder` (None: a tool that explains there is no notes folder)."""
+def make_search_notes(folder: str | os.PathLike | None, k: int = 3, show_files: bool = False,
+                      max_note_chars: int = 300) -> Tool:
+    """search_notes over the text files in `folder` (None: a tool that explains there is no notes folder). At most
+    `k` notes, each cut to `max_note_chars` characters (ending in "..."): a long paragraph must not fill a small
+    model's window (the built-in model was trained on one-sentence notes)."""
     index = NotesIndex(folder) if folder is not None else None
+
+    def shorten(text: str) -> str:
+        if len(text) <= max_note_chars:
+            return text
+        cut = text[: max_note_chars - 3]
+        return (cut.rsplit(" ", 1)[0] if " " in cut else cut).rstrip() + "..."  # at a word boundary
 
     def search_notes(query: str) -> str:
         if index is None:
             raise FileNotFoundError("no notes folder is set; start the chat with --notes DIR")
         hits = index.search(query, k)
-        return notes_result(query, [f"{h.text} ({h.file})" if show_files else h.text for h in hits])
+        return notes_result(query, [shorten(h.text) + (f" ({h.file})" if show_files else "") for h in hits])
 
     return _from_schema("search_notes", search_notes)
 

@@ -19,7 +19,8 @@ Hostile input is stopped before it costs anything, each with a CalculatorError t
 
 Division by zero keeps Python's ZeroDivisionError ("division by zero"): the built-in model was trained on the
 chat's report of it, "error: ZeroDivisionError: division by zero". `×` and `÷` are read as `*` and `/`, and `^` as
-`**` (nobody asking a chat assistant means XOR).
+`**` (nobody asking a chat assistant means XOR); thousands separators are dropped ("3,847 * 29"), since the model
+copies numbers as the user wrote them.
 
 What it leaves out: functions (sqrt, sin), constants (pi), variables, bitwise operators, comparisons, exact
 fractions or decimals (floats round: 0.1 + 0.2 gives 0.30000000000000004, shown as 0.3).
@@ -29,6 +30,7 @@ from __future__ import annotations
 import ast
 import math
 import operator
+import re
 from typing import Callable
 
 from minichat.errors import MinichatError
@@ -48,6 +50,10 @@ _WHAT = {ast.Name: "a name", ast.Call: "a function call", ast.Attribute: "an att
          ast.Starred: "a starred expression", ast.Await: "await", ast.Slice: "a slice"}
 _OP_NAMES = {ast.BitAnd: "&", ast.BitOr: "|", ast.BitXor: "^", ast.LShift: "<<", ast.RShift: ">>",
              ast.MatMult: "@", ast.Invert: "~", ast.Not: "not"}
+
+
+# a number written with thousands separators, "3,847" or "1,000,000" (a comma anywhere else stays a syntax error)
+_THOUSANDS = re.compile(r"(?<![\d.,])\d{1,3}(?:,\d{3})+(?![\d,])")
 
 
 class CalculatorError(MinichatError, ValueError):
@@ -70,7 +76,8 @@ def _check_text(expression: str) -> str:
         depth += (c == "(") - (c == ")")
         if depth > MAX_DEPTH:
             raise CalculatorError(f"more than {MAX_DEPTH} nested parentheses; simplify the expression")
-    return expression.replace("×", "*").replace("÷", "/").replace("^", "**").replace("−", "-")
+    text = expression.replace("×", "*").replace("÷", "/").replace("^", "**").replace("−", "-")
+    return _THOUSANDS.sub(lambda m: m.group(0).replace(",", ""), text)
 
 
 def _bits(x: int | float) -> float:
