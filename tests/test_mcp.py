@@ -66,6 +66,8 @@ CALLS = [("add", {"a": 2, "b": 40}), ("divide", {"a": 1, "b": 0}), ("echo", {"te
          ("divide", {"a": 1, "b": "x"})]
 
 
+@pytest.mark.slow
+@pytest.mark.peer
 def test_listing_and_results_match_the_sdk_client():
     """Our listing (all pages) and tool results equal what the official SDK client gets from the same servers."""
     mcp = require_peer("mcp")
