@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from conftest import gpt2_files, reference_file, require_peer
 from minichat.downloads import KNOWN, sha256_of
-from minichat.tokenizer import GPT2_PATTERN, GPT4_PATTERN, train
+from minichat.tokenizer import GPT2_PATTERN, GPT4_PATTERN, Tokenizer, train
 from minichat.tokenizer.train import count_chunks
 from minichat.tokenizer.vocab import (CL100K_SPECIAL_TOKENS, GPT2_SPECIAL_TOKENS, bytes_to_unicode, from_gpt2_files,
                                       from_hf_tokenizer_json, from_tiktoken_file, save_gpt2_files)
@@ -294,3 +294,12 @@ def test_gpt2_files_errors(tmp_path):
     (tmp_path / "tokenizer.json").write_text(json.dumps(spec))
     with pytest.raises(TokenizerError, match="Unigram"):
         from_hf_tokenizer_json(tmp_path / "tokenizer.json")
+
+
+@pytest.mark.parametrize("name", ["gpt2", "cl100k"])
+def test_basic_encode_chunk_equals_tiktoken(pairs, name):
+    """BPE's definition (basic.encode_chunk, via kernel="python") on a real vocabulary gives tiktoken's ids too."""
+    mine, ref = pairs[name]
+    plain = Tokenizer(mine.vocab, mine.merges, mine.pattern, mine.special_tokens, kernel="python")
+    text = "\n".join(VARIED) + " " * 300 + "a" * 200
+    assert plain.encode_ordinary(text) == ref.encode_ordinary(text)
