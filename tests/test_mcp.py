@@ -1,5 +1,6 @@
 """The MCP client against real servers in subprocesses: the official `mcp` SDK (2.x) in both eras, a stdlib legacy
-server, and servers that crash, hang or write garbage on stdout. Listings are checked against the SDK's own client."""
+server, and servers that crash, hang or write garbage on stdout. Listings and tool results are checked against the
+SDK's own client; the MCP tools then go through the Toolbox and the chat loop."""
 import json
 import os
 import signal
