@@ -299,6 +299,17 @@ def test_save_load_round_trip(tmp_path, text, size, n_special, pattern):
     assert u.encode(probe, allowed_special="all") == t.encode(probe, allowed_special="all")
 
 
+def test_gpt2_files_round_trip(tmp_path):
+    """save_gpt2_files writes what from_gpt2_files reads back: the same vocabulary, merges and ids."""
+    from minichat.tokenizer.vocab import from_gpt2_files, save_gpt2_files
+
+    t = train(CORPUS, vocab_size=380, pattern="gpt2")
+    save_gpt2_files(t, tmp_path / "encoder.json", tmp_path / "vocab.bpe")
+    u = from_gpt2_files(tmp_path / "encoder.json", tmp_path / "vocab.bpe", name=t.name)
+    assert u == t and u.encode(CORPUS[:500]) == t.encode(CORPUS[:500])
+    assert (tmp_path / "vocab.bpe").read_text(encoding="utf-8").splitlines()[0] == "#version: 0.2"
+
+
 def test_load_rebuilds_derived_state(tmp_path, tok):
     save_tokenizer(tok, tmp_path / "t.bpe")
     u = load_tokenizer(tmp_path / "t.bpe")
