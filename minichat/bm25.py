@@ -70,10 +70,12 @@ class BM25:
 
     def __init__(self, corpus: Sequence[Sequence[str]], k1: float = 1.5, b: float = 0.75,
                  epsilon: float = 0.25) -> None:
-        if isinstance(corpus, str) or not isinstance(corpus, Sequence):
+        if type(corpus) not in (list, tuple) and (isinstance(corpus, str) or not isinstance(corpus, Sequence)):
             raise TypeError(f"corpus must be a list of token lists, not {type(corpus).__name__}")
-        for i, doc in enumerate(corpus):
-            _check_tokens(doc, f"corpus[{i}]")
+        for i, doc in enumerate(corpus):  # the tokens themselves are checked once per distinct term, below
+            if type(doc) not in (list, tuple) and (isinstance(doc, str) or not isinstance(doc, Sequence)):
+                raise TypeError(f"corpus[{i}] must be a list of token strings (use bm25.tokenize(text)), not "
+                                f"{type(doc).__name__}")
         if not (math.isfinite(k1) and k1 >= 0):
             raise ValueError(f"k1 must be a finite number >= 0 (1.2-2.0 is usual), not {k1!r}")
         if not (0.0 <= b <= 1.0):
@@ -83,26 +85,39 @@ class BM25:
         self.k1, self.b, self.epsilon = float(k1), float(b), float(epsilon)
         self.n_docs = len(corpus)
 
-        # Count terms per document. Dict insertion order (first appearance in the corpus) is kept on purpose: the
-        # mean idf is summed in that order, exactly as rank_bm25 sums it, so the floor matches to the last bit.
-        postings: dict[str, tuple[list[int], list[int]]] = {}
+        # Every token of the corpus in one list, with its document's number. Term ids follow first appearance in the
+        # corpus, on purpose: the mean idf is then summed in the order rank_bm25 sums it (its dict's insertion
+        # order), so the floor matches to the last bit. The per-token work runs in C (extend, dict.fromkeys, map).
+        tokens: list[str] = []  # (T,)
         lengths = []
-        for i, doc in enumerate(corpus):
+        for doc in corpus:
+            tokens.extend(doc)
             lengths.append(len(doc))
-            counts: dict[str, int] = {}
-            for t in doc:
-                counts[t] = counts.get(t, 0) + 1
-            for t, c in counts.items():
-                docs, tfs = postings.setdefault(t, ([], []))
-                docs.append(i)
-                tfs.append(c)
         self.doc_len = np.array(lengths, dtype=np.int64)  # (N,)
-        self.avgdl = sum(lengths) / self.n_docs if self.n_docs else 0.0
+        self.avgdl = len(tokens) / self.n_docs if self.n_docs else 0.0
+        try:
+            vocab = {t: j for j, t in enumerate(dict.fromkeys(tokens))}  # term -> id, by first appearance
+        except TypeError:
+            raise TypeError("the corpus must contain only str tokens (found an unhashable one)") from None
+        for t in vocab:
+            if not isinstance(t, str):
+                bad = next(i for i, d in enumerate(corpus) if t in d)
+                raise TypeError(f"corpus[{bad}] must contain only str tokens, found {type(t).__name__} {t!r}")
+        self.vocab = vocab
 
-        self.idf = self._idf({t: len(d) for t, (d, _) in postings.items()})
-        # Per term: the ids of the documents that contain it (M,) int64, and its count in each (M,) float64.
-        self._postings = {t: (np.array(d, dtype=np.int64), np.array(c, dtype=np.float64))
-                          for t, (d, c) in postings.items()}
+        # The inverted index: count each (term, document) pair by sorting their combined keys; sorted by term, then
+        # document. Term j's postings are docs[start[j]:start[j + 1]], with its counts in tf[...] alike.
+        n = max(self.n_docs, 1)
+        tid = np.fromiter(map(vocab.__getitem__, tokens), dtype=np.int64, count=len(tokens))  # (T,)
+        did = np.repeat(np.arange(self.n_docs, dtype=np.int64), self.doc_len)  # (T,)
+        pairs, tf = np.unique(tid * n + did, return_counts=True)  # (P,), (P,) distinct (term, document) pairs
+        self._docs = pairs % n  # (P,)
+        self._tf = tf.astype(np.float64)  # (P,)
+        df = np.bincount(pairs // n, minlength=len(vocab))  # (V,) documents containing each term
+        self._start = np.concatenate(([0], np.cumsum(df))).tolist()  # (V + 1,) Python ints: fast slicing
+
+        self.idf = self._idf(dict(zip(vocab, df.tolist())))
+        self._idf_by_id = [self.idf[t] for t in vocab]  # (V,) the same values, by term id
         # The length-normalisation part of each document's denominator, computed once, in rank_bm25's operation
         # order (b * |d| first, then / avgdl) so the floats agree. An all-empty corpus has avgdl 0: nothing can
         # match, so any finite value will do.
@@ -133,11 +148,12 @@ class BM25:
         score = np.zeros(self.n_docs, dtype=np.float64)  # (N,)
         k1p1 = self.k1 + 1
         for t in query_tokens:  # in query order, repeats included, so the per-document sums add up as rank_bm25's
-            hit = self._postings.get(t)
-            if hit is None:
+            j = self.vocab.get(t)
+            if j is None:
                 continue
-            docs, tf = hit  # (M,), (M,)
-            score[docs] += self.idf[t] * (tf * k1p1 / (tf + self._norm[docs]))
+            a, b = self._start[j], self._start[j + 1]
+            docs, tf = self._docs[a:b], self._tf[a:b]  # (M,), (M,) the documents containing t, and t's count there
+            score[docs] += self._idf_by_id[j] * (tf * k1p1 / (tf + self._norm[docs]))
         return score
 
     def top_k(self, query_tokens: Sequence[str], k: int) -> list[tuple[int, float]]:
