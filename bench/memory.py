@@ -140,11 +140,61 @@ def main() -> None:
     print(f"  forget one id (+ checkpoint)    {forget_rate:8.0f} /s")
     print(f"  bulk import of 10,000           {bulk_rate:8.0f} /s")
     print(f"  forget_all of 10,000            {forget_all_s * 1e3:8.1f} ms")
+    prompt_cache_placement(pool, Path(tmp.name))
     tmp.cleanup()
     print(f"\nload average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print("speed ratio rank_bm25 time / minichat time (>= 1 means minichat is faster):")
     for n, r_index, r_store in ratios:
         print(f"  {n:>6} memories: bm25 {r_index:6.1f}x   whole store retrieval {r_store:6.1f}x")
+
+
+def prompt_cache_placement(pool: list[str], folder: Path, turns: int = 10) -> None:
+    """How much of each turn's prompt the KV cache can reuse, by where the memory snippets sit.
+
+    A ten-turn chat with the built-in tokenizer; every turn retrieves the top 3 memories for its message from a
+    store of 200. The KV cache holds the previous prompt plus the reply; a turn reuses the longest common prefix.
+      system  today's placement: snippets inside the system message (context.system_text), rebuilt every turn
+      turn    snippets in a system message just before the user message they were retrieved for, kept in the
+              history afterwards (frozen), and only snippets not already in the conversation are added
+    This counts tokens (no model runs); bench/chat.py times the first token with a model."""
+    from minichat.chat.context import DEFAULT_INSTRUCTIONS, system_text
+    from minichat.chat.template import ChatTemplate, Message, assistant, user
+    from minichat.tokenizer.io import open_tokenizer
+
+    tpl = ChatTemplate(open_tokenizer())
+    with MemoryStore(folder / "cache.db") as s:
+        for f in pool[:200]:
+            s.remember("u", f)
+        mem = StoreMemory(s, "u")
+        asks = [pool[i * 17 + 3] for i in range(turns)]  # messages sharing words with stored memories
+        shares = {}
+        for placement in ("system", "turn"):
+            history: list[Message] = []
+            seen: set[str] = set()
+            cached: list[int] = []
+            share = []
+            for t, ask in enumerate(asks):
+                snippets = mem.retrieve(ask, 3)
+                if placement == "system":
+                    history.append(user(ask))
+                    msgs = [Message("system", system_text(DEFAULT_INSTRUCTIONS, snippets))] + history
+                else:
+                    new = [x for x in snippets if x not in seen]
+                    seen.update(new)
+                    if new:
+                        history.append(Message("system", system_text("", new)))
+                    history.append(user(ask))
+                    msgs = [Message("system", DEFAULT_INSTRUCTIONS)] + history
+                ids = tpl.render(msgs)
+                common = next((i for i, (a, b) in enumerate(zip(cached, ids)) if a != b), min(len(cached), len(ids)))
+                share.append(common / len(ids))
+                reply = assistant(f"Here is what I found about turn {t}.")
+                history.append(reply)
+                cached = ids + tpl.render_message(reply)[len(tpl.generation_prompt()):]
+            shares[placement] = share
+    print("\nprompt cache: share of the prompt reused from the previous turn (turns 2..10), by snippet placement")
+    for placement, share in shares.items():
+        print(f"  {placement:<7} " + " ".join(f"{x:4.0%}" for x in share[1:]))
 
 
 if __name__ == "__main__":
