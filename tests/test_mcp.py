@@ -211,6 +211,24 @@ def test_unsupported_protocol_version_retries_with_a_listed_version():
         assert sent(client, "initialize")[0]["params"]["protocolVersion"] == "2025-06-18"
 
 
+@pytest.mark.parametrize("code", [-32601, -32602, -32600, -32603, -32000])
+def test_any_other_probe_error_means_legacy(code):
+    """The fallback is not keyed to one error code (the specification: legacy servers answer with anything)."""
+    with MCPClient(stdlib("--discover-error", str(code)), probe_timeout=SURE) as client:
+        assert client.era == "legacy" and client.call_tool("add", {"a": 1, "b": 1}).text == "2"
+
+
+def test_a_modern_error_from_the_probe_is_not_a_reason_to_fall_back():
+    with pytest.raises(MCPRemoteError, match="-32021, missing client capability") as e:
+        MCPClient(stdlib("--discover-error", "-32021"), probe_timeout=SURE).start()
+    assert e.value.code == -32021
+
+
+def test_a_discover_result_with_only_handshake_versions_means_legacy():
+    with MCPClient(stdlib("--discover-result", "--versions", "2025-06-18"), probe_timeout=SURE) as client:
+        assert (client.era, client.protocol_version) == ("legacy", "2025-06-18")
+
+
 def test_no_common_version_is_a_clear_error():
     client = MCPClient(stdlib("--advertise", "--versions", "1999-01-01"), probe_timeout=SURE)
     with pytest.raises(MCPError, match="speaks protocol versions 1999-01-01; minichat speaks 2026-07-28"):

@@ -2,7 +2,9 @@
 
     python stdlib_server.py                      a legacy server: `initialize`, then tools; server/discover -> -32601
     --silent-discover                            unknown methods get no answer at all (the probe must time out)
-    --versions 2025-06-18                        answers server/discover with -32022 naming only these versions
+    --advertise --versions 2025-06-18            answers server/discover with -32022 naming only these versions
+    --discover-error -32602                      answers server/discover with this JSON-RPC error code
+    --discover-result --versions 2025-06-18      answers server/discover with a result listing only these versions
     --banner                                     prints a line of text on stdout before any message (garbage)
     --json-log                                   prints a JSON log record on stdout before any message (garbage)
     --garbage-on-call                            answers tools/call of `shout` with a line that is not JSON
@@ -39,6 +41,8 @@ def main():
     ap.add_argument("--silent-discover", action="store_true")
     ap.add_argument("--versions", default="2025-11-25,2025-06-18")
     ap.add_argument("--advertise", action="store_true", help="answer server/discover with -32022")
+    ap.add_argument("--discover-error", type=int)
+    ap.add_argument("--discover-result", action="store_true")
     ap.add_argument("--banner", action="store_true")
     ap.add_argument("--json-log", action="store_true")
     ap.add_argument("--garbage-on-call", action="store_true")
@@ -68,6 +72,10 @@ def main():
             send({"jsonrpc": "2.0", "id": rid, "result": {
                 "protocolVersion": asked if asked in versions else versions[0],
                 "capabilities": {"tools": {}}, "serverInfo": {"name": "stdlib legacy", "version": "1.0"}}})
+        elif method == "server/discover" and args.discover_error is not None:
+            error(rid, args.discover_error, "no discover here")
+        elif method == "server/discover" and args.discover_result:
+            send({"jsonrpc": "2.0", "id": rid, "result": {"supportedVersions": versions, "capabilities": {}}})
         elif method == "server/discover" and args.advertise:
             asked = msg["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"]
             error(rid, -32022, "Unsupported protocol version", {"supported": versions, "requested": asked})
