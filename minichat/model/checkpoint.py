@@ -409,8 +409,11 @@ def load_gguf(path: str | os.PathLike, with_tokenizer: bool = True) -> tuple[Tra
 
     g, where = read_gguf(path), str(path)
     infos = g.tensor_infos
-    embd = infos.get(LLAMA_GGUF_NAMES["embed"])
-    vocab = embd.shape[0] if embd is not None and len(embd.shape) == 2 else None  # (V, C); its shape is checked later
+    embd = infos.get(LLAMA_GGUF_NAMES["embed"])  # (V, C): its rows give vocab_size when the metadata does not
+    if embd is not None and len(embd.shape) != 2:
+        raise CheckpointError(f"{where}: tensor {embd.name!r} has shape {embd.shape}; a token embedding is (vocab, "
+                              f"width)")
+    vocab = embd.shape[0] if embd is not None else None
     c = config_from_gguf(g.metadata, vocab, tied=LLAMA_GGUF_NAMES["head"] not in infos, where=where)
     _check_sizes(c, len(infos), os.path.getsize(path), where, "llama.context_length")
     params = params_from_llama(infos, g.tensor, LLAMA_GGUF_NAMES, c, where, rope_interleaved=True)
