@@ -84,7 +84,8 @@ def cmd_forget(memory_id: int | None = None, user: str | None = None, path: str 
     what = f"{len(f.ids)} memor{'y' if len(f.ids) == 1 else 'ies'}"
     if f.conversations:
         what += f" and {len(f.conversations)} saved conversation(s)"
-    print(f"forgot {what}" + (f" (ids {', '.join(map(str, f.ids))})" if 0 < len(f.ids) <= 20 else ""), file=out or sys.stdout)
+    ids = f" (ids {', '.join(map(str, f.ids))})" if 0 < len(f.ids) <= 20 else ""
+    print(f"forgot {what}{ids}", file=out or sys.stdout)
     if not f.wiped:
         print("note: another program is reading the memory database, so the forgotten text stays in its "
               "write-ahead log until that program closes it", file=out or sys.stdout)

@@ -400,7 +400,8 @@ class MemoryStore:
             if conversation_id is None:
                 return conn.execute("INSERT INTO conversations (user, title, messages, created, updated) "
                                     "VALUES (?, ?, ?, ?, ?)", (user, title, json.dumps(msgs), stamp, stamp)).lastrowid
-            cur = conn.execute("UPDATE conversations SET title = ?, messages = ?, updated = ? WHERE user = ? AND id = ?",
+            cur = conn.execute("UPDATE conversations SET title = ?, messages = ?, updated = ? "
+                               "WHERE user = ? AND id = ?",
                                (title, json.dumps(msgs), stamp, user, conversation_id))
             if cur.rowcount == 0:
                 raise MemoryNotFound(f"user {user!r} has no saved conversation {conversation_id}")
