@@ -6,6 +6,7 @@
                   connection settings and the versioned migrations
     recall.py     StoreMemory: the chat's Memory socket (retrieve -> snippets, with scores in last_hits), the model's
                   `remember` tool, the temporary mode that neither reads nor writes
+    validate.py   the input rules (sizes, characters, tags, user ids), checked before any write
     transfer.py   JSON export / import (strict, all or nothing)
     commands.py   `minichat memory list|search|remember|forget|export|import`
     errors.py     the exceptions

@@ -30,7 +30,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from minichat.memory.errors import MemoryInputError
-from minichat.memory.store import Hit, MemoryStore, check_user
+from minichat.memory.store import Hit, MemoryStore
+from minichat.memory.validate import check_user
 
 REMEMBER_SCHEMA: dict[str, Any] = {  # the schema the built-in model saw in training (train/synthetic_tools.py)
     "name": "remember", "description": "Save a fact about the user to long-term memory.",

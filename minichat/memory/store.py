@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sqlite3
 import threading
 import time
@@ -36,17 +35,8 @@ from datetime import datetime, timezone
 from minichat.bm25 import BM25, tokenize
 from minichat.memory.errors import MemoryInputError, MemoryNotFound, MemoryStoreError
 from minichat.memory.schema import BUSY_TIMEOUT, connect
-
-SOURCES = ("explicit", "tool", "extracted")  # said with /remember or the CLI; the model's remember call; inferred
-MAX_TEXT = 2000  # characters in one memory: a fact, not a document
-MAX_TAGS, MAX_TAG = 16, 40
-MAX_USER = 64
-MAX_MEMORIES = 100_000  # per user: a runaway loop of remember calls stops here with a clear error
-MAX_CONVERSATION = 1_000_000  # characters of JSON in one saved conversation
-ROLES = ("system", "user", "assistant", "tool")
-_USER = re.compile(r"[\w.@+-]+")
-_TAG = re.compile(r"[\w.-]+")
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # control characters other than tab and newline
+from minichat.memory.validate import (MAX_MEMORIES, MAX_TEXT, check_messages, check_source, check_tags, check_text, check_user,
+                                      text_key)
 
 
 @dataclass(frozen=True)
@@ -92,68 +82,6 @@ class Conversation:
 
 def now_iso(clock=time.time) -> str:
     return datetime.fromtimestamp(clock(), timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-# -- validation: refuse bad input before anything is written --------------------------------------------------------
-
-def check_user(user: str) -> str:
-    if not isinstance(user, str) or not 0 < len(user) <= MAX_USER or not _USER.fullmatch(user):
-        raise MemoryInputError(f"user id must be 1-{MAX_USER} letters, digits or . _ @ + - (got {user!r})")
-    return user
-
-
-def check_text(text: str, what: str = "memory text") -> str:
-    if not isinstance(text, str):
-        raise MemoryInputError(f"{what} must be a string, not {type(text).__name__}")
-    text = text.strip()
-    if not text:
-        raise MemoryInputError(f"{what} is empty; say what to remember")
-    if len(text) > MAX_TEXT:
-        raise MemoryInputError(f"{what} is {len(text)} characters, more than the {MAX_TEXT} a memory may hold; "
-                               f"store a short fact, not a document")
-    if _CONTROL.search(text):
-        raise MemoryInputError(f"{what} contains control characters (e.g. NUL or escape codes); remove them")
-    return text
-
-
-def check_tags(tags: Iterable[str] | None) -> tuple[str, ...]:
-    if tags is None:
-        return ()
-    if isinstance(tags, str):
-        raise MemoryInputError(f"tags must be a list of strings, not the string {tags!r}")
-    tags = tuple(tags)
-    if len(tags) > MAX_TAGS:
-        raise MemoryInputError(f"{len(tags)} tags given, at most {MAX_TAGS} allowed")
-    for t in tags:
-        if not isinstance(t, str) or not 0 < len(t) <= MAX_TAG or not _TAG.fullmatch(t):
-            raise MemoryInputError(f"tag {t!r} refused: 1-{MAX_TAG} letters, digits or . _ -")
-    return tuple(dict.fromkeys(tags))  # de-duplicated, order kept
-
-
-def check_source(source: str) -> str:
-    if source not in SOURCES:
-        raise MemoryInputError(f"source must be one of {SOURCES}, not {source!r}")
-    return source
-
-
-def check_messages(messages: Sequence[Mapping]) -> list[dict]:
-    if isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence):
-        raise MemoryInputError("a conversation is a list of {'role': ..., 'content': ...} messages")
-    out = []
-    for i, m in enumerate(messages):
-        if not isinstance(m, Mapping) or m.get("role") not in ROLES or not isinstance(m.get("content"), str):
-            raise MemoryInputError(f"message {i} must be a mapping with a role in {ROLES} and a string content")
-        if "\x00" in m["content"]:
-            raise MemoryInputError(f"message {i} contains a NUL character")
-        out.append({"role": m["role"], "content": m["content"]})
-    if len(json.dumps(out)) > MAX_CONVERSATION:
-        raise MemoryInputError(f"the conversation is larger than {MAX_CONVERSATION} characters of JSON")
-    return out
-
-
-def _key(text: str) -> str:
-    """What makes two memories the same: their words, ignoring case and spacing."""
-    return " ".join(text.casefold().split())
 
 
 def _entry(row) -> Entry:
@@ -234,9 +162,9 @@ class MemoryStore:
 
         def run(conn):
             stamp = now_iso(self._clock)
-            key = _key(text)
+            key = text_key(text)
             for id_, old in conn.execute("SELECT id, text FROM memories WHERE user = ?", (user,)):
-                if _key(old) == key:  # already known: refresh its time (and add any new tags)
+                if text_key(old) == key:  # already known: refresh its time (and add any new tags)
                     row = conn.execute(f"SELECT {_COLUMNS} FROM memories WHERE id = ?", (id_,)).fetchone()
                     merged = tuple(dict.fromkeys(json.loads(row[4]) + list(tags)))
                     conn.execute("UPDATE memories SET updated = ?, tags = ? WHERE id = ?",
@@ -303,8 +231,8 @@ class MemoryStore:
 
     def matching(self, user: str, phrase: str) -> list[Entry]:
         """Memories whose text contains `phrase`, ignoring case (what forget_matching would remove)."""
-        needle = _key(check_text(phrase, "phrase"))
-        return [e for e in self.list(user) if needle in _key(e.text)]
+        needle = text_key(check_text(phrase, "phrase"))
+        return [e for e in self.list(user) if needle in text_key(e.text)]
 
     def forget(self, user: str, memory_id: int) -> Forgotten:
         """Delete one memory of this user; MemoryNotFound if the user has none with that id."""
@@ -320,11 +248,11 @@ class MemoryStore:
     def forget_matching(self, user: str, phrase: str) -> Forgotten:
         """Delete every memory of this user whose text contains `phrase` (ignoring case)."""
         user = check_user(user)
-        needle = _key(check_text(phrase, "phrase"))
+        needle = text_key(check_text(phrase, "phrase"))
 
         def run(conn):
             ids = [i for i, t in conn.execute("SELECT id, text FROM memories WHERE user = ?", (user,))
-                   if needle in _key(t)]
+                   if needle in text_key(t)]
             conn.executemany("DELETE FROM memories WHERE user = ? AND id = ?", [(user, i) for i in ids])
             return tuple(ids)
 
@@ -446,11 +374,11 @@ class MemoryStore:
         user = check_user(user)
 
         def run(conn):
-            known = {_key(t) for (t,) in conn.execute("SELECT text FROM memories WHERE user = ?", (user,))}
+            known = {text_key(t) for (t,) in conn.execute("SELECT text FROM memories WHERE user = ?", (user,))}
             (n,) = conn.execute("SELECT COUNT(*) FROM memories WHERE user = ?", (user,)).fetchone()
             added = skipped = 0
             for m in memories:
-                key = _key(m["text"])
+                key = text_key(m["text"])
                 if key in known:
                     skipped += 1
                     continue

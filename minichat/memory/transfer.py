@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from minichat.memory.errors import MemoryInputError
-from minichat.memory.store import (MemoryStore, check_messages, check_source, check_tags, check_text, check_user,
-                                   now_iso)
+from minichat.memory.store import MemoryStore, now_iso
+from minichat.memory.validate import check_messages, check_source, check_tags, check_text, check_user
 
 FORMAT, VERSION = "minichat-memory", 1
 MAX_FILE = 50_000_000  # characters of JSON an import reads
