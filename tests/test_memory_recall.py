@@ -164,3 +164,26 @@ def test_one_or_two_memories_are_still_found(tmp_path):
         s.remember("alice", "The user lives in Lyon.")
         assert m.retrieve("what tea do I like", 3) == ["The user likes green tea."]
         assert m.retrieve("the user", 3) == ["The user likes green tea.", "The user lives in Lyon."]
+
+
+def test_reference_saved_chats(tmp_path):
+    with MemoryStore(tmp_path / "m.db") as s:
+        for f in FACTS:
+            s.remember("alice", f)
+        cid = s.save_conversation("alice", [{"role": "user", "content": "Help me plan the Kyoto trip: we go in April."},
+                                            {"role": "assistant", "content": "Book the ryokan early."},
+                                            {"role": "system", "content": "kyoto kyoto kyoto"}], title="Trip: Japan")
+        s.save_conversation("bob", [{"role": "user", "content": "My Kyoto hotel is the Blue Crane."}])
+        assert StoreMemory(s, "alice").retrieve("Kyoto trip plans", 3) == []  # off by default
+        m = StoreMemory(s, "alice", reference_chats=True)
+        got = m.retrieve("Kyoto trip plans", 3)
+        assert got == ['From a saved chat "Trip: Japan": Help me plan the Kyoto trip: we go in April.']
+        (hit,) = m.last_hits
+        assert hit.entry.source == "chat" and hit.entry.id == cid and hit.matched == ("kyoto", "trip")
+        assert "1 passages of saved chats" in m.last_reason
+        # memories come first; passages only fill the places left
+        both = m.retrieve("falcon trip", 3)
+        assert both[0] in FACTS and both[-1].startswith("From a saved chat")
+        s.forget_conversation("alice", cid)
+        assert m.retrieve("Kyoto trip plans", 3) == []  # the forgotten chat is not quoted any more
+        assert StoreMemory(None, "alice", temporary=True, reference_chats=True).retrieve("kyoto", 3) == []

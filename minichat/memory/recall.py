@@ -16,6 +16,10 @@ The `remember` tool's result text is the one the built-in model was trained on (
 guard (the safety socket) is given, a fact is saved only if `guard.check_input(fact)` allows it: a prompt injection
 in a web page must not become a standing instruction in every later chat.
 
+Saved chats (`reference_chats=True`): each user or assistant message of the user's saved conversations is a passage
+of a second BM25 index; passages fill the places the memories leave (k in all), quoted as `From a saved chat
+"<title>": <message>`. Their hits carry an Entry with source "chat" and the conversation's id.
+
 Temporary mode: the database is not even opened (no file is created), retrieve returns nothing and remember saves
 nothing (the tool says so, so the model does not claim otherwise).
 
@@ -30,9 +34,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from minichat.memory.errors import MemoryInputError
-from minichat.memory.store import Hit, MemoryStore
+from minichat.bm25 import BM25, tokenize
+from minichat.memory.store import Entry, Hit, MemoryStore
 from minichat.memory.validate import check_user
 
+PASSAGE = 300  # characters of one saved-chat message a snippet quotes
 REMEMBER_SCHEMA: dict[str, Any] = {  # the schema the built-in model saw in training (train/synthetic_tools.py)
     "name": "remember", "description": "Save a fact about the user to long-term memory.",
     "parameters": {"type": "object", "properties": {"fact": {"type": "string"}}, "required": ["fact"]}}
@@ -50,11 +56,13 @@ class StoreMemory:
     """A `Memory` socket for one user of a store (structural: it does not import minichat.chat)."""
 
     def __init__(self, store: MemoryStore | None, user: str = "default", *, temporary: bool = False,
-                 max_chars: int = 600, guard: Any = None) -> None:
+                 max_chars: int = 600, guard: Any = None, reference_chats: bool = False) -> None:
         if store is None and not temporary:
             raise MemoryInputError("StoreMemory needs a store unless temporary=True")
         self.store = None if temporary else store
         self.user, self.temporary, self.max_chars, self.guard = check_user(user), temporary, max_chars, guard
+        self.reference_chats = reference_chats  # also retrieve from saved conversations (after the memories)
+        self._chats: tuple | None = None  # (freshness, passages, their index, their words)
         self.last_hits: tuple[Hit, ...] = ()  # what the last retrieve returned, with scores (for MemoryHits)
         self.last_reason = ""  # why: "bm25: ...", "listed: ...", "temporary chat: memory is off"
 
@@ -75,6 +83,12 @@ class StoreMemory:
             hits = self.store.search(self.user, query, k)
             limit = max(k, 0)
             reason = f"bm25: {len(hits)} of {self.store.count(self.user)} memories matched words of the message"
+            if self.reference_chats and len(hits) < limit:
+                # Memories first: they are what the user chose to keep; scores of two indexes are not comparable,
+                # so passages of saved chats only fill the places left.
+                extra = self._chat_hits(query, limit - len(hits))
+                hits += extra
+                reason += f"; {len(extra)} passages of saved chats"
         kept, used = [], 0
         for h in hits[:limit]:
             if kept and used + len(h.entry.text) > self.max_chars:
@@ -85,6 +99,21 @@ class StoreMemory:
             reason += f"; {len(kept)} kept within the {self.max_chars}-character budget"
         self.last_hits, self.last_reason = tuple(kept), reason
         return self.last_hits
+
+    def _chat_hits(self, query: str, k: int) -> list[Hit]:
+        """Passages (one user or assistant message each) of the user's saved chats most relevant to the query."""
+        fresh = self.store.freshness()
+        if self._chats is None or self._chats[0] != fresh:
+            found = [(c, m["content"][:PASSAGE]) for c in self.store.conversations(self.user) for m in c.messages
+                     if m["role"] in ("user", "assistant") and m["content"].strip()]
+            passages = [Entry(c.id, self.user, f'From a saved chat "{c.title}": {text}', "chat", (), c.created,
+                              c.updated) for c, text in found]
+            words = [tokenize(text) for _, text in found]
+            self._chats = (fresh, passages, BM25(words), words)
+        _, passages, index, words = self._chats
+        terms = tokenize(query)
+        return [Hit(passages[i], s, tuple(dict.fromkeys(t for t in terms if t in words[i])))
+                for i, s in index.top_k(terms, k) if s > 0]
 
     def remember_tool(self, fact: str, tags: Iterable[str] | None = None) -> str:
         """The `remember` tool: save a fact the model was told; returns the tool result text for the model.

@@ -282,10 +282,15 @@ class MemoryStore:
 
     # -- retrieval -----------------------------------------------------------------------------------------------
 
+    def freshness(self) -> tuple[int, int]:
+        """Changes whenever the data may have: another connection's commit (data_version) or one of ours."""
+        with self._lock:
+            return self._db().execute("PRAGMA data_version").fetchone()[0], self._writes
+
     def _bm25(self, user: str) -> tuple[list[Entry], BM25]:
         """The user's BM25 index, rebuilt only when the data changed (here or in another process)."""
         with self._lock:
-            fresh = (self._db().execute("PRAGMA data_version").fetchone()[0], self._writes)
+            fresh = self.freshness()
             cached = self._index.get(user)
             if cached is not None and cached[0] == fresh:
                 return cached[1], cached[2]
