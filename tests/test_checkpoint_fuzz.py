@@ -379,3 +379,27 @@ def test_hf_config_attacks(tmp_path, hf_folders, attack):
     kind, changes, words = HF_ATTACKS[attack]
     write_hf(tmp_path / kind, {**HF_CONFIGS[kind], **changes}, hf_folders[kind])
     refused(tmp_path / kind, *words)
+
+
+OWN_ATTACKS = {  # name -> (changes to the "model" of a saved tiny Llama's config.json, words the message must hold)
+    "a context of 2^40": ({"n_ctx": 2**40}, ["'n_ctx' is 1099511627776", "position tables"]),
+    "10^12 layers": ({"n_layer": 10**12}, ["1000000000000 layers"]),
+    "a head count that is a string": ({"n_head": "4"}, ["n_head"]),
+}
+
+
+@pytest.mark.parametrize("attack", sorted(OWN_ATTACKS))
+def test_own_checkpoint_attacks(tmp_path, attack):
+    from minichat.config import PRESETS
+    from minichat.model.checkpoint import checkpoint_metadata, save_checkpoint
+    from minichat.model.transformer import Transformer, init_params
+
+    config = PRESETS["tiny-llama"]
+    save_checkpoint(tmp_path, Transformer(config, init_params(config, np.random.default_rng(0))))
+    doc = json.loads((tmp_path / "config.json").read_text())
+    changes, words = OWN_ATTACKS[attack]
+    doc["model"].update(changes)
+    doc["metadata"] = ["not", "an", "object"]
+    (tmp_path / "config.json").write_text(json.dumps(doc))
+    refused(tmp_path, *words)
+    refused(tmp_path, "'metadata'", "an object", call=checkpoint_metadata)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -84,7 +85,7 @@ def check_tokenizer_fits(model: Transformer, tokenizer: Tokenizer | None, where:
 _REQUIRED = object()
 _KINDS: dict[str, tuple[Callable[[Any], bool], str]] = {  # kind -> (test, what the message says it must be)
     "count": (lambda v: type(v) is int and v > 0, "a positive integer"),  # type(): a bool is no count
-    "number": (lambda v: type(v) in (int, float) and 0 < v <= 1.7976931348623157e308, "a positive finite number"),
+    "number": (lambda v: type(v) in (int, float) and 0 < v <= sys.float_info.max, "a positive finite number"),
     "flag": (lambda v: type(v) is bool, "true or false"),
     "object": (lambda v: isinstance(v, dict), "an object"),
 }
@@ -131,7 +132,8 @@ def _check_sizes(config: ModelConfig, n_tensors: int, file_bytes: int, where: st
     table = config.n_ctx * width * 4  # float32: cos and sin of (n_ctx, D/2) each, or one (n_ctx, C) sinusoid table
     if table > max(file_bytes, TABLE_BYTES_FLOOR):
         raise CheckpointError(f"{where}: {ctx_key!r} is {config.n_ctx}, which needs {table} bytes of position "
-                              f"tables, more than the whole file ({file_bytes} bytes); the value is corrupt")
+                              f"tables, more than the {file_bytes}-byte file itself (or {TABLE_BYTES_FLOOR} bytes); "
+                              f"the value is corrupt")
 
 
 def _read_tokenizer(where: str, read: Callable[..., Tokenizer], *args: Any) -> Tokenizer:
@@ -140,7 +142,7 @@ def _read_tokenizer(where: str, read: Callable[..., Tokenizer], *args: Any) -> T
         return read(*args)
     except TokenizerError as e:
         detail = str(e).removeprefix(f"{where}: ")  # the GGUF tokenizer's messages name the file already
-        raise CheckpointError(f"{where}: its tokenizer cannot be read: {detail}") from e
+        raise CheckpointError(f"{where}: the tokenizer cannot be read: {detail}") from e
 
 
 # -- minichat's own --------------------------------------------------------------------------------------------------
