@@ -342,6 +342,19 @@ def test_hanging_server_times_out_and_is_killed():
     assert client.stopped_by == "kill"  # it ignored stdin closing and SIGTERM
 
 
+def test_a_server_that_stops_reading_cannot_block_the_caller():
+    """A megabyte of arguments fills the pipe of a server that no longer reads stdin: the write blocks (in the
+    writer thread), and the caller still gets its timeout."""
+    client = MCPClient(stdlib(), probe_timeout=SURE, timeout=1.0).start()
+    assert client.call_tool("deafen", {}).text == "deaf"
+    t = time.monotonic()
+    with pytest.raises(MCPTimeout, match="did not answer tools/call within 1 s"):
+        client.call_tool("shout", {"text": "x" * 2**20})
+    assert time.monotonic() - t < 10
+    client.close(grace=0.5)
+    assert client.stopped_by == "terminate"  # stdin could not even be closed: the writer is stuck behind the data
+
+
 def test_shutdown_closes_stdin_first():
     client = MCPClient(sdk()).start()
     pid = client.pid

@@ -127,6 +127,18 @@ def _pump_stdout(stream, inbox: queue.Queue) -> None:
                 inbox.put(("garbage", raw))
 
 
+def _pump_stdin(stream, outbox: queue.Queue) -> None:
+    """Writer thread: write each queued line; None closes stdin. A server that stops reading fills the pipe and
+    blocks this thread, never the caller, whose wait for the answer keeps its time limit."""
+    with stream:
+        for data in iter(outbox.get, None):
+            try:
+                stream.write(data)
+                stream.flush()
+            except (OSError, ValueError):  # BrokenPipeError: the server is gone; its stdout's end of file says so
+                return
+
+
 def _pump_stderr(stream, tail: collections.deque) -> None:
     """Reader thread: keep the server's last log lines (and keep its stderr pipe from filling up and blocking it)."""
     with stream:
@@ -232,7 +244,7 @@ class MCPClient:
                 return
             self._down = self._down or "closed by the client"
             self.stopped_by = None
-            for step, send in (("stdin", self._close_stdin), ("terminate", _terminate), ("kill", _kill)):
+            for step, send in (("stdin", lambda _: self._outbox.put(None)), ("terminate", _terminate), ("kill", _kill)):
                 if proc.poll() is not None:
                     break
                 send(proc)
@@ -241,7 +253,7 @@ class MCPClient:
                     proc.wait(grace if step != "kill" else max(grace, 5.0))
                 except subprocess.TimeoutExpired:
                     continue
-            self._close_stdin(proc)  # stdout and stderr are closed by their reader threads at end of file
+            self._outbox.put(None)  # each pipe is closed by the thread that uses it (another could block on its lock)
             self._log("--", f"server stopped ({_exit_reason(proc.returncode)}; {self.stopped_by or 'already gone'})")
 
     def __enter__(self) -> MCPClient:
@@ -249,12 +261,6 @@ class MCPClient:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-    def _close_stdin(self, proc: subprocess.Popen) -> None:
-        try:
-            proc.stdin.close()
-        except (OSError, ValueError):
-            pass
 
     def _spawn(self) -> None:
         env = {k: v for k, v in os.environ.items() if k in SAFE_ENV and not v.startswith("()")}  # "()": shell funcs
@@ -267,10 +273,11 @@ class MCPClient:
         except OSError as e:
             raise MCPConnectionError(f"cannot start MCP server {self.name!r} ({shlex.join(self.argv)}): "
                                      f"{e.strerror or e}; check the command and that the program is installed") from e
-        self._proc, self._down, self._inbox = proc, None, queue.Queue()
+        self._proc, self._down, self._inbox, self._outbox = proc, None, queue.Queue(), queue.Queue()
         self.stderr_tail.clear()
         self._stderr_thread = threading.Thread(target=_pump_stderr, args=(proc.stderr, self.stderr_tail), daemon=True)
         threading.Thread(target=_pump_stdout, args=(proc.stdout, self._inbox), daemon=True).start()
+        threading.Thread(target=_pump_stdin, args=(proc.stdin, self._outbox), daemon=True).start()
         self._stderr_thread.start()
         self._log("--", f"started {shlex.join(self.argv)} (pid {proc.pid})")
 
@@ -409,11 +416,7 @@ class MCPClient:
                              f"its parameters are not JSON ({e})") from e
         self._ensure_up()
         self._log("->", line)
-        try:
-            self._proc.stdin.write(data)
-            self._proc.stdin.flush()
-        except (OSError, ValueError) as e:  # BrokenPipeError: the server is gone
-            raise self._gone() from e
+        self._outbox.put(data)
 
     def _call(self, method: str, params: Mapping[str, Any], timeout: float, *, version: str | None = None,
               cancel: bool = True) -> dict:
@@ -484,7 +487,7 @@ class MCPClient:
             raise MCPConnectionError(f"MCP server {self.name!r} is not running ({self._down}){self._stderr_hint()}")
 
     def _gone(self) -> MCPConnectionError:
-        """The server's stdout closed or its stdin broke: it exited. Collect the reason and clean up."""
+        """The server's stdout closed: it exited. Collect the reason and clean up."""
         proc = self._proc
         if proc is not None:
             try:

@@ -91,7 +91,11 @@ def main():
             if args.ping:
                 send({"jsonrpc": "2.0", "id": "srv-ping", "method": "ping"})
                 send({"jsonrpc": "2.0", "method": "notifications/message", "params": {"level": "info", "data": "hi"}})
-            if name == "grow":  # a new tool appears, and the server says so before it answers
+            if name == "deafen":  # answer, then never read stdin again
+                send({"jsonrpc": "2.0", "id": rid, "result": {"content": [{"type": "text", "text": "deaf"}]}})
+                while True:
+                    time.sleep(1)
+            elif name == "grow":  # a new tool appears, and the server says so before it answers
                 TOOLS.append({"name": f"tool{len(TOOLS)}", "description": "grown", "inputSchema": {"type": "object"}})
                 send({"jsonrpc": "2.0", "method": "notifications/tools/list_changed"})
                 send({"jsonrpc": "2.0", "id": rid, "result": {"content": [{"type": "text", "text": "grown"}]}})
