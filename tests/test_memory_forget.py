@@ -7,6 +7,8 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from minichat.memory import MemoryStore, open_memory
 
@@ -169,3 +171,69 @@ def test_traces_reads_every_companion_file(tmp_path, suffix):
     db = tmp_path / "x.db"
     Path(str(db) + suffix).write_bytes(b"..needle-77..")
     assert traces(db, "needle-77") == [("x.db" + suffix)]
+
+
+KILLED_BEFORE_CHECKPOINT = """
+import os, signal, sys
+from minichat.memory import MemoryStore
+s = MemoryStore(sys.argv[1])
+for i in range(40):
+    s.remember("alice", f"filler {i} " + "words " * 20)
+e = s.remember("alice", "crash-secret-6061 was here.")
+s._checkpoint = lambda attempts=20: True  # the process dies after the delete's commit, before the checkpoint
+s.forget("alice", e.id)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_kill_between_commit_and_checkpoint_is_wiped_at_next_open(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    db = tmp_path / "m.db"
+    p = subprocess.run([sys.executable, "-c", KILLED_BEFORE_CHECKPOINT, str(db)], capture_output=True, text=True,
+                       env=os.environ | {"PYTHONPATH": str(REPO)}, timeout=120)
+    assert p.returncode == -9, p.stderr
+    assert "m.db-wal" in traces(db, "crash-secret-6061")  # the crash left the old page in the WAL
+    with MemoryStore(db) as store:
+        assert traces(db, "crash-secret-6061") == []  # opening the store wipes it
+        assert store.count("alice") == 40
+
+
+@settings(max_examples=12, deadline=None)
+@given(ops=st.lists(st.tuples(st.sampled_from(["add", "forget", "update", "match", "all"]), st.integers(0, 30)),
+                    min_size=1, max_size=25))
+def test_forgotten_secrets_never_remain_property(tmp_path_factory, ops):
+    db = tmp_path_factory.mktemp("prop") / "m.db"
+    live: dict[int, str] = {}
+    gone: list[str] = []
+    with MemoryStore(db) as store:
+        for n, (op, arg) in enumerate(ops):
+            if op == "add" or not live:
+                secret = f"sec{n:03d}x{arg:02d}q"
+                live[store.remember("alice", f"The code {secret} " + "pad " * arg).id] = secret
+            elif op == "forget":
+                i = sorted(live)[arg % len(live)]
+                store.forget("alice", i)
+                gone.append(live.pop(i))
+            elif op == "update":
+                i = sorted(live)[arg % len(live)]
+                gone.append(live[i])
+                live[i] = f"upd{n:03d}x{arg:02d}q"
+                store.update("alice", i, f"The code {live[i]} now")
+            elif op == "match":
+                secret = live[sorted(live)[arg % len(live)]]
+                store.forget_matching("alice", secret)
+                live = {i: t for i, t in live.items() if t != secret}
+                gone.append(secret)
+            else:
+                store.forget_all("alice")
+                gone += live.values()
+                live = {}
+            for secret in gone:
+                assert traces(db, secret) == [], (secret, op)
+        for secret in live.values():
+            assert traces(db, secret), secret  # what was not forgotten is still there

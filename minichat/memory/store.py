@@ -101,6 +101,9 @@ class MemoryStore:
         self._clock = clock
         self._index: dict[str, tuple[tuple, list[Entry], BM25]] = {}  # user -> (freshness key, entries, index)
         self._writes = 0  # own commits (PRAGMA data_version only counts other connections' commits)
+        # A process killed between a forget's commit and its checkpoint leaves the old pages in the WAL: wipe them now.
+        with self._lock:
+            self._checkpoint(attempts=3)
 
     # -- plumbing --------------------------------------------------------------------------------------------------
 
