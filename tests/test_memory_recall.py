@@ -187,3 +187,11 @@ def test_reference_saved_chats(tmp_path):
         s.forget_conversation("alice", cid)
         assert m.retrieve("Kyoto trip plans", 3) == []  # the forgotten chat is not quoted any more
         assert StoreMemory(None, "alice", temporary=True, reference_chats=True).retrieve("kyoto", 3) == []
+
+
+def test_bad_queries_are_refused_clearly(memory):
+    with pytest.raises(MemoryInputError, match="a str"):
+        memory.retrieve(["tea"], 3)
+    with pytest.raises(MemoryInputError, match="non-negative"):
+        memory.retrieve("tea", -1)
+    assert memory.retrieve("", 3) == [] and memory.retrieve("tea", 0) == []

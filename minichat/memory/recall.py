@@ -33,8 +33,8 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from minichat.memory.errors import MemoryInputError
 from minichat.bm25 import BM25, tokenize
+from minichat.memory.errors import MemoryInputError
 from minichat.memory.store import Entry, Hit, MemoryStore
 from minichat.memory.validate import check_user
 
@@ -71,6 +71,9 @@ class StoreMemory:
         return [h.entry.text for h in self.retrieve_hits(query, k)]
 
     def retrieve_hits(self, query: str, k: int) -> tuple[Hit, ...]:
+        """The hits behind `retrieve`: entry, score and matched words, best first; also kept in `last_hits`."""
+        if not isinstance(query, str):
+            raise MemoryInputError(f"the query must be the message text (a str), not {type(query).__name__}")
         if self.store is None:
             self.last_hits, self.last_reason = (), "temporary chat: memory is off (nothing read)"
             return ()
