@@ -156,7 +156,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _toolbox(args: argparse.Namespace, builtin_model: bool):
+def _toolbox(args: argparse.Namespace, builtin_model: bool, save_fact=None):
     """The tools a chat offers: the four built-in ones (for the built-in model, which was trained on them, or when
     named in --tools), plus every tool of each --mcp server. Returns (toolbox or None, {tool name: MCP server})."""
     from minichat.tools import TOOL_NAMES, Toolbox, builtin_tools
@@ -168,7 +168,7 @@ def _toolbox(args: argparse.Namespace, builtin_model: bool):
             raise MinichatError("--no-tools cannot be combined with --tools or --mcp")
         return None, {}
     wanted = [n.strip() for n in args.tools.split(",") if n.strip()] if args.tools else None
-    box = Toolbox(t for t in builtin_tools(notes=args.notes) if (wanted is None and builtin_model) or
+    box = Toolbox(t for t in builtin_tools(notes=args.notes, save_fact=save_fact) if (wanted is None and builtin_model) or
                   (wanted is not None and t.name in wanted))
     servers = {}
     for command in args.mcp:
@@ -203,6 +203,17 @@ def _cmd_tools(args: argparse.Namespace) -> int:
     return 0
 
 
+def _memory(args: argparse.Namespace):
+    """The chat's memory: the user's store (--memory PATH, $MINICHAT_MEMORY, ~/.minichat/memory.db), or nothing read
+    or written with --temporary. The `remember` tool saves into it (its answer says when it did not)."""
+    from minichat.memory import open_memory
+    from minichat.memory.commands import default_user
+
+    if args.temporary and args.memory:
+        raise MinichatError("--temporary chats use no memory; drop --memory PATH")
+    return open_memory(args.memory, args.user or default_user(), temporary=args.temporary)
+
+
 def _cmd_chat(args: argparse.Namespace) -> int:
     from minichat import terminal
     from minichat.chat.session import Chat
@@ -210,9 +221,10 @@ def _cmd_chat(args: argparse.Namespace) -> int:
 
     model, tok = _load(args.model)
     config = ChatConfig(max_new_tokens=args.max_new_tokens, sampling=SamplingConfig(**_sampling(args)))
-    tools, servers = _toolbox(args, builtin_model=args.model is None)
+    memory = _memory(args)
+    tools, servers = _toolbox(args, builtin_model=args.model is None, save_fact=memory.remember_tool)
     try:
-        chat = Chat(model, tok, config, instructions=args.system, tools=tools)
+        chat = Chat(model, tok, config, instructions=args.system, tools=tools, memory=memory)
         if args.model:
             print(f"minichat: {chat.profile.note() if args.system is None else 'system prompt from --system'}",
                   file=sys.stderr)
@@ -286,12 +298,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tools", help="comma-separated tools to offer (default: the four built-in ones for the built-in "
                                    "model, which was trained on them; none for other models)")
     p.add_argument("--no-tools", action="store_true", help="offer no tools at all")
+    p.add_argument("--memory", metavar="PATH", help="the memory database (default: $MINICHAT_MEMORY or "
+                                                     "~/.minichat/memory.db)")
+    p.add_argument("--user", help="whose memories (default: $MINICHAT_USER or 'default')")
+    p.add_argument("--temporary", action="store_true", help="a temporary chat: memory is neither read nor written")
     p.set_defaults(run=_cmd_chat)
 
     t = sub.add_parser("tools", help="tool tools").add_subparsers(dest="action", required=True)
     p = t.add_parser("list", help="every tool (built-in and MCP) with its JSON schema")
     _tool_args(p)
     p.set_defaults(run=_cmd_tools)
+
+    from minichat.memory.commands import add_parser as add_memory_parser
+
+    add_memory_parser(sub)
 
     p = sub.add_parser("train", help="train a chat model from scratch (synthetic corpus, own vocabulary)")
     p.add_argument("--preset", default="builtin", choices=sorted(TRAIN_PRESETS),

@@ -19,7 +19,30 @@ from minichat.chat.context import ContextTooLong
 from minichat.chat.session import Chat
 
 HELP = """commands: /reset  /history  /trace  /save PATH  /load PATH  /help  /quit
+memory:   /memory (list)  /remember TEXT  /forget ID | /forget TEXT (every memory containing it) | /forget --all
 Ctrl-C stops a reply; Ctrl-D or Ctrl-C at the prompt leaves."""
+
+
+def memory_command(chat: Chat, cmd: str, arg: str) -> str:
+    """/memory, /remember, /forget on the chat's memory store (minichat.memory.StoreMemory); one line of answer."""
+    memory = chat.memory
+    store = getattr(memory, "store", None)
+    if store is None:
+        return ("(memory is off: this is a temporary chat)" if getattr(memory, "temporary", False) else
+                "(no memory store in this chat)")
+    user = memory.user
+    if cmd == "/memory":
+        entries = store.list(user)
+        return "\n".join(f"{e.id:>5}  {e.text}" for e in entries) or "(nothing remembered yet)"
+    if cmd == "/remember":
+        if not arg:
+            return "(usage: /remember TEXT)"
+        return f"(remembered #{store.remember(user, arg, source='explicit').id}: {arg})"
+    if not arg:
+        return "(usage: /forget ID, /forget TEXT or /forget --all)"
+    gone = (store.forget_all(user, conversations=False) if arg == "--all" else
+            store.forget(user, int(arg)) if arg.isdigit() else store.forget_matching(user, arg))
+    return f"(forgot {len(gone.ids)} memor{'y' if len(gone.ids) == 1 else 'ies'})"
 
 
 def format_event(e: ev.Event) -> str | None:
@@ -47,6 +70,8 @@ def format_event(e: ev.Event) -> str | None:
         return f"[tokens] prompt {e.prompt_tokens} = {e.cached_tokens} from the KV cache + {e.prefill_tokens} prefilled"
     if isinstance(e, ev.ToolCalled):
         return f"[tool call] {e.name}({json.dumps(e.arguments, ensure_ascii=False)})"
+    if isinstance(e, ev.MemoryUpdated):
+        return f"[memory updated] {e.text}" if e.ok else f"[memory not updated] {e.text}"
     if isinstance(e, ev.ToolResult):
         return f"[tool result] {e.name} {'->' if e.ok else 'failed:'} {e.content[:200]}"
     if isinstance(e, ev.Done):
@@ -122,6 +147,11 @@ def repl(chat: Chat, trace: bool = False, out: TextIO = sys.stdout,
             elif cmd == "/trace":
                 trace = not trace
                 out.write(f"(trace {'on' if trace else 'off'})\n")
+            elif cmd in ("/memory", "/remember", "/forget"):
+                try:
+                    out.write(memory_command(chat, cmd, arg.strip()) + "\n")
+                except (ValueError, LookupError) as e:  # the store's errors are MinichatError + ValueError/LookupError
+                    out.write(f"(could not {cmd[1:]}: {e})\n")
             elif cmd in ("/save", "/load") and arg:
                 try:
                     chat.save(arg) if cmd == "/save" else chat.load(arg)

@@ -94,3 +94,17 @@ def smollm2_gguf() -> Path:
             pytest.skip(message)
         return path
     return reference_file("SmolLM2-135M-Instruct.Q4_1.gguf")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_memory(tmp_path_factory):
+    """Every `minichat chat` a test runs (in-process or as a subprocess, which inherits the environment) remembers
+    into a database of the test session's own, never the user's ~/.minichat/memory.db."""
+    path = tmp_path_factory.mktemp("memory") / "memory.db"
+    old = os.environ.get("MINICHAT_MEMORY")
+    os.environ["MINICHAT_MEMORY"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("MINICHAT_MEMORY", None)
+    else:
+        os.environ["MINICHAT_MEMORY"] = old

@@ -58,6 +58,14 @@ class MemoryHits(Event):
 
 
 @dataclass(frozen=True)
+class MemoryUpdated(Event):
+    type: ClassVar[str] = "memory_updated"
+    action: str  # "remember" (the model's remember tool call was saved)
+    text: str  # the fact as saved (or the tool's answer when it was not saved)
+    ok: bool = True
+
+
+@dataclass(frozen=True)
 class ContextBuilt(Event):
     type: ClassVar[str] = "context_built"
     budget: int  # tokens the prompt may use (context window - max_new_tokens)

@@ -39,6 +39,7 @@ from minichat.config import ChatConfig, SamplingConfig
 from minichat.generate.loop import generate
 
 CONVERSATION_FORMAT = 1
+REMEMBER_TOOL = "remember"  # the tool that saves a fact to memory (minichat.tools.builtin, minichat.memory)
 
 
 class Chat:
@@ -222,6 +223,8 @@ class Chat:
                 content, ok = self._run_tool(tools, call)
                 self.history.append(tool_result(call, content))
                 yield ev.ToolResult(call.id, call.name, content, ok)
+                if call.name == REMEMBER_TOOL:  # the built-in model saves facts with this tool: say what happened
+                    yield ev.MemoryUpdated("remember", content, ok and content.startswith("Saved"))
             timings["tools"] = timings.get("tools", 0.0) + time.perf_counter() - t
         yield ev.Done("tool_limit", usage, timings, "")
 
