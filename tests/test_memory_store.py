@@ -277,3 +277,12 @@ def test_rows_on_disk_are_plain_json_tags(tmp_path):
         s.remember("alice", "x", tags=["a", "b"])
     row = sqlite3.connect(tmp_path / "m.db").execute("SELECT user, tags, source FROM memories").fetchone()
     assert row == ("alice", json.dumps(["a", "b"]), "explicit")
+
+
+@pytest.mark.parametrize("bad", ["1", None, 0, -3, True, 1.0])
+def test_bad_ids_are_refused(store, bad):
+    store.remember("alice", "fact")
+    for op in (store.get, store.forget, store.forget_conversation):
+        with pytest.raises(MemoryInputError, match="whole number"):
+            op("alice", bad)
+    assert store.count("alice") == 1

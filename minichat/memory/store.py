@@ -35,7 +35,7 @@ from datetime import datetime, timezone
 from minichat.bm25 import BM25, tokenize
 from minichat.memory.errors import MemoryInputError, MemoryNotFound, MemoryStoreError
 from minichat.memory.schema import BUSY_TIMEOUT, connect
-from minichat.memory.validate import (MAX_MEMORIES, MAX_TEXT, check_messages, check_source, check_tags, check_text, check_user,
+from minichat.memory.validate import (MAX_MEMORIES, MAX_TEXT, check_id, check_messages, check_source, check_tags, check_text, check_user,
                                       text_key)
 
 
@@ -184,7 +184,7 @@ class MemoryStore:
         return self.get(user, self._write(run))
 
     def get(self, user: str, memory_id: int) -> Entry:
-        user = check_user(user)
+        user, memory_id = check_user(user), check_id(memory_id)
         with self._lock:
             row = self._db().execute(f"SELECT {_COLUMNS} FROM memories WHERE user = ? AND id = ?",
                                      (user, memory_id)).fetchone()
@@ -196,7 +196,7 @@ class MemoryStore:
     def update(self, user: str, memory_id: int, text: str | None = None, *,
                tags: Iterable[str] | None = None) -> Entry:
         """Replace a memory's text and/or tags; the old wording is wiped from the files like a forget."""
-        user = check_user(user)
+        user, memory_id = check_user(user), check_id(memory_id)
         new_text = check_text(text) if text is not None else None
         new_tags = check_tags(tags) if tags is not None else None
 
@@ -239,7 +239,7 @@ class MemoryStore:
 
     def forget(self, user: str, memory_id: int) -> Forgotten:
         """Delete one memory of this user; MemoryNotFound if the user has none with that id."""
-        user = check_user(user)
+        user, memory_id = check_user(user), check_id(memory_id)
 
         def run(conn):
             if conn.execute("DELETE FROM memories WHERE user = ? AND id = ?", (user, memory_id)).rowcount == 0:
@@ -326,6 +326,8 @@ class MemoryStore:
                           conversation_id: int | None = None) -> int:
         """Save (or, with an id, overwrite) a conversation; returns its id."""
         user, msgs = check_user(user), check_messages(messages)
+        if conversation_id is not None:
+            check_id(conversation_id, "conversation id")
         if title is None:
             first = next((m["content"] for m in msgs if m["role"] == "user" and m["content"].strip()), "untitled")
             title = " ".join(first.split()[:8])[:80]
@@ -362,7 +364,7 @@ class MemoryStore:
         raise MemoryNotFound(f"user {check_user(user)!r} has no saved conversation {conversation_id}")
 
     def forget_conversation(self, user: str, conversation_id: int) -> Forgotten:
-        user = check_user(user)
+        user, conversation_id = check_user(user), check_id(conversation_id, "conversation id")
 
         def run(conn):
             cur = conn.execute("DELETE FROM conversations WHERE user = ? AND id = ?", (user, conversation_id))

@@ -90,3 +90,9 @@ def check_messages(messages: Sequence[Mapping]) -> list[dict]:
 def text_key(text: str) -> str:
     """What makes two memories the same: their words, ignoring case and spacing."""
     return " ".join(text.casefold().split())
+
+
+def check_id(value: int, what: str = "memory id") -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise MemoryInputError(f"a {what} is a whole number >= 1 (see `minichat memory list`), not {value!r}")
+    return value
