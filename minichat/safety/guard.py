@@ -17,6 +17,7 @@ images or files.
 """
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,7 +26,7 @@ from minichat.safety.classifier import WEIGHTS, load_classifier
 from minichat.safety.normalize import normalize
 from minichat.safety.pii import redact
 from minichat.safety.policy import Policy, load_policy
-from minichat.safety.rules import COMPILED_INJECTION, COMPILED_INPUT, first_match
+from minichat.safety.rules import COMPILED_INJECTION, COMPILED_INJECTION_RAW, COMPILED_INPUT, first_match
 from minichat.safety.stream import StreamFilter, scan_text
 
 REFUSALS = {
@@ -118,7 +119,8 @@ class Guard:
             raise TypeError(f"scan_injection() needs a str, not {type(text).__name__}")
         action = self.policy.action("injection")
         action = "quarantine" if action == "refuse" else action
-        hit = first_match(normalize(text), COMPILED_INJECTION)
+        hit = first_match(normalize(text), COMPILED_INJECTION) or first_match(
+            unicodedata.normalize("NFKC", text).casefold(), COMPILED_INJECTION_RAW)
         if hit is not None:
             score, reason, threshold = 1.0, f"rule {hit[1]}", 0.0
         else:

@@ -62,7 +62,8 @@ INPUT_RULES: list[tuple[str, str, str]] = [
      r"roma|gypsies|trans people)\b"),
     ("injection", "ignore_instructions", r"\b(?:ignore|disregard|forget)\w* (?:all |any |the |your |my |of |these "
      r")*(?:(?:previous|prior|above|earlier|preceding|original|initial|system|safety|existing|developer|former) )?"
-     r"(?:instructions?|prompts?|guidelines|guardrails|directions|programming|rules (?:you|and))\b"),
+     r"(?:i?nstr\w*|\w{0,2}instructions?|prompts?|guidelines|guardrails|directions|programming|rules (?:you|and))"
+     r"\b"),  # "instr\w*", "\w{0,2}instructions": typos ("iunstructions") do not save an attack
     ("injection", "override_rules", r"\b(?:override|bypass|disable|turn off)\w* (?:all |any |the |your )*(?:safety|"
      r"content|system|moderation|ethical) (?:filters?|rules|guidelines|instructions|prompt|restrictions|policy)\b"),
     ("injection", "persona_jailbreak", r"\b(?:you are now|act as|pretend to be|roleplay as|from now on you are)"
@@ -89,7 +90,7 @@ INJECTION_RULES: list[tuple[str, str, str]] = [r for r in INPUT_RULES if r[0] ==
     ("injection", "new_instructions", r"\b(?:new|updated|real|actual|additional|secret|hidden) (?:instructions?|"
      r"orders|tasks?|directives?)\s*(?::|follow|are)\b"),
     ("injection", "before_task", r"\b(?:before|instead of) (?:you )?(?:can |do |doing |answering |continuing )?"
-     r"(?:solv|complet|answer|continu|proceed|finish|respond|reply|summari[sz])\w*\b.{0,40}\b(?:you must|you "
+     r"(?:solv|complet|answer|continu|proceed|finish|respond|reply|summari[sz])\w*\b.{0,80}\b(?:you must|you "
      r"should|you need to|please|first|do the following)\b"),
     ("injection", "exfiltrate", r"\b(?:send|forward|email|e-mail|upload|post|transfer|leak)\w* (?:all |every |the "
      r"|your |my |any )*(?:user'?s? |the user's )?(?:emails?|messages?|password|passwords|credentials|api keys?|"
@@ -127,12 +128,24 @@ PROTECTIVE = regex.compile(r"\b(?:report\w*|educat\w*|abuse material|protect\w*|
 UNLESS = {"minor_sexual": PROTECTIVE}
 
 
+# Run on the NFKC-casefolded text *without* the leetspeak step (which would turn "@" into "a"): an order to act on
+# the user's behalf (send, forward, transfer, delete, invite ...) that names an outside address (e-mail, URL, IBAN)
+# and starts a sentence or a "TODO:" line. Data that merely contains an address ("Contact: ann@x.org") does not.
+INJECTION_RAW_RULES: list[tuple[str, str, str]] = [
+    ("injection", "order_to_outside", r"(?:^|[.!?:\n]\s*|\btodo:?\s*)(?:please |now |also |then |first,? )?(?:send|"
+     r"forward|e-?mail|transfer|wire|post|upload|share|invite|delete|remove|create|add|change|modify|update|"
+     r"concatenate|reset|book|reserve|pay)\b[^\n]{0,250}?(?:[\w.+-]+@[\w-]+\.[\w.-]+|https?://|www\.|"
+     r"\b[a-z]{2}\d{2}(?: ?[a-z0-9]{4}){3,7}\b)"),
+]
+
+
 def compile_rules(rules: list[tuple[str, str, str]]) -> list[tuple[str, str, regex.Pattern]]:
     return [(cat, name, regex.compile(p, _F)) for cat, name, p in rules]
 
 
 COMPILED_INPUT = compile_rules(INPUT_RULES)
 COMPILED_INJECTION = compile_rules(INJECTION_RULES)
+COMPILED_INJECTION_RAW = compile_rules(INJECTION_RAW_RULES)
 
 
 # When a whole phrase is spelled out letter by letter with single spaces ("m a k e a p i p e b o m b"), the word
