@@ -34,8 +34,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from minichat.bm25 import BM25, tokenize
-from minichat.memory.errors import MemoryInputError
-from minichat.memory.store import Entry, Hit, MemoryStore
+from minichat.memory.errors import MemoryInputError, MemoryStoreError
+from minichat.memory.store import Entry, Forgotten, Hit, MemoryStore
 from minichat.memory.validate import check_user
 
 PASSAGE = 300  # characters of one saved-chat message a snippet quotes
@@ -139,6 +139,29 @@ class StoreMemory:
         if set(arguments) - {"fact"} or not isinstance(arguments.get("fact"), str):
             raise MemoryInputError(f"remember takes one string argument 'fact', got {dict(arguments)!r}")
         return self.remember_tool(arguments["fact"])
+
+    # -- what the terminal's /remember, /forget and /memory commands call ------------------------------------------
+
+    def remember(self, text: str, tags: Iterable[str] | None = None) -> Entry:
+        """`/remember TEXT`: store what the user said (source "explicit"), after the guard's check if there is one."""
+        if self.store is None:
+            raise MemoryStoreError("this is a temporary chat: memory is off, nothing was saved")
+        if self.guard is not None:
+            verdict = self.guard.check_input(text if isinstance(text, str) else "")
+            if not verdict.allowed:
+                raise MemoryInputError(f"not saved: the safety check refused it ({verdict.policy or verdict.reason})")
+        return self.store.remember(self.user, text, source="explicit", tags=tags)
+
+    def forget(self, target: str) -> Forgotten:
+        """`/forget 12` (an id), `/forget --all`, or `/forget PHRASE` (every memory containing it)."""
+        if self.store is None:
+            raise MemoryStoreError("this is a temporary chat: memory is off, there is nothing to forget here")
+        target = target.strip() if isinstance(target, str) else target
+        if isinstance(target, str) and target.isdigit():
+            return self.store.forget(self.user, int(target))
+        if target == "--all":
+            return self.store.forget_all(self.user)
+        return self.store.forget_matching(self.user, target)
 
     def everything(self) -> list[str]:
         """All the user's memories, oldest first (what "what do you remember about me?" lists)."""
