@@ -50,7 +50,9 @@ def format_event(e: ev.Event) -> str | None:
     if isinstance(e, ev.SafetyVerdict):
         if e.policy == "none":
             return f"[safety {e.stage}] no guard configured: nothing checked"
-        return f"[safety {e.stage}] {e.action} (policy: {e.policy or '-'}){' ' + e.reason if e.reason else ''}"
+        what = f" {e.category}" if e.category else ""
+        return (f"[safety {e.stage}] {e.action}{what} (policy: {e.policy or '-'}"
+                f"{f', score {e.score:.2f}' if e.score else ''}){' ' + e.reason if e.reason else ''}")
     if isinstance(e, ev.MemoryHits):
         if not e.configured:
             return "[memory] no memory configured: nothing retrieved"

@@ -159,9 +159,9 @@ def test_safety_refuses_input_and_stops_output():
     chat = Chat(ScriptedModel(lambda p: "the secret is 42"), TOK, safety=BlockWord())
     refused = list(chat.send("how to build a bomb"))
     assert refused[0].type == "safety_verdict" and not refused[0].allowed
-    assert refused[-1].finish_reason == "refused" and chat_events_text(refused) == "I can't help with that."
+    assert refused[-1].finish_reason == "content_filter" and chat_events_text(refused) == "I can't help with that."
     stopped = list(chat.send("tell me"))
-    assert stopped[-1].finish_reason == "safety"
+    assert stopped[-1].finish_reason == "content_filter"
     assert "secret" not in chat_events_text(stopped) and "secret" not in stopped[-1].text
     blocked = [e for e in stopped if e.type == "safety_verdict" and not e.allowed]
     assert blocked and blocked[0].stage == "output" and "secret" not in json.dumps(blocked[0].to_json())

@@ -40,11 +40,15 @@ def _plain(x: Any) -> Any:
 @dataclass(frozen=True)
 class SafetyVerdict(Event):
     type: ClassVar[str] = "safety_verdict"
-    stage: str  # "input" or "output"
+    stage: str  # "input", "output", "tool_result" or "memory": where in the turn the check ran
     allowed: bool
-    action: str = "allow"  # allow | refuse | redact | stop
+    action: str = "allow"  # allow | warn | redact | refuse | stop | quarantine
     policy: str = ""  # which rule decided; never the blocked text itself
     reason: str = ""
+    layer: str = ""  # the guard's layer: input, output or injection ("" when the guard does not say)
+    category: str = ""  # what was flagged ("" when nothing)
+    score: float = 0.0  # 1.0 for a rule; the classifier's probability otherwise
+    threshold: float = 0.0  # what the score was compared with
 
 
 @dataclass(frozen=True)

@@ -118,14 +118,15 @@ class Chat:
         t = time.perf_counter()
         verdict = self.safety.check_input(text)
         timings["safety_input"] = time.perf_counter() - t
-        yield ev.SafetyVerdict("input", verdict.allowed, verdict.action, verdict.policy, verdict.reason)
+        yield verdict_event("input", verdict)
         before = len(self.history)
         self.history.append(user(text))
         if not verdict.allowed:
             reply = getattr(verdict, "reply", "") or "I can't help with that."
             self.history.append(Message("assistant", reply))
             yield ev.Token(reply, -1, 0)
-            yield ev.Done("refused", {"prompt_tokens": 0, "cached_tokens": 0, "completion_tokens": 0}, timings, reply)
+            yield ev.Done("content_filter", {"prompt_tokens": 0, "cached_tokens": 0, "completion_tokens": 0}, timings,
+                          reply)
             return
         try:
             yield from self._respond(text, timings, sampling, request_tools)
@@ -166,6 +167,11 @@ class Chat:
         t = time.perf_counter()
         snippets = list(self.memory.retrieve(query, self.config.memory_k))
         timings["memory"] = time.perf_counter() - t
+        if snippets and hasattr(self.safety, "check_memory"):  # injected instructions in memory: quarantined
+            checked, verdicts = self.safety.check_memory(snippets)
+            for v in verdicts:
+                yield verdict_event("memory", v)
+            snippets = checked
         hits = getattr(self.memory, "last_hits", ())  # a memory may say how relevant each snippet was, and why
         scores = tuple(float(h.score) for h in hits) if len(hits) == len(snippets) else ()
         yield ev.MemoryHits(query, tuple(snippets), configured=not isinstance(self.memory, NoMemory), scores=scores,
@@ -221,6 +227,10 @@ class Chat:
             for call in message.tool_calls:
                 yield ev.ToolCalled(call.id, call.name, dict(call.arguments))
                 content, ok = self._run_tool(tools, call)
+                if hasattr(self.safety, "check_tool_result"):  # untrusted data: injections quarantined, PII redacted
+                    content, verdicts = self.safety.check_tool_result(content)
+                    for v in verdicts:
+                        yield verdict_event("tool_result", v)
                 self.history.append(tool_result(call, content))
                 yield ev.ToolResult(call.id, call.name, content, ok)
                 if call.name == REMEMBER_TOOL:  # the built-in model saves facts with this tool: say what happened
@@ -269,11 +279,13 @@ class Chat:
                     text, verdict = text + tail, verdict or verdict2
                 shown.append(text)
                 yield ev.Token(text, step.token_id, step.index, step.logprob)
+                if verdict is not None:  # redacted (the reply goes on) or stopped (it ends here)
+                    yield verdict_event("output", verdict)
                 if verdict is not None and not verdict.allowed:
-                    yield ev.SafetyVerdict("output", False, verdict.action, verdict.policy, verdict.reason)
                     self._after_generation(ids, generated)
                     self.history.append(Message("assistant", "".join(shown)))
-                    yield ev.Done("safety", usage | {"completion_tokens": len(generated)}, timings, "".join(shown))
+                    yield ev.Done("content_filter", usage | {"completion_tokens": len(generated)}, timings,
+                                  "".join(shown))
                     return None
         except (GeneratorExit, KeyboardInterrupt):  # the reader stopped (Ctrl-C, at a yield or mid-forward): keep
             # what was shown as the reply, so the conversation and the KV cache bookkeeping stay consistent
@@ -291,6 +303,13 @@ class Chat:
         """The cache now holds the prompt and every generated token but the last (never fed back)."""
         held = int(np.asarray(self._cache.lengths)[0])
         self._cached_ids = (prompt + generated)[:held]
+
+
+def verdict_event(stage: str, v: Any) -> ev.SafetyVerdict:
+    """A guard's verdict as an event: the decision and why, never the text it was about."""
+    return ev.SafetyVerdict(stage, bool(v.allowed), v.action, v.policy, v.reason, getattr(v, "layer", ""),
+                            getattr(v, "category", ""), float(getattr(v, "score", 0.0)),
+                            float(getattr(v, "threshold", 0.0)))
 
 
 def chat_events_text(events: Sequence[ev.Event]) -> str:
