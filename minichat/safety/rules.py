@@ -62,8 +62,8 @@ INPUT_RULES: list[tuple[str, str, str]] = [
      r"roma|gypsies|trans people)\b"),
     ("injection", "ignore_instructions", r"\b(?:ignore|disregard|forget)\w* (?:all |any |the |your |my |of |these "
      r")*(?:(?:previous|prior|above|earlier|preceding|original|initial|system|safety|existing|developer|former) )?"
-     r"(?:i?nstr\w*|\w{0,2}instructions?|prompts?|guidelines|guardrails|directions|programming|rules (?:you|and))"
-     r"\b"),  # "instr\w*", "\w{0,2}instructions": typos ("iunstructions") do not save an attack
+     r"(?:i\w{0,2}structions?|prompts?|guidelines|guardrails|directions|programming|rules (?:you|and))"
+     r"\b"),  # "i\w{0,2}structions": a typo ("iunstructions") does not save an attack; "constructions" is not one
     ("injection", "override_rules", r"\b(?:override|bypass|disable|turn off)\w* (?:all |any |the |your )*(?:safety|"
      r"content|system|moderation|ethical) (?:filters?|rules|guidelines|instructions|prompt|restrictions|policy)\b"),
     ("injection", "persona_jailbreak", r"\b(?:you are now|act as|pretend to be|roleplay as|from now on you are)"
