@@ -3,8 +3,9 @@
 Both train the same architecture (a TRAIN_PRESETS entry, "builtin" by default) from the same initial weights on the
 same random (B, T) batches, with the same number of threads: OpenBLAS's for minichat (its NumPy code between the
 matmuls runs on one thread; DESIGN.md rules out parallel numba kernels), torch.set_num_threads for torch. The torch
-side is what a PyTorch user would write: autograd, F.scaled_dot_product_attention(is_causal=True) (its fused CPU
-flash-attention kernel), F.rms_norm / F.layer_norm, torch.optim.AdamW. The two steps alternate, so a busy machine
+side is what a PyTorch user would write, and the model tests/test_grads.py checks minichat's gradients against
+(tests/peer_helpers.py): autograd, F.scaled_dot_product_attention(is_causal=True) (its fused CPU flash-attention
+kernel), F.rms_norm / F.layer_norm, torch.optim.AdamW. The two steps alternate, so a busy machine
 slows both alike; each figure is the median over the timed steps. The ratio is printed last.
 
     .venv/bin/python bench/train.py                 # builtin preset, batch size from the preset, all cores
@@ -30,64 +31,26 @@ for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import numpy as np  # noqa: E402
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]
 from minichat.config import TRAIN_PRESETS  # noqa: E402
 from minichat.train import AdamW, clip_grad_norm, init_model, loss_and_grads, lr_at  # noqa: E402
+from minichat.train.optim import decays  # noqa: E402
+from peer_helpers import torch_model_loss  # noqa: E402  (the torch model the tests check gradients against)
 
 
 def torch_step_fn(torch, config, params, batches):
-    """A torch training step for `config.model`, from copies of minichat's initial weights."""
-    F = torch.nn.functional
-    c = config.model
-    H, K, D, C = c.n_head, c.n_kv_head, c.head_dim, c.n_embd
+    """A torch training step for `config.model`, from copies of minichat's initial weights: the tests' torch model
+    (tests/peer_helpers.py), autograd, clipping and torch.optim.AdamW with minichat's decay groups."""
     tp = {n: torch.tensor(p.copy(), requires_grad=True) for n, p in params.items()}
-    decay = [tp[n] for n in tp if not (n in ("wte", "wpe", "lm_head") or n.endswith("bias") or "ln_" in n)]
-    rest = [t for t in tp.values() if all(t is not d for d in decay)]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
-                             {"params": rest, "weight_decay": 0.0}], lr=config.lr, betas=(config.beta1, config.beta2))
-    T = config.seq_len
-    inv = 1.0 / c.rope_theta ** (torch.arange(0, D, 2, dtype=torch.float64) / D)
-    ang = torch.arange(T, dtype=torch.float64)[:, None] * inv
-    cos, sin = torch.cat([ang, ang], -1).cos().float(), torch.cat([ang, ang], -1).sin().float()
-
-    def norm(x, name):
-        if c.norm == "rmsnorm":
-            return F.rms_norm(x, (C,), tp[name + ".weight"], eps=c.norm_eps)
-        return F.layer_norm(x, (C,), tp[name + ".weight"], tp.get(name + ".bias"), eps=c.norm_eps)
-
-    def lin(x, name):
-        return F.linear(x, tp[name + ".weight"].T, tp.get(name + ".bias"))
-
-    def rot(t):
-        return t * cos + torch.cat([-t[..., D // 2:], t[..., :D // 2]], -1) * sin
-
-    def loss_fn(ids, targets, mask):
-        B = ids.shape[0]
-        x = tp["wte"][ids] + (tp["wpe"][:T] if c.positions == "learned" else 0)
-        for i in range(c.n_layer):
-            p = f"h.{i}."
-            qkv = lin(norm(x, p + "ln_1"), p + "attn.c_attn")
-            q = qkv[..., :H * D].view(B, T, H, D).transpose(1, 2)
-            k = qkv[..., H * D:(H + K) * D].view(B, T, K, D).transpose(1, 2)
-            v = qkv[..., (H + K) * D:].view(B, T, K, D).transpose(1, 2)
-            if c.positions == "rope":
-                q, k = rot(q), rot(k)
-            a = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=K != H)
-            x = x + lin(a.transpose(1, 2).reshape(B, T, H * D), p + "attn.c_proj")
-            h = norm(x, p + "ln_2")
-            if c.mlp == "swiglu":
-                x = x + lin(F.silu(lin(h, p + "mlp.c_gate")) * lin(h, p + "mlp.c_fc"), p + "mlp.c_proj")
-            else:
-                x = x + lin(F.gelu(lin(h, p + "mlp.c_fc"), approximate="tanh"), p + "mlp.c_proj")
-        logits = norm(x, "ln_f") @ (tp["wte"] if c.tie_embeddings else tp["lm_head"]).T
-        nll = F.cross_entropy(logits.view(-1, logits.shape[-1]), targets.view(-1), reduction="none")
-        return (nll * mask.view(-1)).sum() / mask.sum()
-
-    tb = [tuple(torch.as_tensor(a) for a in (ids.astype(np.int64), tg.astype(np.int64), m)) for ids, tg, m in batches]
+    opt = torch.optim.AdamW([{"params": [tp[n] for n in tp if decays(n, config)], "weight_decay": config.weight_decay},
+                             {"params": [tp[n] for n in tp if not decays(n, config)], "weight_decay": 0.0}],
+                            lr=config.lr, betas=(config.beta1, config.beta2), eps=config.eps)
+    tb = [(torch.as_tensor(ids.astype(np.int64)), torch.as_tensor(tg.astype(np.int64)), m) for ids, tg, m in batches]
 
     def step(i):
         opt.zero_grad(set_to_none=True)
-        loss = loss_fn(*tb[i % len(tb)])
+        loss = torch_model_loss(torch, config.model, tp, *tb[i % len(tb)])
         loss.backward()
         torch.nn.utils.clip_grad_norm_(list(tp.values()), config.grad_clip)
         opt.step()

@@ -58,7 +58,12 @@ def test_mask_never_touches_other_roles(corpus, tok):
 
 def test_training_ids_equal_what_the_chat_session_feeds_the_model(corpus, tok):
     """Run a real Chat turn with the conversation's tool schemas and memory snippets plugged in, record the prompt
-    the model receives, and compare it with the training rendering of the same conversation."""
+    the model receives, and compare it with the training rendering of the same conversation.
+
+    One departure, on purpose: the session carries memory snippets in a note just before the user message (so the
+    system prompt, the start of the KV cache, stays the same across turns), where the corpus has them in the system
+    prompt. The rest, the system prompt's instructions and tool schemas included, is the same ids."""
+    from minichat.chat.context import memory_note, system_text
     from minichat.chat.session import Chat
 
     conv = next(c for c in generate_corpus(40, seed=9, kinds=["memory"]) if c.tools)
@@ -86,8 +91,10 @@ def test_training_ids_equal_what_the_chat_session_feeds_the_model(corpus, tok):
     list(chat.send(conv.history[0].content))
     prompt = seen[0][0].tolist()
     template = ChatTemplate(tok)
-    ids, mask = map(np.asarray, template.render_with_mask(conv.messages[:3]))
-    assert prompt == ids[: len(prompt)].tolist()  # system (memory + tools) and user, then the reply's header
+    assert conv.memory and conv.messages[0].content == system_text(conv.instructions, conv.memory, conv.tools)
+    as_session = [system(system_text(conv.instructions, (), conv.tools)), memory_note(conv.memory), *conv.messages[1:3]]
+    ids, mask = map(np.asarray, template.render_with_mask(as_session))
+    assert prompt == ids[: len(prompt)].tolist()  # system (tools), memory note and user, then the reply's header
     assert prompt[-len(template.generation_prompt()):] == template.generation_prompt()
     assert not mask[: len(prompt)].any()
     assert masked_text(tok, ids[len(prompt):], mask[len(prompt):]) == [conv.messages[2].content + "<|im_end|>"]

@@ -3,8 +3,8 @@
 * Every layer's backward against central finite differences of its forward, in float64, with hypothesis choosing
   the shapes (and grouped-query layouts, biases on/off).
 * The whole model's loss and every parameter's gradient against torch autograd on the same weights and batch,
-  for GPT-2-style and Llama-style configs and the axes in between (relative 1e-4). The torch model is written here
-  from torch.nn.functional ops, independently of minichat's forward.
+  for GPT-2-style and Llama-style configs and the axes in between (relative 1e-4). The torch model
+  (peer_helpers.torch_model_loss) is written from torch.nn.functional ops, independently of minichat's forward.
 """
 from __future__ import annotations
 
@@ -16,13 +16,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import require_peer
+from peer_helpers import torch_model_loss
 from minichat.config import ModelConfig
 from minichat.model import Transformer, init_params
 from minichat.kernels import attention as kern
 from minichat.model import layers
 from minichat.train import attention as A
 from minichat.train import grads as G
-from minichat.train.model_grad import forward_tape, loss_and_grads, loss_only
+from minichat.train.backprop import forward_tape, loss_and_grads, loss_only
 
 FD = settings(max_examples=15, deadline=None)
 
@@ -261,60 +262,6 @@ def test_training_attention_equals_the_reference(B, K, group, T, block, use_numb
 
 
 # -- the whole model against torch autograd ---------------------------------------------------------------------------
-
-def torch_model_loss(torch, config: ModelConfig, tp: dict, ids, targets, mask):
-    """minichat's architecture written from torch.nn.functional ops (SDPA with enable_gqa, F.rms_norm, F.gelu tanh,
-    HF's rotate_half RoPE), loss = mean cross-entropy over the unmasked targets. tp: name -> torch tensor."""
-    F = torch.nn.functional
-    c = config
-    B, T = ids.shape
-    H, K, D = c.n_head, c.n_kv_head, c.head_dim
-    dtype = tp["wte"].dtype
-    x = tp["wte"][torch.as_tensor(np.asarray(ids), dtype=torch.long)]
-    if c.positions == "learned":
-        x = x + tp["wpe"][:T]
-    elif c.positions == "sinusoidal":
-        pos = torch.arange(T, dtype=torch.float64)[:, None]
-        freq = 10000.0 ** (-torch.arange(0, c.n_embd, 2, dtype=torch.float64) / c.n_embd)
-        pe = torch.stack([torch.sin(pos * freq), torch.cos(pos * freq)], -1).reshape(T, c.n_embd)  # interleaved
-        x = x + pe.to(dtype)
-    if c.positions == "rope":
-        inv = 1.0 / c.rope_theta ** (torch.arange(0, D, 2, dtype=torch.float64) / D)
-        ang = torch.arange(T, dtype=torch.float64)[:, None] * inv
-        cos, sin = torch.cat([ang, ang], -1).cos().to(dtype), torch.cat([ang, ang], -1).sin().to(dtype)
-
-    def rot(t):
-        return t * cos + torch.cat([-t[..., D // 2:], t[..., :D // 2]], -1) * sin
-
-    def norm(x, name):
-        if c.norm == "rmsnorm":
-            return F.rms_norm(x, (c.n_embd,), tp[name + ".weight"], eps=c.norm_eps)
-        return F.layer_norm(x, (c.n_embd,), tp[name + ".weight"], tp.get(name + ".bias"), eps=c.norm_eps)
-
-    def lin(x, name):
-        b = tp.get(name + ".bias")
-        return x @ tp[name + ".weight"] + (0 if b is None else b)
-
-    for i in range(c.n_layer):
-        p = f"h.{i}."
-        qkv = lin(norm(x, p + "ln_1"), p + "attn.c_attn")
-        q = qkv[..., :H * D].reshape(B, T, H, D).transpose(1, 2)
-        k = qkv[..., H * D:(H + K) * D].reshape(B, T, K, D).transpose(1, 2)
-        v = qkv[..., (H + K) * D:].reshape(B, T, K, D).transpose(1, 2)
-        if c.positions == "rope":
-            q, k = rot(q), rot(k)
-        a = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
-        x = x + lin(a.transpose(1, 2).reshape(B, T, H * D), p + "attn.c_proj")
-        h = norm(x, p + "ln_2")
-        if c.mlp == "swiglu":
-            x = x + lin(F.silu(lin(h, p + "mlp.c_gate")) * lin(h, p + "mlp.c_fc"), p + "mlp.c_proj")
-        else:
-            x = x + lin(F.gelu(lin(h, p + "mlp.c_fc"), approximate="tanh"), p + "mlp.c_proj")
-    logits = norm(x, "ln_f") @ (tp["wte"] if c.tie_embeddings else tp["lm_head"]).T
-    w = torch.as_tensor(np.asarray(mask, dtype=np.float64)).to(dtype).reshape(-1)
-    t = torch.as_tensor(np.where(np.asarray(mask) != 0, targets, 0), dtype=torch.long).reshape(-1)
-    return (F.cross_entropy(logits.reshape(B * T, -1), t, reduction="none") * w).sum() / w.sum()
-
 
 CONFIGS = {
     "gpt2": ModelConfig.gpt2(vocab_size=61, n_ctx=24, n_embd=16, n_layer=2, n_head=4),

@@ -13,7 +13,8 @@ from conftest import require_peer
 from minichat.config import TrainConfig
 from minichat.train import AdamW, clip_grad_norm, global_norm, loss_and_grads, lr_at
 from minichat.train.optim import decays
-from test_grads import CONFIGS, random_batch, random_model, torch_model_loss
+from peer_helpers import torch_model_loss
+from test_grads import CONFIGS, random_batch, random_model
 
 
 @pytest.fixture(scope="module")

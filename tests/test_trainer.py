@@ -1,6 +1,6 @@
-"""The training loop: exact resume (stopped on purpose, or by Ctrl-C) for all three kinds of batch source, determinism,
-gradient accumulation equal to one big batch, a tiny model overfitting a tiny corpus, the log, plot and checkpoint
-files, and the errors for a clobbered folder or a mismatched resume."""
+"""The training loop: exact resume (stopped on purpose, or by Ctrl-C), determinism, gradient accumulation equal to one
+big batch, a tiny model overfitting a tiny corpus, the log, plot and checkpoint files, and the errors for a clobbered
+folder, a mismatched resume or a batch source that cannot resume."""
 from __future__ import annotations
 
 import json
@@ -10,8 +10,7 @@ import pytest
 
 from minichat.config import PRESETS, TrainConfig
 from minichat.model.checkpoint import load_checkpoint
-from minichat.train import TokenWindows, evaluate_loss, init_model, read_log, train_model
-from minichat.train.trainer import _Source
+from minichat.train import Batches, evaluate_loss, init_model, read_log, train_model
 
 CORPUS = np.tile(np.random.default_rng(5).integers(0, 128, 150), 8)  # 1200 tokens of a 150-token pattern
 
@@ -20,7 +19,10 @@ CONFIG = TrainConfig(model=PRESETS["tiny-llama"], steps=12, batch_size=4, seq_le
 
 
 def windows(seed=0, config=CONFIG):
-    return TokenWindows(CORPUS, config.batch_size, config.seq_len, seed=seed)
+    """Windows of T + 1 tokens of CORPUS, every third position, as resumable batches in a seeded order."""
+    T = config.seq_len
+    rows = np.lib.stride_tricks.sliding_window_view(CORPUS, T + 1)[::3]  # (N, T+1)
+    return Batches(rows, np.ones_like(rows), config.batch_size, seed)
 
 
 def run(out_dir, config=CONFIG, batches=None, **kw):
@@ -45,14 +47,11 @@ def test_deterministic_for_a_seed_and_learning(tmp_path):
     assert r3.losses != r1.losses  # another seed, other initial weights
 
 
-@pytest.mark.parametrize("kind", ["stateful", "indexed", "replay"])
-def test_resume_reproduces_the_uninterrupted_run(tmp_path, kind):
-    batches = [next(windows(seed=i)) for i in range(40)]
-    source = {"stateful": windows, "indexed": lambda: (lambda i: batches[i]), "replay": lambda: batches}[kind]
-    full_model, full = run(tmp_path / "full", batches=source())
-    part_model, first = run(tmp_path / "part", batches=source(), until=6)  # stops after step 6 (checkpoint at 4, 6)
+def test_resume_reproduces_the_uninterrupted_run(tmp_path):
+    full_model, full = run(tmp_path / "full")
+    part_model, first = run(tmp_path / "part", until=6)  # stops after step 6 (checkpoints at 4 and 6)
     assert first.last_step == 6 and first.losses == full.losses[:6]
-    model, second = run(tmp_path / "part", batches=source(), resume=True)
+    model, second = run(tmp_path / "part", resume=True)
     assert second.first_step == 7 and first.losses + second.losses == full.losses  # bit for bit
     assert same_params(model, full_model)
     assert second.eval_losses == [e for e in full.eval_losses if e[0] > 6]
@@ -95,23 +94,25 @@ def test_ctrl_c_saves_a_checkpoint_that_resumes_exactly(tmp_path):
 
 
 def test_gradient_accumulation_equals_one_big_batch(tmp_path):
-    big = [next(windows(seed=i, config=CONFIG.replace(batch_size=8))) for i in range(6)]
-    halves = [tuple(a[h * 4:(h + 1) * 4] for a in b) for b in big for h in (0, 1)]
     config = CONFIG.replace(steps=6, checkpoint_every=0)
-    _, one = run(None, config=config.replace(batch_size=8), batches=lambda i: big[i])
-    _, acc = run(None, config=config.replace(grad_accum=2), batches=lambda i: halves[i])
+    big, halves = config.replace(batch_size=8), config.replace(grad_accum=2)  # batch_size 4
+    # Batches deal rows in one seeded order: micro-batches 2i and 2i + 1 of 4 rows are the two halves of batch i of 8
+    a, b = windows(config=big), windows(config=halves)
+    assert np.array_equal(np.concatenate([b.batch(0).ids, b.batch(1).ids]), a.batch(0).ids)
+    _, one = run(None, config=big, batches=a)
+    _, acc = run(None, config=halves, batches=b)
     np.testing.assert_allclose(acc.losses, one.losses, rtol=1e-5)
 
 
 def test_overfits_a_tiny_corpus(tmp_path):
     """A 2-layer model memorises one 24-token sentence (every window of it) to near-zero loss."""
     sentence = np.random.default_rng(0).integers(0, 128, 25)
-    ids, targets = sentence[:-1][None].repeat(4, 0), sentence[1:][None].repeat(4, 0)
-    batch = (ids, targets, np.ones_like(ids, dtype=np.float32))
+    rows = sentence[None].repeat(4, 0)  # (4, 25): every batch is the sentence four times
+    batch = (rows[:, :-1], rows[:, 1:], np.ones((4, 24), np.float32))
     config = TrainConfig(model=PRESETS["tiny-gpt2"], steps=150, batch_size=4, seq_len=24, lr=1e-2, min_lr=1e-3,
                          warmup_steps=10, weight_decay=0.0, log_every=50, checkpoint_every=0)
     model = init_model(config)
-    result = train_model(model, lambda i: batch, config, None, progress=None)
+    result = train_model(model, Batches(rows, np.ones_like(rows), 4), config, None, progress=None)
     assert result.losses[0] > 4.0 and result.losses[-1] < 0.05
     assert evaluate_loss(model, [batch]) < 0.05  # the inference forward agrees
 
@@ -148,20 +149,11 @@ def test_refuses_to_clobber_or_to_resume_a_different_run(tmp_path):
         run(tmp_path, config=other, resume=True)
 
 
-def test_sources_and_windows():
-    w = TokenWindows(np.arange(50), 3, 5, seed=1, loss_mask=np.arange(50) % 2)
-    ids, targets, mask = next(w)
-    assert ids.shape == targets.shape == mask.shape == (3, 5) and ids.dtype == np.int32
-    np.testing.assert_array_equal(targets, ids + 1)  # the next token
-    np.testing.assert_array_equal(mask, targets % 2)  # the mask of the target positions
-    state = w.state()
-    after = next(w)
-    w.restore(state)
-    assert all(np.array_equal(a, b) for a, b in zip(next(w), after))
-    with pytest.raises(ValueError, match="longer than"):
-        TokenWindows(np.arange(5), 2, 8)
-    src = _Source(lambda i: i)
-    assert (src.next(), src.next(), src.kind) == (0, 1, "indexed")
+def test_bad_sources_and_batches_are_refused():
+    batches = [next(windows(seed=i)) for i in range(12)]
+    with pytest.raises(TypeError, match="resumable"):  # a list cannot say where a resumed run should continue
+        train_model(init_model(CONFIG), batches, CONFIG, None, progress=None)
+    ids, targets, mask = batches[0]
     with pytest.raises(ValueError, match="no unmasked targets"):
         evaluate_loss(init_model(CONFIG), [(ids, targets, np.zeros_like(mask))])
     with pytest.raises(ValueError, match="TrainConfig.model is None"):

@@ -12,6 +12,12 @@ the tests use as its reference, with three changes that matter on a CPU:
 3. The softmax and its backward run in the Numba kernels of minichat/kernels/attention.py (in place, skipping the
    masked half), or their NumPy twins when `use_numba` is False.
 
+Why not inference's layout. `layers.attention` stacks a group's query heads head by head (rows g * T + t) and takes
+any (T, S) mask, because inference attends T new tokens to S cached ones at an arbitrary offset, and mostly T = 1
+(decoding), where the two layouts are the same G rows. Training always starts at position 0 with T = S and keeps
+every block's probabilities for the backward, so it pays to make a block of positions one contiguous slice (rows
+t * G + g) and skip the masked triangle block by block; `split_heads`/`rows_to_tokens` convert at the seams.
+
 Shapes: B batch, K key/value heads, G query heads per key/value head, T positions, D head width, R = rows of a block.
 What it leaves out: padding masks, a KV cache (inference has its own path in minichat/model), dropout on the weights.
 """

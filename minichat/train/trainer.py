@@ -11,18 +11,16 @@ batch source's position, so continuing from it computes exactly the numbers the 
 tests check the loss curves are identical). The trainer itself draws no random numbers (no dropout): all randomness
 lives in the initial weights (`init_model`, seeded) and in the batch source, whose state is saved.
 
-A batch source is any of
-    * an iterator with `state() -> JSON-able` and `restore(state)` (e.g. `TokenWindows`): its state is saved;
-    * a callable `source(i) -> batch` for micro-batch number i = 0, 1, 2, ...: the counter is saved;
-    * any other iterable: the counter is saved, and resuming re-draws and discards that many batches, which is exact
-      only if the iterable yields the same batches every time it is created.
+The batches come from one kind of source: `Batches` (minichat/train/data.py: `text_batches` for plain text, or
+packed conversations from minichat/builtin/data.py), or anything else that is an iterator of (ids, targets, mask)
+with `state() -> JSON-able` and `restore(state)`. Its state goes into the checkpoint.
 
 The output folder:
     log.jsonl            one JSON record per step ({"type": "train", "step", "loss", "lr", "grad_norm", ...}) and per
                          eval ({"type": "eval", "step", "loss"}); truncated to the checkpoint's step on resume
     loss.png             the loss curve, drawn only if matplotlib is installed (never a dependency)
     checkpoint/          the latest checkpoint: a minichat model folder (load it with `load_checkpoint`) plus
-                         optimizer.safetensors (AdamW's moments) and trainer.json (step, source state, config)
+                         optimizer.safetensors (AdamW's moments) and trainer.json (step, batches' state, config)
 
 What it leaves out: multiple processes or devices, mixed precision, early stopping, keeping more than one checkpoint.
 """
@@ -44,7 +42,7 @@ from minichat.config import TrainConfig
 from minichat.model.checkpoint import load_checkpoint, save_checkpoint
 from minichat.model.safetensors import read_safetensors, write_safetensors
 from minichat.model.transformer import Transformer, init_params
-from minichat.train.model_grad import loss_and_grads, loss_only
+from minichat.train.backprop import loss_and_grads, loss_only
 from minichat.train.optim import AdamW, clip_grad_norm, lr_at
 
 LOG_FILE, PLOT_FILE, CKPT_DIR = "log.jsonl", "loss.png", "checkpoint"
@@ -70,68 +68,6 @@ def init_model(config: TrainConfig) -> Transformer:
     if config.model is None:
         raise ValueError("TrainConfig.model is None: give the config a ModelConfig (or build the model yourself)")
     return Transformer(config.model, init_params(config.model, np.random.default_rng(config.seed), config.init_std))
-
-
-class TokenWindows:
-    """Random (B, T) windows of a 1-D token array: ids = tokens[s:s+T], targets = tokens[s+1:s+T+1], mask all ones
-    (or `loss_mask[s+1:s+T+1]` if given). Deterministic for a seed; `state()`/`restore()` make it resumable."""
-
-    def __init__(self, tokens, batch_size: int, seq_len: int, seed: int = 0, loss_mask=None):
-        self.tokens = np.asarray(tokens, dtype=np.int32)  # (N,)
-        if self.tokens.ndim != 1 or self.tokens.size < seq_len + 2:
-            raise ValueError(f"need a 1-D token array longer than seq_len + 1 = {seq_len + 1}, got shape "
-                             f"{self.tokens.shape}")
-        self.mask = None if loss_mask is None else np.asarray(loss_mask, dtype=np.float32)  # (N,)
-        if self.mask is not None and self.mask.shape != self.tokens.shape:
-            raise ValueError(f"loss_mask must have the tokens' shape {self.tokens.shape}, got {self.mask.shape}")
-        self.batch_size, self.seq_len = batch_size, seq_len
-        self.rng = np.random.default_rng(seed)
-
-    def __iter__(self):
-        return self
-
-    def __next__(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # -> (B, T) int32, (B, T) int32, (B, T) f32
-        B, T = self.batch_size, self.seq_len
-        starts = self.rng.integers(0, self.tokens.size - T - 1, size=B)  # (B,)
-        idx = starts[:, None] + np.arange(T + 1)  # (B, T + 1)
-        window = self.tokens[idx]  # (B, T + 1)
-        mask = np.ones((B, T), np.float32) if self.mask is None else self.mask[idx[:, 1:]]  # (B, T)
-        return window[:, :-1], window[:, 1:], mask
-
-    def state(self) -> dict[str, Any]:
-        return {"rng": self.rng.bit_generator.state}
-
-    def restore(self, state: dict[str, Any]) -> None:
-        self.rng.bit_generator.state = state["rng"]
-
-
-class _Source:
-    """One interface over the three kinds of batch source (see the module docstring)."""
-
-    def __init__(self, batches: Any):
-        self.kind = ("stateful" if hasattr(batches, "state") and hasattr(batches, "restore")
-                     else "indexed" if callable(batches) and not hasattr(batches, "__iter__") else "replay")
-        self.batches, self.count = batches, 0
-        self.it = iter(batches) if self.kind != "indexed" else None
-
-    def next(self):
-        batch = self.batches(self.count) if self.kind == "indexed" else next(self.it)
-        self.count += 1
-        return batch
-
-    def state(self) -> dict[str, Any]:
-        return {"kind": self.kind, "count": self.count,
-                **({"state": self.batches.state()} if self.kind == "stateful" else {})}
-
-    def restore(self, state: dict[str, Any]) -> None:
-        if state["kind"] != self.kind:
-            raise ValueError(f"the checkpoint was written with a {state['kind']} batch source, this is {self.kind}")
-        if self.kind == "stateful":
-            self.batches.restore(state["state"])
-        elif self.kind == "replay":
-            for _ in range(state["count"]):
-                next(self.it)  # re-draw and discard what the first run already used
-        self.count = state["count"]
 
 
 def _format_time(seconds: float) -> str:
@@ -185,7 +121,7 @@ def plot_losses(out_dir: str | os.PathLike) -> Path | None:
     return path
 
 
-def _save(out: Path, model: Transformer, opt: AdamW, source_state: dict, step: int, config: TrainConfig,
+def _save(out: Path, model: Transformer, opt: AdamW, batches_state: dict, step: int, config: TrainConfig,
           tokenizer: Any) -> None:
     """Write the checkpoint folder atomically: a fresh folder, then a rename over the old one."""
     tmp, final, old = out / (CKPT_DIR + ".tmp"), out / CKPT_DIR, out / (CKPT_DIR + ".old")
@@ -193,7 +129,7 @@ def _save(out: Path, model: Transformer, opt: AdamW, source_state: dict, step: i
     save_checkpoint(tmp, model, tokenizer, metadata={"step": step, "train": config.to_dict()})
     state = opt.state_dict()
     write_safetensors(tmp / OPTIM_FILE, state, metadata={"format": "minichat-adamw"})
-    doc = {"step": step, "source": source_state, "config": config.to_dict()}
+    doc = {"step": step, "batches": batches_state, "config": config.to_dict()}
     (tmp / STATE_FILE).write_text(json.dumps(doc) + "\n", encoding="utf-8")
     if final.exists():
         final.rename(old)
@@ -201,8 +137,8 @@ def _save(out: Path, model: Transformer, opt: AdamW, source_state: dict, step: i
     shutil.rmtree(old, ignore_errors=True)
 
 
-def _resume(out: Path, model: Transformer, opt: AdamW, source: _Source, config: TrainConfig) -> int:
-    """Load the checkpoint in `out` into `model` (in place), `opt` and `source`; return its step."""
+def _resume(out: Path, model: Transformer, opt: AdamW, batches: Any, config: TrainConfig) -> int:
+    """Load the checkpoint in `out` into `model` (in place), `opt` and `batches`; return its step."""
     folder = out / CKPT_DIR
     saved, _ = load_checkpoint(folder)
     if saved.config != model.config:
@@ -216,7 +152,7 @@ def _resume(out: Path, model: Transformer, opt: AdamW, source: _Source, config: 
     for name, p in model.params.items():
         np.copyto(p, saved.params[name])  # in place: the Transformer's per-block references stay valid
     opt.load_state_dict(read_safetensors(folder / OPTIM_FILE))
-    source.restore(doc["source"])
+    batches.restore(doc["batches"])
     return int(doc["step"])
 
 
@@ -226,7 +162,8 @@ def train_model(model: Transformer, batches: Any, config: TrainConfig, out_dir: 
                 until: int | None = None) -> TrainResult:
     """Train `model` in place on `batches` for `config.steps` optimiser steps (see the module docstring).
 
-    batches: the batch source (each batch (ids, targets, mask), (B, T) each). out_dir: where the log, plot and
+    batches: a Batches, or another iterator of (ids, targets, mask) batches ((B, T) each) with state() and
+    restore(state). out_dir: where the log, plot and
     checkpoints go (None: nowhere, and no resume). eval_batches: held-out batches; the first `config.eval_batches`
     of them are drawn once and scored at every eval. resume: continue from `out_dir`/checkpoint if it exists (the
     model's weights are replaced by the checkpoint's). progress: called with one line of text per `log_every` steps
@@ -236,14 +173,16 @@ def train_model(model: Transformer, batches: Any, config: TrainConfig, out_dir: 
     out = None if out_dir is None else Path(out_dir)
     say = progress or (lambda line: None)
     opt = AdamW(model.params, config)
-    source = _Source(batches)
+    if not (hasattr(batches, "state") and hasattr(batches, "restore") and hasattr(batches, "__next__")):
+        raise TypeError(f"batches must be a resumable iterator (a Batches from text_batches or chat_batches, or one "
+                        f"with state() and restore(state)), not {type(batches).__name__}")
     eval_set = None if eval_batches is None else list(itertools.islice(iter(eval_batches), config.eval_batches))
     start = 0
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         has_ckpt = (out / CKPT_DIR / STATE_FILE).exists()
         if has_ckpt and resume:
-            start = _resume(out, model, opt, source, config)
+            start = _resume(out, model, opt, batches, config)
             say(f"resumed from {out / CKPT_DIR} at step {start}")
         elif has_ckpt or (out / LOG_FILE).exists() and not resume:
             raise ValueError(f"{out} already holds a training run; pass resume=True to continue it, or choose "
@@ -261,16 +200,16 @@ def train_model(model: Transformer, batches: Any, config: TrainConfig, out_dir: 
 
     def checkpoint(step: int) -> None:
         if out is not None:
-            _save(out, model, opt, source_state, step, config, tokenizer)
+            _save(out, model, opt, batches_state, step, config, tokenizer)
             plot_losses(out)
 
     t0 = time.perf_counter()
     window_tokens, window_time, updating = 0, 0.0, False  # tok/s counts training time only
-    source_state = source.state()  # the source's position after the last *completed* step
+    batches_state = batches.state()  # the position after the last *completed* step
     try:
         for step in range(start + 1, last + 1):
             step_t0 = time.perf_counter()
-            micro = [source.next() for _ in range(config.grad_accum)]
+            micro = [next(batches) for _ in range(config.grad_accum)]
             total = sum(float(np.asarray(m, dtype=np.float64).sum()) for _, _, m in micro)  # unmasked targets
             loss, acc = 0.0, None
             for ids, targets, mask in micro:
@@ -287,7 +226,7 @@ def train_model(model: Transformer, batches: Any, config: TrainConfig, out_dir: 
             updating = True  # a Ctrl-C in the middle of the update would leave half-updated weights
             opt.step(acc, lr)
             updating = False
-            source_state = json.loads(json.dumps(source.state()))  # a frozen copy
+            batches_state = json.loads(json.dumps(batches.state()))  # a frozen copy
             result.losses.append(loss)
             result.last_step = step
             result.tokens += n_tokens

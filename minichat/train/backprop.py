@@ -1,4 +1,4 @@
-"""The whole model's loss and gradients: a forward pass that keeps what the backward needs, then the backward.
+"""Backpropagation through the whole model: a forward pass that keeps what the backward needs, then the backward.
 
     forward_tape(model, ids)        the training forward: embeddings, blocks, final norm, each layer's cache kept
     head_loss(...)                  logits for the masked-in rows only, cross-entropy, and its backward, in chunks
@@ -7,7 +7,8 @@
 
 It computes the same numbers as `Transformer.forward` (the tests check logits and loss) for training batches: (B, T)
 ids starting at position 0, a causal mask and no cache or padding. The layers are grads.py's pairs, except attention,
-which runs blocked and causal with a Numba softmax (attention.py; `model.use_numba=False` uses its NumPy twin).
+which runs blocked and causal with a Numba softmax (attention.py; `model.use_numba=False` uses its NumPy twin), on
+its own arrangement of the query heads (attention.py says why training and inference arrange them differently).
 Rows the loss mask drops never reach the output head, which saves its (rows x V x C) matmuls on chat data where only
 the assistant's tokens count. The head runs in row chunks so the (rows, V) logits never exist in full. A tied head's
 gradient adds to the embedding's.
