@@ -83,8 +83,10 @@ class EngineConfig:
 class Request:
     """One submitted generation: its state inside the engine and the stream of Steps it produces."""
 
-    def __init__(self, rid: str, prompt: list[int], seq, tenant: str):
+    def __init__(self, rid: str, prompt: list[int], seq, tenant: str, on_step=None, on_admit=None,
+                 cancel_event: threading.Event | None = None):
         self.id, self.prompt_ids, self.tenant, self._seq = rid, tuple(prompt), tenant, seq
+        self.on_step, self.on_admit, self.cancel_event = on_step, on_admit, cancel_event  # see Engine.submit
         self.prompt_tokens = len(prompt)
         self.cached_tokens = 0  # prompt tokens whose keys/values came from the prefix cache (set on admission)
         self.completion_tokens = 0
@@ -108,6 +110,9 @@ class Request:
     def _deliver(self, step: Step) -> None:  # called by the engine thread
         if step.finish_reason is not None:
             self.finish_reason, self.t_done = step.finish_reason, time.perf_counter()
+        if self.on_step is not None:
+            self.on_step(step)
+            return
         with self._lock:
             if self._loop is None:
                 self.queue.put(step)
@@ -165,16 +170,23 @@ class Engine:
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
         self._stopping = False
+        self._jobs: list[tuple[Iterator, object, threading.Event | None]] = []  # see add_job
         self.steps = self.decode_rows = 0  # counters: scheduler steps, decode rows computed (for batch size)
 
     # -- the interface for the server (any thread) ---------------------------------------------------------------------
 
     def submit(self, prompt_ids: Sequence[int], sampling: SamplingConfig | None = None, *, max_new_tokens: int = 256,
-               stop_ids: Iterable[int] = (), stop_strings: Iterable[str] = (), tenant: str = "") -> Request:
+               stop_ids: Iterable[int] = (), stop_strings: Iterable[str] = (), tenant: str = "", tokenizer=None,
+               on_step=None, on_admit=None, cancel_event: threading.Event | None = None) -> Request:
         """Queue a generation; returns its Request at once (iterate it for the Steps). Raises ValueError for a bad
-        prompt or settings, QueueFull when `max_queue` requests already wait."""
+        prompt or settings, QueueFull when `max_queue` requests already wait.
+
+        tenant: whose prefix-cache blocks it may use (the salt of its block hashes). tokenizer: for the Steps' text
+        (default: the engine's). Hooks for adapters (engine.py), called in the engine thread: on_step(step) receives
+        the Steps instead of `queue`; on_admit() when it gets a slot; cancel_event: setting it cancels the request."""
         prompt = [int(i) for i in prompt_ids]
-        (seq,) = _setup(self.model, [prompt], sampling, max_new_tokens, stop_ids, stop_strings, self.tokenizer, None)
+        tok = tokenizer if tokenizer is not None else self.tokenizer
+        (seq,) = _setup(self.model, [prompt], sampling, max_new_tokens, stop_ids, stop_strings, tok, None)
         if len(prompt) >= self.max_len:
             raise ValueError(f"the prompt has {len(prompt)} tokens but an engine slot holds {self.max_len}: shorten "
                              f"it to at most {self.max_len - 1} tokens")
@@ -185,7 +197,7 @@ class Engine:
             if len(self._waiting) >= self.config.max_queue:
                 raise QueueFull(f"{len(self._waiting)} requests are already waiting (max_queue="
                                 f"{self.config.max_queue}); retry in a moment")
-            req = Request(f"req-{next(self._ids)}", prompt, seq, tenant)
+            req = Request(f"req-{next(self._ids)}", prompt, seq, tenant, on_step, on_admit, cancel_event)
             self._by_id[req.id] = req
             self._waiting.append(req)
             self._cond.notify()
@@ -206,6 +218,14 @@ class Engine:
                 self._cancels.add(rid)
                 self._cond.notify()
             return True
+
+    def add_job(self, items: Iterator, on_item, cancel_event: threading.Event | None = None) -> None:
+        """Run a plain iterator that uses the model itself (e.g. a whole Chat pipeline) in the engine thread, one
+        item per step between the batched forwards, so it never runs at the same time as them. on_item(item) gets
+        each item, then on_item(StopIteration()) at its end or on_item(exception) if it raised."""
+        with self._cond:
+            self._jobs.append((items, on_item, cancel_event))
+            self._cond.notify()
 
     def start(self) -> Engine:
         """Run the scheduler in a background thread (daemon) until `stop`."""
@@ -265,7 +285,7 @@ class Engine:
                         self._finish(req, Step(-1, "", finish_reason="error", index=req.completion_tokens))
 
     def _has_work(self) -> bool:
-        return bool(self._waiting or self._cancels or any(r is not None for r in self._slots))
+        return bool(self._waiting or self._cancels or self._jobs or any(r is not None for r in self._slots))
 
     def run_until_idle(self, max_steps: int = 1_000_000) -> None:
         """Drive the scheduler by hand (no thread) until every request has finished."""
@@ -279,7 +299,12 @@ class Engine:
         """One scheduler step: cancellations, admission, one prefill chunk budget, one batched decode."""
         self.steps += 1
         with self._cond:  # take the cross-thread inputs under the lock, work on them outside it
+            for req in [r for r in self._waiting if r.cancel_event is not None and r.cancel_event.is_set()]:
+                self.cancel(req.id)
             cancels, self._cancels = self._cancels, set()
+            cancels |= {r.id for r in self._slots if r is not None and r.cancel_event is not None
+                        and r.cancel_event.is_set()}
+            jobs = list(self._jobs)
             admit = []
             free = [i for i, r in enumerate(self._slots) if r is None]
             while self._waiting and len(admit) < len(free):
@@ -294,6 +319,27 @@ class Engine:
         self._prefill()
         if decoding:
             self._decode(decoding)
+        for job in jobs:
+            self._advance_job(job)
+
+    def _advance_job(self, job) -> None:
+        items, on_item, cancel_event = job
+        end = None
+        try:
+            if cancel_event is not None and cancel_event.is_set():
+                end = StopIteration()
+                if hasattr(items, "close"):
+                    items.close()
+            else:
+                on_item(next(items))
+        except StopIteration as e:
+            end = e
+        except Exception as e:  # the job's reader gets the error; the engine keeps serving
+            end = e
+        if end is not None:
+            with self._cond:
+                self._jobs.remove(job)
+            on_item(end)
 
     def _admit(self, req: Request, slot: int) -> None:
         """Give `req` a slot; copy its prompt's longest cached prefix in (at least one token is left to compute)."""
@@ -305,6 +351,8 @@ class Engine:
             req.blocks = hashes
             req.cached_tokens = self.prefix.load(hashes, self.cache, slot)
         req.n_done = req.cached_tokens
+        if req.on_admit is not None:
+            req.on_admit()
 
     def _prefill(self) -> None:
         """Run up to `prefill_chunk` prompt tokens, oldest request first; finished prompts pick their first token."""
