@@ -203,7 +203,40 @@ def _cmd_tools(args: argparse.Namespace) -> int:
     return 0
 
 
-def _memory(args: argparse.Namespace):
+def _guard(args: argparse.Namespace):
+    """The default guard (minichat.safety), with --policy FILE's actions; None with --no-safety."""
+    if args.no_safety:
+        if args.policy:
+            raise MinichatError("--no-safety cannot be combined with --policy")
+        return None
+    from minichat.safety.guard import Guard
+
+    return Guard(args.policy)
+
+
+def _cmd_safety_check(args: argparse.Namespace) -> int:
+    import json
+
+    from minichat.safety.cli import cli_check
+
+    texts = [" ".join(args.text)] if args.text else [line for line in sys.stdin.read().splitlines() if line.strip()]
+    if not texts:
+        raise MinichatError("nothing to check: give TEXT or lines on standard input")
+    for verdict in cli_check(texts, args.policy):
+        print(json.dumps(verdict, ensure_ascii=False))
+    return 0
+
+
+def _cmd_safety_train(args: argparse.Namespace) -> int:
+    import json
+
+    from minichat.safety.cli import cli_train
+
+    print(json.dumps(cli_train(args.out), ensure_ascii=False))
+    return 0
+
+
+def _memory(args: argparse.Namespace, guard=None):
     """The chat's memory: the user's store (--memory PATH, $MINICHAT_MEMORY, ~/.minichat/memory.db), or nothing read
     or written with --temporary. The `remember` tool saves into it (its answer says when it did not)."""
     from minichat.memory import open_memory
@@ -211,7 +244,7 @@ def _memory(args: argparse.Namespace):
 
     if args.temporary and args.memory:
         raise MinichatError("--temporary chats use no memory; drop --memory PATH")
-    return open_memory(args.memory, args.user or default_user(), temporary=args.temporary)
+    return open_memory(args.memory, args.user or default_user(), temporary=args.temporary, guard=guard)
 
 
 def _cmd_chat(args: argparse.Namespace) -> int:
@@ -221,10 +254,14 @@ def _cmd_chat(args: argparse.Namespace) -> int:
 
     model, tok = _load(args.model)
     config = ChatConfig(max_new_tokens=args.max_new_tokens, sampling=SamplingConfig(**_sampling(args)))
-    memory = _memory(args)
+    guard = _guard(args)
+    memory = _memory(args, guard)
     tools, servers = _toolbox(args, builtin_model=args.model is None, save_fact=memory.remember_tool)
+    # the built-in model's alignment is trained in (its refusals), and the guard's 120-token policy text would take a
+    # quarter of its 512-token window: the input and output layers guard it, the policy text steers other models
+    config = config.replace(guard_instructions=args.model is not None)
     try:
-        chat = Chat(model, tok, config, instructions=args.system, tools=tools, memory=memory)
+        chat = Chat(model, tok, config, instructions=args.system, tools=tools, safety=guard, memory=memory)
         if args.model:
             print(f"minichat: {chat.profile.note() if args.system is None else 'system prompt from --system'}",
                   file=sys.stderr)
@@ -302,7 +339,18 @@ def build_parser() -> argparse.ArgumentParser:
                                                      "~/.minichat/memory.db)")
     p.add_argument("--user", help="whose memories (default: $MINICHAT_USER or 'default')")
     p.add_argument("--temporary", action="store_true", help="a temporary chat: memory is neither read nor written")
+    p.add_argument("--no-safety", action="store_true", help="no guard: nothing is checked on the way in or out")
+    p.add_argument("--policy", metavar="FILE", help="a safety policy (TOML) instead of the default one")
     p.set_defaults(run=_cmd_chat)
+
+    s = sub.add_parser("safety", help="the guardrails on their own").add_subparsers(dest="action", required=True)
+    p = s.add_parser("check", help="one JSON verdict per input (TEXT, or one input per line of standard input)")
+    p.add_argument("text", nargs="*")
+    p.add_argument("--policy", metavar="FILE", help="a safety policy (TOML) instead of the default one")
+    p.set_defaults(run=_cmd_safety_check)
+    p = s.add_parser("train", help="rebuild the input classifier's weights from the shipped training set")
+    p.add_argument("--out", help="where to write the weights (default: the package's own file)")
+    p.set_defaults(run=_cmd_safety_train)
 
     t = sub.add_parser("tools", help="tool tools").add_subparsers(dest="action", required=True)
     p = t.add_parser("list", help="every tool (built-in and MCP) with its JSON schema")
@@ -312,6 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
     from minichat.memory.commands import add_parser as add_memory_parser
 
     add_memory_parser(sub)
+    __import__("minichat.server", fromlist=["add_parser"]).add_parser(sub)  # serve, keys
 
     p = sub.add_parser("train", help="train a chat model from scratch (synthetic corpus, own vocabulary)")
     p.add_argument("--preset", default="builtin", choices=sorted(TRAIN_PRESETS),

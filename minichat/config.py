@@ -313,6 +313,8 @@ class ChatConfig(_Config):
     max_tool_rounds: int = 4  # tool call -> result -> continue cycles per turn before ending with "tool_limit"
     memory_k: int = 3  # memory snippets retrieved per message
     summarize: bool = False  # stand a one-line summary in for dropped old turns (extractive: see chat/context.py)
+    guard_instructions: bool = True  # add the guard's policy text to the system prompt (the alignment layer); off
+    #                                  for a model whose alignment is trained in and whose window is small (built-in)
     sampling: SamplingConfig = field(default_factory=lambda: SamplingConfig(temperature=0.0))  # greedy by default
 
     NESTED: ClassVar[dict[str, type]] = {"sampling": SamplingConfig}
@@ -323,7 +325,8 @@ class ChatConfig(_Config):
         self._set("min_new_tokens", _integer("ChatConfig", "min_new_tokens", self.min_new_tokens, optional=True))
         self._set("max_tool_rounds", _integer("ChatConfig", "max_tool_rounds", self.max_tool_rounds, lo=0))
         self._set("memory_k", _integer("ChatConfig", "memory_k", self.memory_k, lo=0))
-        if not isinstance(self.summarize, bool):
-            raise ValueError(f"ChatConfig.summarize must be True or False, not {self.summarize!r}")
+        for name in ("summarize", "guard_instructions"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"ChatConfig.{name} must be True or False, not {getattr(self, name)!r}")
         if not isinstance(self.sampling, SamplingConfig):
             raise ValueError(f"ChatConfig.sampling must be a SamplingConfig, not {type(self.sampling).__name__}")

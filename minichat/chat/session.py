@@ -181,7 +181,8 @@ class Chat:
         if snippets and not noted:  # just before the user's message, so the cached prefix stays stable (context.py)
             self.history.insert(last_user, memory_note(snippets))
         usage = {"prompt_tokens": 0, "cached_tokens": 0, "completion_tokens": 0}
-        instructions = "\n\n".join(s for s in (self.instructions, self.safety.instructions()) if s)
+        steer = self.safety.instructions() if self.config.guard_instructions else ""
+        instructions = "\n\n".join(s for s in (self.instructions, steer) if s)
         schemas = list(tools.schemas())
         retries = getattr(tools, "max_retries", 1)  # replies whose call could not be read, answered with the error
         for round_ in range(self.config.max_tool_rounds + 1):
