@@ -2,13 +2,14 @@
 
     python bench/tools_mcp.py [--calls 300] [--starts 5]
 
-Both clients talk to their own subprocess of tests/mcp_servers/sdk_server.py (an `MCPServer` from the SDK) and call
+Each client talks to its own subprocess of tests/mcp_servers/sdk_server.py (an `MCPServer` from the SDK) and calls
 its `add` tool; a round trip is one `tools/call` request written to the server's stdin until its response is read back
-from its stdout. The clients are timed in turn, call by call (interleaved), so load from other jobs on the shared
-machine hits both alike. Also timed: minichat in the legacy era (`initialize` handshake, no per-request envelope)
-and the time to start a server and finish the handshake (dominated by the server importing the SDK). Reported:
-median and 95th percentile in milliseconds, the load average, and the ratios last (minichat / SDK; < 1 is faster).
-Issue 15 asks for the MCP round-trip latency (median, p95); there is no target beyond reporting it.
+from its stdout. The clients are timed in turn, call by call, who goes first rotating, so load from other jobs on the
+shared machine hits all alike. A second, identical minichat client is timed as a control: its distance from the
+first is the noise of the run. Also timed: minichat in the legacy era (`initialize` handshake, no per-request
+envelope), and starting a server through the handshake to one call and shutdown (dominated by the server importing
+the SDK). Reported: median and 95th percentile in milliseconds, the load average, and the ratios last (minichat /
+SDK; < 1 is faster). Issue 15 asks for the MCP round-trip latency (median, p95); there is no target beyond that.
 """
 from __future__ import annotations
 
@@ -38,21 +39,26 @@ def summary(seconds: list[float]) -> tuple[float, float]:
 
 async def main(calls: int, starts: int) -> None:
     params = StdioServerParameters(command=SERVER[0], args=SERVER[1:])
-    labels = ("minichat (2026-07-28)", "minichat (2025-11-25)", "mcp SDK (2026-07-28)")
+    labels = ("minichat (2026-07-28)", "minichat again (control)", "minichat (2025-11-25)", "mcp SDK (2026-07-28)")
     times: dict[str, list[float]] = {label: [] for label in labels}
     async with Client(params) as sdk:
-        with MCPClient(SERVER) as modern, MCPClient(SERVER, era="legacy") as legacy:
-            for client in (modern, legacy):
-                assert client.call_tool("add", {"a": 1, "b": 2}).text == "3"  # warm up both sides
+        with MCPClient(SERVER) as modern, MCPClient(SERVER) as control, MCPClient(SERVER, era="legacy") as legacy:
+            ours = [modern, control, legacy]
+            for client in ours:
+                assert client.call_tool("add", {"a": 1, "b": 2}).text == "3"  # warm up every pair
             assert (await sdk.call_tool("add", {"a": 1, "b": 2})).content[0].text == "3"
+            clients = ours + [sdk]
             for i in range(calls):
-                for label, client in (("minichat (2026-07-28)", modern), ("minichat (2025-11-25)", legacy)):
+                # Rotate who goes first: on a saturated machine a call can pay for the previous server's after-work.
+                # The control (a second, identical minichat client) shows how far apart equal things come out.
+                order = list(range(len(clients)))[i % len(clients):] + list(range(len(clients)))[:i % len(clients)]
+                for k in order:
                     t = time.perf_counter()
-                    client.call_tool("add", {"a": i, "b": 1})
-                    times[label].append(time.perf_counter() - t)
-                t = time.perf_counter()
-                await sdk.call_tool("add", {"a": i, "b": 1})
-                times["mcp SDK (2026-07-28)"].append(time.perf_counter() - t)
+                    if clients[k] is sdk:
+                        await sdk.call_tool("add", {"a": i, "b": 1})
+                    else:
+                        clients[k].call_tool("add", {"a": i, "b": 1})
+                    times[labels[k]].append(time.perf_counter() - t)
     start = {"minichat": [], "mcp SDK": []}
     for _ in range(starts):  # start, handshake, one call, shut down
         t = time.perf_counter()
@@ -75,7 +81,8 @@ async def main(calls: int, starts: int) -> None:
         print(f"  {label:24s} median {med:7.1f} ms   p95 {p95:7.1f} ms")
     sdk_med = summary(times["mcp SDK (2026-07-28)"])[0]
     print(f"ratio round trip minichat/SDK: {summary(times['minichat (2026-07-28)'])[0] / sdk_med:.2f}x (modern), "
-          f"{summary(times['minichat (2025-11-25)'])[0] / sdk_med:.2f}x (legacy); "
+          f"{summary(times['minichat (2025-11-25)'])[0] / sdk_med:.2f}x (legacy), "
+          f"{summary(times['minichat again (control)'])[0] / sdk_med:.2f}x (control); "
           f"start minichat/SDK: {summary(start['minichat'])[0] / summary(start['mcp SDK'])[0]:.2f}x")
 
 
