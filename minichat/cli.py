@@ -168,8 +168,8 @@ def _toolbox(args: argparse.Namespace, builtin_model: bool, save_fact=None):
             raise MinichatError("--no-tools cannot be combined with --tools or --mcp")
         return None, {}
     wanted = [n.strip() for n in args.tools.split(",") if n.strip()] if args.tools else None
-    box = Toolbox(t for t in builtin_tools(notes=args.notes, save_fact=save_fact) if (wanted is None and builtin_model) or
-                  (wanted is not None and t.name in wanted))
+    offered = (lambda name: name in wanted) if wanted is not None else (lambda name: builtin_model)
+    box = Toolbox(t for t in builtin_tools(notes=args.notes, save_fact=save_fact) if offered(t.name))
     servers = {}
     for command in args.mcp:
         try:

@@ -2,8 +2,8 @@
 
 The chat layer states what it needs as `Protocol`s (structural types): a tools, safety or memory implementation
 satisfies them by having the right methods, without importing anything from `minichat.chat`. That keeps the
-dependency arrows pointing one way (docs/design.md §2: those packages know only strings and config) and lets each of them
-arrive later without changing the loop's shape.
+dependency arrows pointing one way (docs/design.md §2: those packages know only strings and config) and lets each
+of them arrive later without changing the loop's shape.
 
     Tools   schemas() -> JSON schemas shown to the model;  run(name, arguments) -> result text (raise to report failure)
     Guard   instructions() -> text steering the model;  check_input(text) -> verdict;  output_filter() -> a per-reply

@@ -188,8 +188,8 @@ class Chat:
         for round_ in range(self.config.max_tool_rounds + 1):
             t = time.perf_counter()
             try:
-                ctx = assemble(self.template, self.history, instructions=instructions, tools=schemas, context_window=self.context_window,
-                               max_new_tokens=self.max_new_tokens, min_new_tokens=self.config.min_new_tokens,
+                ctx = assemble(self.template, self.history, instructions=instructions, tools=schemas,
+                               context_window=self.context_window, max_new_tokens=self.max_new_tokens, min_new_tokens=self.config.min_new_tokens,
                                summarize=self.config.summarize)
             except ContextTooLong:
                 if round_ == 0:
