@@ -163,19 +163,18 @@ def train_model(model: Transformer, batches: Any, config: TrainConfig, out_dir: 
     """Train `model` in place on `batches` for `config.steps` optimiser steps (see the module docstring).
 
     batches: a Batches, or another iterator of (ids, targets, mask) batches ((B, T) each) with state() and
-    restore(state). out_dir: where the log, plot and
-    checkpoints go (None: nowhere, and no resume). eval_batches: held-out batches; the first `config.eval_batches`
-    of them are drawn once and scored at every eval. resume: continue from `out_dir`/checkpoint if it exists (the
+    restore(state). out_dir: where the log, plot and checkpoints go (None: nowhere, and no resume). eval_batches:
+    held-out batches; the first `config.eval_batches` of them are drawn once and scored at every eval. resume: continue from `out_dir`/checkpoint if it exists (the
     model's weights are replaced by the checkpoint's). progress: called with one line of text per `log_every` steps
     (None: silent). tokenizer: saved into each checkpoint. until: stop after this step, as if interrupted (the
     schedule still runs to config.steps); for splitting a run in parts.
     """
-    out = None if out_dir is None else Path(out_dir)
-    say = progress or (lambda line: None)
-    opt = AdamW(model.params, config)
     if not (hasattr(batches, "state") and hasattr(batches, "restore") and hasattr(batches, "__next__")):
         raise TypeError(f"batches must be a resumable iterator (a Batches from text_batches or chat_batches, or one "
                         f"with state() and restore(state)), not {type(batches).__name__}")
+    out = None if out_dir is None else Path(out_dir)
+    say = progress or (lambda line: None)
+    opt = AdamW(model.params, config)
     eval_set = None if eval_batches is None else list(itertools.islice(iter(eval_batches), config.eval_batches))
     start = 0
     if out is not None:
