@@ -20,7 +20,7 @@ GPT-2/nanoGPT packing), streaming from disk (everything is held in memory: 20k c
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -41,10 +41,10 @@ class Batch(NamedTuple):
 
 # -- packing -----------------------------------------------------------------------------------------------------------
 
-def pack(sequences: Iterable[tuple[np.ndarray, np.ndarray]], seq_len: int, pad_id: int,
+def pack(sequences: Iterable[tuple[Sequence[int], Sequence[int]]], seq_len: int, pad_id: int,
          open_rows: int = 8) -> tuple[np.ndarray, np.ndarray, int]:
-    """Pack (ids, mask) sequences whole into rows of seq_len + 1 tokens: (rows (N, T+1) int32, masks (N, T+1) uint8,
-    number of sequences cut because they alone were longer than a row).
+    """Pack (ids, mask) sequences (lists or 1-D arrays) whole into rows of seq_len + 1 tokens: (rows (N, T+1) int32,
+    masks (N, T+1) uint8, number of sequences cut because they alone were longer than a row).
 
     First fit: each sequence goes into the first of up to `open_rows` unfinished rows with room for it; when none
     has room, the fullest is closed and a new one opened. The rest of a closed row is padding (pad_id, mask 0).
