@@ -159,6 +159,39 @@ def read_labelled(path: Path) -> list[tuple[str, str]]:
     return pairs
 
 
+def loss_and_grads(W: np.ndarray, b: np.ndarray, batch: tuple[np.ndarray, np.ndarray, np.ndarray], Y: np.ndarray,
+                   sample_w: np.ndarray, l2: float) -> tuple[float, np.ndarray, np.ndarray]:
+    """Weighted softmax cross-entropy, mean over the n rows, plus l2/2 * |W|^2; and its gradients.
+
+    W (F, K), b (K,), batch = sparse rows (indices, values, row ids), Y (n, K) one-hot, sample_w (n,).
+    The gradient of cross-entropy after a softmax is (P - Y) per row (the softmax's Jacobian and the log's
+    1/p cancel); through the sparse product it lands on the W rows of the buckets each message touches.
+    """
+    idx, val, rows = batch
+    n = Y.shape[0]
+    P = _softmax(_logits(W, b, idx, val, rows, n))  # (n, K)
+    loss = float(np.sum(sample_w * -np.log(np.sum(P * Y, axis=1) + 1e-30)) / n + 0.5 * l2 * np.sum(W * W))
+    G = (P - Y) * sample_w[:, None] / np.float32(n)  # (n, K) d(loss)/d(logits)
+    # d(loss)/dW = X^T G: every entry (row r, bucket j, value v) adds v * G[r] to W's row j
+    gW = np.stack([np.bincount(idx, weights=val * G[rows, k], minlength=W.shape[0]) for k in range(W.shape[1])],
+                  axis=1).astype(np.float32) + np.float32(l2) * W  # (F, K)
+    gb = G.sum(axis=0)  # (K,)
+    return loss, gW, gb
+
+
+def adam_step(params: tuple[np.ndarray, ...], grads: tuple[np.ndarray, ...], state: list, t: int, lr: float,
+              b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> None:
+    """One Adam update in place (Kingma & Ba 2015, bias-corrected; the L2 term is already in the gradient, as in
+    torch.optim.Adam's weight_decay)."""
+    b1, b2, eps = np.float32(b1), np.float32(b2), np.float32(eps)
+    for p_, g, (m, v) in zip(params, grads, state):
+        m *= b1
+        m += (1 - b1) * g
+        v *= b2
+        v += (1 - b2) * g * g
+        p_ -= np.float32(lr) * (m / (1 - b1 ** t)) / (np.sqrt(v / (1 - b2 ** t)) + eps)
+
+
 def train_classifier(train_path: str | Path = TRAIN_SET, out: str | Path | None = WEIGHTS, steps: int = 200,
                      lr: float = 0.1, l2: float = 1e-4, n_features: int = N_FEATURES) -> Classifier:
     """Fit the classifier on a labelled TSV file; write the weights to `out` (.npz) unless it is None."""
@@ -178,21 +211,10 @@ def train_classifier(train_path: str | Path = TRAIN_SET, out: str | Path | None 
     Y = np.eye(K, dtype=np.float32)[y]  # (n, K) one-hot
     W = np.zeros((n_features, K), dtype=np.float32)
     b = np.zeros(K, dtype=np.float32)
-    mW, vW, mb, vb = (np.zeros_like(W), np.zeros_like(W), np.zeros_like(b), np.zeros_like(b))
-    b1, b2, eps = np.float32(0.9), np.float32(0.999), np.float32(1e-8)
+    state = [(np.zeros_like(W), np.zeros_like(W)), (np.zeros_like(b), np.zeros_like(b))]  # Adam's m, v per tensor
     for t in range(1, steps + 1):
-        P = _softmax(_logits(W, b, idx, val, rows, n))  # (n, K)
-        G = (P - Y) * sample_w[:, None] / np.float32(n)  # (n, K) d(loss)/d(logits)
-        # d(loss)/dW = X^T G: every entry (row r, bucket j, value v) adds v * G[r] to W's row j
-        gW = np.stack([np.bincount(idx, weights=val * G[rows, k], minlength=n_features) for k in range(K)],
-                      axis=1).astype(np.float32) + np.float32(l2) * W  # (F, K)
-        gb = G.sum(axis=0)  # (K,)
-        for p_, g, m, v in ((W, gW, mW, vW), (b, gb, mb, vb)):
-            m *= b1
-            m += (1 - b1) * g
-            v *= b2
-            v += (1 - b2) * g * g
-            p_ -= np.float32(lr) * (m / (1 - b1 ** t)) / (np.sqrt(v / (1 - b2 ** t)) + eps)
+        _, gW, gb = loss_and_grads(W, b, (idx, val, rows), Y, sample_w, l2)
+        adam_step((W, b), (gW, gb), state, t, lr)
     model = Classifier(W, b, CLASSES)
     if out is not None:
         digest = hashlib.sha256(Path(train_path).read_bytes()).hexdigest()
