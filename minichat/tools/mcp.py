@@ -130,13 +130,17 @@ def _pump_stdout(stream, inbox: queue.Queue) -> None:
 def _pump_stdin(stream, outbox: queue.Queue) -> None:
     """Writer thread: write each queued line; None closes stdin. A server that stops reading fills the pipe and
     blocks this thread, never the caller, whose wait for the answer keeps its time limit."""
-    with stream:
+    try:
         for data in iter(outbox.get, None):
-            try:
-                stream.write(data)
-                stream.flush()
-            except (OSError, ValueError):  # BrokenPipeError: the server is gone; its stdout's end of file says so
-                return
+            stream.write(data)
+            stream.flush()
+    except (OSError, ValueError):  # BrokenPipeError: the server is gone; its stdout's end of file says so
+        pass
+    finally:
+        try:
+            stream.close()  # flushes what is left, which fails the same way when the server is gone
+        except (OSError, ValueError):
+            pass
 
 
 def _pump_stderr(stream, tail: collections.deque) -> None:
