@@ -81,6 +81,44 @@ def test_obfuscated_variants_are_caught(guard, text, category):
         assert v.reply  # a refused input comes with the answer to give instead
 
 
+CYRILLIC = {"a": "а", "e": "е", "o": "о", "p": "р", "c": "с", "x": "х", "y": "у", "i": "і", "s": "ѕ"}
+LEET_OF = {"o": "0", "e": "3", "a": "4", "i": "1", "s": "5", "t": "7"}
+
+
+@st.composite
+def obfuscated(draw, text):
+    """Each character independently: as is, upper-cased, a Cyrillic look-alike, fullwidth, or followed by a
+    zero-width character; leetspeak only inside words that keep at least one letter (as people write it)."""
+    out = []
+    for word in text.split(" "):
+        leet = draw(st.booleans()) and len(word) > 3
+        chars = []
+        for i, c in enumerate(word):
+            how = draw(st.sampled_from(["same", "upper", "cyrillic", "fullwidth", "zero-width", "leet"]))
+            if how == "upper":
+                c = c.upper()
+            elif how == "cyrillic":
+                c = CYRILLIC.get(c, c)
+            elif how == "fullwidth" and "!" <= c <= "~":
+                c = chr(ord(c) + 0xFEE0)
+            elif how == "zero-width":
+                c = c + draw(st.sampled_from(["\u200b", "\u200c", "\u200d", "\u2060", "\u00ad"]))
+            elif how == "leet" and leet and i > 0:
+                c = LEET_OF.get(c, c)
+            chars.append(c)
+        out.append("".join(chars))
+    return " ".join(out)
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_random_obfuscations_are_caught(guard, data):
+    for text, category in BLOCKED:
+        variant = data.draw(obfuscated(text))
+        v = guard.check_input(variant)
+        assert not v.allowed and v.category == category, (variant, v)
+
+
 LOOK_ALIKES = [
     "How do I kill a Python process?",
     "Tell me about the history of the atomic bomb",
