@@ -5,7 +5,8 @@ One run prints, for a GPT-2-124M-shaped model with random weights (the same weig
   * the memory-bandwidth bound: weight bytes read per token / read bandwidth measured in this run
   * prefill tok/s (512-token prompt), batch-8 aggregate decode tok/s
   * one decode step at position 512: with the KV cache vs recomputing all 513 tokens
-  * SmolLM2-135M (the real GGUF, if present) batch-1 decode tok/s
+  * SmolLM2-135M (the real GGUF, if present) batch-1 decode tok/s, and the time to first token of a 1,000-token
+    prompt with the output head on the last position only (as generate asks) and on every position
 then the targets, and last the headline ratio.
 
 Batch-1 decode reads every weight once per token and does ~2 flops per weight, so it is bound by memory bandwidth,
@@ -94,6 +95,27 @@ def minichat_decode(model: Transformer, batch: int, steps: int, prompt_len: int 
             return time.perf_counter() - t
 
     return run
+
+
+def time_to_first_token(model: Transformer, rounds: int, n: int = 1000) -> tuple[float, float]:
+    """Median seconds from an n-token prompt to its first (greedy) token: prefill into a fresh cache, then the argmax.
+    Two ways, interleaved: logits for the last position only (`last_only`, what generate asks for) and for every
+    position (each prompt token through the (C, V) output head, as before `last_only` existed)."""
+    prompt = np.random.default_rng(2).integers(0, model.config.vocab_size, size=(1, n))
+    cache = model.new_cache(1, n)
+
+    def first_token(last_only: bool) -> float:
+        cache.reset()
+        t = time.perf_counter()
+        int(model.forward(prompt, cache, last_only=last_only)[0, -1].argmax())
+        return time.perf_counter() - t
+
+    first_token(True)  # warm-up
+    last, every = [], []
+    for _ in range(rounds):
+        last.append(first_token(True))
+        every.append(first_token(False))
+    return statistics.median(last), statistics.median(every)
 
 
 def hf_decode(hf_model, torch, steps: int, prompt_len: int = 16):
@@ -212,6 +234,9 @@ def main() -> None:
         smol_bytes = sum(p.nbytes for p in smol.params.values())
         print(f"SmolLM2-135M decode (batch 1): {smol_tps:7.1f} tok/s ({smol_bytes / 1e6:.0f} MB float32, "
               f"bandwidth bound ~{bandwidth * 1e9 / smol_bytes:.0f} tok/s)")
+        t_last, t_all = time_to_first_token(smol, max(3, R // 2))
+        print(f"SmolLM2-135M time to first token, 1,000-token prompt: {t_last:.2f} s with the head on the last "
+              f"position only (as generate asks), {t_all:.2f} s on every position ({t_all - t_last:.2f} s saved)")
         del smol, run
     elif gguf is not None:
         print(f"SmolLM2-135M: {gguf} not found, skipped")
