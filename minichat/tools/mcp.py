@@ -248,7 +248,7 @@ class MCPClient:
                 return
             self._down = self._down or "closed by the client"
             self.stopped_by = None
-            for step, send in (("stdin", lambda _: self._outbox.put(None)), ("terminate", _terminate), ("kill", _kill)):
+            for step, send in (("stdin", self._end_input), ("terminate", _terminate), ("kill", _kill)):
                 if proc.poll() is not None:
                     break
                 send(proc)
@@ -257,8 +257,11 @@ class MCPClient:
                     proc.wait(grace if step != "kill" else max(grace, 5.0))
                 except subprocess.TimeoutExpired:
                     continue
-            self._outbox.put(None)  # each pipe is closed by the thread that uses it (another could block on its lock)
+            self._end_input(proc)  # each pipe is closed by the thread that uses it (another could block on its lock)
             self._log("--", f"server stopped ({_exit_reason(proc.returncode)}; {self.stopped_by or 'already gone'})")
+
+    def _end_input(self, proc: subprocess.Popen) -> None:
+        self._outbox.put(None)  # the writer thread closes stdin once the lines queued before are written
 
     def __enter__(self) -> MCPClient:
         return self.start() if self._proc is None else self
