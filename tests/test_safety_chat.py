@@ -1,6 +1,7 @@
 """The guard inside a whole chat turn (a scripted model, so the reply is known): a harmful request is refused without
 running the model; a reply that turns harmful mid-stream is stopped and nothing blocked is shown; personal data in
-a reply is redacted in what the user sees (and should be in the history: see the xfail); the policy text reaches the system prompt."""
+a reply is redacted in what the user sees (and should be in the history: see the xfail); the policy text reaches
+the system prompt."""
 from __future__ import annotations
 
 from dataclasses import dataclass
