@@ -361,6 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_memory_parser(sub)
     __import__("minichat.server", fromlist=["add_parser"]).add_parser(sub)  # serve, keys
+    __import__("minichat.model.export", fromlist=["add_parser"]).add_parser(sub)  # export --format hf|gguf
 
     p = sub.add_parser("train", help="train a chat model from scratch (synthetic corpus, own vocabulary)")
     p.add_argument("--preset", default="builtin", choices=sorted(TRAIN_PRESETS),
