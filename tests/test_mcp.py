@@ -421,6 +421,9 @@ def test_result_text_for_each_content_type():
                                                "[resource file:///z, binary, not shown]",
                                                "[content of unknown type 'hologram']"]
     assert result_text({"content": [], "structuredContent": {"t": 21.5}}) == '{"t": 21.5}'
+    odd = {"content": ["text", {"type": "resource", "resource": "text"}, {"type": "image", "data": 7}]}
+    assert result_text(odd).split("\n") == ["[content of unknown type None]", "[resource ?, binary, not shown]",
+                                             "[image ?, 0 bytes, not shown]"]
 
 
 class Local:

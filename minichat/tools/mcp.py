@@ -162,12 +162,12 @@ def result_text(result: Mapping[str, Any]) -> str:
         if kind == "text":
             parts.append(str(block.get("text", "")))
         elif kind in ("image", "audio"):  # base64 data: the model cannot read it, say what it was
-            size = len(block.get("data", "")) * 3 // 4
+            size = len(str(block.get("data", ""))) * 3 // 4
             parts.append(f"[{kind} {block.get('mimeType', '?')}, {size} bytes, not shown]")
         elif kind == "resource_link":
             parts.append(f"[resource link {block.get('uri', '?')} {block.get('name', '')}]".replace(" ]", "]"))
         elif kind == "resource":
-            res = block.get("resource") or {}
+            res = block.get("resource") if isinstance(block.get("resource"), Mapping) else {}
             parts.append(str(res["text"]) if "text" in res else f"[resource {res.get('uri', '?')}, binary, not shown]")
         else:
             parts.append(f"[content of unknown type {kind!r}]")
