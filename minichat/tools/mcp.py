@@ -579,6 +579,11 @@ def compact_schema(node: Any) -> Any:
     return out
 
 
+def _input_schema(tool: Mapping[str, Any]) -> dict:
+    schema = tool.get("inputSchema")
+    return schema if isinstance(schema, dict) and schema.get("type") == "object" else {"type": "object"}
+
+
 class MCPTools:
     """One MCP server's tools as the chat sees them: `schemas()` and `run(name, arguments) -> str`.
 
@@ -624,8 +629,7 @@ class MCPTools:
                 self.client.tools_changed, tools = False, None  # don't retry (and wait) on every message
             if tools is not None:
                 self._schemas = [{"name": t["name"], "description": str(t.get("description") or ""),
-                                  "parameters": compact_schema(t.get("inputSchema") or {"type": "object"})}
-                                 for t in tools]
+                                  "parameters": compact_schema(_input_schema(t))} for t in tools]
         return list(self._schemas or ())
 
     def run(self, name: str, arguments: Mapping[str, Any]) -> str:
