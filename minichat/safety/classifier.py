@@ -21,6 +21,7 @@ the probabilities, and any context beyond one message.
 from __future__ import annotations
 
 import hashlib
+import re
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,7 +132,18 @@ class Classifier:
         return {c: float(p[i]) for i, c in enumerate(self.classes)}
 
     def score(self, text: str) -> tuple[float, str]:
-        """(P(harmful) = 1 - P(benign), the most likely harmful category)."""
+        """(P(harmful) = 1 - P(benign), the most likely harmful category).
+
+        A long message is also scored in windows and the highest score wins: one harmful request at the end of
+        pages of harmless text would otherwise be diluted (each row is scaled to unit length) below the threshold.
+        """
+        best = self._score_one(text)
+        if len(text) > LONG:
+            for window in dict.fromkeys(windows(text)):  # a repeated sentence is scored once
+                best = max(best, self._score_one(window))
+        return best
+
+    def _score_one(self, text: str) -> tuple[float, str]:
         p = self.probabilities(text)
         category = max((c for c in self.classes if c != "benign"), key=p.__getitem__)
         return 1.0 - p["benign"], category
@@ -144,6 +156,29 @@ def expand(text: str) -> list[str]:
         if text.startswith(mark):
             return [frame.format(text[len(mark):]) for frame in frames]
     return [text]
+
+
+LONG = 400  # messages longer than this many characters are also scored in windows
+WINDOW, STEP = 300, 200  # characters per window, and between window starts (windows overlap by 100)
+_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
+
+
+def windows(text: str) -> list[str]:
+    """The sentences of a long text (20 characters or more), then overlapping pieces of it, each cut at a space
+    so no word is split (where there is one). A request padded with harmless sentences is one sentence; a request
+    without sentence breaks still lands in some window with little else."""
+    out = [s for s in _SENTENCE.split(text) if len(s.strip()) >= 20]
+    start = 0
+    while start < len(text):
+        end = min(len(text), start + WINDOW)
+        if end < len(text) and " " in text[start + WINDOW // 2:end]:
+            end = text.rindex(" ", start + WINDOW // 2, end)
+        out.append(text[start:end])
+        if end == len(text):
+            break
+        nxt = start + STEP
+        start = text.find(" ", nxt, end) + 1 or nxt
+    return out
 
 
 def read_labelled(path: Path) -> list[tuple[str, str]]:
