@@ -15,7 +15,7 @@ file is written back and perhaps truncated: tests/hostile_safetensors.py and tes
 splitters and the mutations. A mutated safetensors file that minichat accepts must also be accepted,
 with the same arrays, by the reference package; a model that loads must run.
 
-The default runs take a few hundred examples; `slow` runs take ten times as many.
+The default runs take a few hundred examples in all; the `slow` runs four to six times as many.
 """
 from __future__ import annotations
 
@@ -50,7 +50,9 @@ def fuzz(examples: int):
                                            HealthCheck.data_too_large, HealthCheck.large_base_example])
 
 
-RUNS = [100, pytest.param(1500, marks=pytest.mark.slow)]
+RUNS = [100, pytest.param(600, marks=pytest.mark.slow)]
+# Garbage weights (a scale of inf times a zero, a huge logit) make NaNs and overflows: data, not a reader's fault.
+quiet = pytest.mark.filterwarnings("ignore::RuntimeWarning")
 
 
 def guarded(path: Path, call, *args, allowed=(CheckpointError,), budget: int | None = None):
@@ -155,6 +157,7 @@ def test_unmutated_hf_folders_load_and_run(tmp_path, hf_folders, kind):
     assert model.forward(np.array([[0, 5, 47]])).shape == (1, 3, 48)
 
 
+@quiet
 @pytest.mark.parametrize("examples", RUNS)
 def test_fuzz_hf_folders(tmp_path, hf_folders, examples):
     @fuzz(examples)
@@ -204,6 +207,7 @@ def test_unmutated_tiny_gguf_round_trips_and_loads(tmp_path, tiny_gguf):
     assert tok.encode(" the") == [258] and model.forward(np.array([[258, 259]])).shape == (1, 2, 261)
 
 
+@quiet
 @pytest.mark.parametrize("examples", RUNS)
 def test_fuzz_tiny_gguf(tmp_path, tiny_gguf, examples):
     _, base = tiny_gguf
@@ -250,7 +254,8 @@ def test_unmutated_smollm2_header_round_trips(tmp_path, smollm2_header):
     copy_path.unlink()
 
 
-@pytest.mark.parametrize("examples", [40, pytest.param(400, marks=pytest.mark.slow)])
+@quiet
+@pytest.mark.parametrize("examples", [25, pytest.param(150, marks=pytest.mark.slow)])
 def test_fuzz_smollm2_header(tmp_path, smollm2_header, examples):
     tokenizer_kvs = {kv for kv in smollm2_header.kvs if kv[0].startswith(b"tokenizer.")}
 
