@@ -143,6 +143,11 @@ class Classifier:
                 best = max(best, self._score_one(window))
         return best
 
+    def probability(self, text: str, cls: str) -> float:
+        """P(cls) for the text, the highest over its sentences and windows when it is long (as `score` does)."""
+        pieces = [text] + (list(dict.fromkeys(windows(text))) if len(text) > LONG else [])
+        return max(self.probabilities(piece)[cls] for piece in pieces)
+
     def _score_one(self, text: str) -> tuple[float, str]:
         p = self.probabilities(text)
         category = max((c for c in self.classes if c != "benign"), key=p.__getitem__)

@@ -124,7 +124,7 @@ class Guard:
         if hit is not None:
             score, reason, threshold = 1.0, f"rule {hit[1]}", 0.0
         else:
-            score = self.classifier.probabilities(text)["injection"]
+            score = self.classifier.probability(text, "injection")  # per sentence too: a page does not dilute it
             threshold = self.policy.threshold_for("injection")
             if score < threshold:
                 return Verdict(True, "allow", "", f"classifier P(injection)={score:.2f} < {threshold:.2f}",
