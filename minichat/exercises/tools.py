@@ -211,10 +211,8 @@ def check_partial_suffix(fn: Callable[[str, str], int], seed: int = 0) -> Feedba
         text = "".join(rng.choice(list("<tool_ca>x "), size=int(rng.integers(0, 8))))
         texts.append(text + (tag[: int(rng.integers(1, len(tag) + 1))] if rng.random() < 0.7 else ""))
     cases = [(f"{t!r}", (t, tag), _partial_suffix(t, tag)) for t in texts]
-    cases += [("'ab</too' with '</tool_call>'", ("ab</too", "</tool_call>"), _partial_suffix("ab</too", "</tool_call>")),
-              ("'x[TOOL' with '[TOOL_CALLS]'", ("x[TOOL", "[TOOL_CALLS]"), _partial_suffix("x[TOOL", "[TOOL_CALLS]")),
-              # tags whose start repeats: several tails match, the longest one counts
-              ("'Hi\\n\\n' with '\\n\\nUser:'", ("Hi\n\n", "\n\nUser:"), _partial_suffix("Hi\n\n", "\n\nUser:")),
-              ("'x===' with '===END==='", ("x===", "===END==="), _partial_suffix("x===", "===END==="))]
+    # other tags, and tags whose start repeats (several tails match; the longest one counts)
+    others = [("ab</too", "</tool_call>"), ("x[TOOL", "[TOOL_CALLS]"), ("Hi\n\n", "\n\nUser:"), ("x===", "===END===")]
+    cases += [(f"{t!r} with {g!r}", (t, g), _partial_suffix(t, g)) for t, g in others]
     return run_cases("partial_suffix", fn, cases,
                      same=lambda got, want: isinstance(got, int) and not isinstance(got, bool) and got == want)
