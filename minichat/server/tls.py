@@ -14,7 +14,6 @@ import os
 import shutil
 import ssl
 import subprocess
-import time
 from pathlib import Path
 
 from minichat.errors import MinichatError

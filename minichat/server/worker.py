@@ -72,10 +72,16 @@ class Generation:
 
     # called from the worker thread
     def _put(self, item: Any) -> None:
-        self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
+        self._call(self._queue.put_nowait, item)
 
     def _start(self) -> None:
-        self._loop.call_soon_threadsafe(self.started.set)
+        self._call(self.started.set)
+
+    def _call(self, fn: Callable, *args: Any) -> None:
+        try:
+            self._loop.call_soon_threadsafe(fn, *args)
+        except RuntimeError:  # the reader's event loop is gone (closed): nobody is listening any more
+            self.cancelled.set()
 
     def cancel(self) -> None:
         self.cancelled.set()
