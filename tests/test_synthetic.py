@@ -351,3 +351,27 @@ def test_format_number():
 def test_dates_read_like_the_clock_tool():
     assert sp.long_date(dt.date(2031, 4, 17)) == "Thursday, 17 April 2031"
     assert sp.short_date(dt.date(2031, 4, 17)) == "17 April 2031"
+
+
+def test_the_corpus_is_still_the_one_the_builtin_model_was_trained_on():
+    """A regression pin, not a reference: minichat/assets/model was trained on this generator's output, so a change
+    to the corpus (or to the system prompt, the template or the loss mask it is rendered with) must be deliberate.
+    If it is, retrain (`minichat train --preset builtin`) and update the fingerprints."""
+    import hashlib
+    from pathlib import Path
+
+    import minichat
+    from minichat.tokenizer import load_tokenizer
+
+    convs = generate_corpus(300) + heldout_corpus(100)
+    h = hashlib.sha256()
+    for c in convs:
+        h.update(json.dumps({"kind": c.kind, "messages": [m.to_json() for m in c.messages], "memory": list(c.memory),
+                             "probes": [[p.index, p.kind, p.tool, dict(p.arguments), list(p.contains)]
+                                        for p in c.probes]}, sort_keys=True, ensure_ascii=False).encode())
+    assert h.hexdigest()[:16] == "86a7ae40970bc9f5", "the synthetic corpus changed"
+    tok = load_tokenizer(Path(minichat.__file__).parent / "assets" / "model" / "tokenizer.bpe")
+    template, h = ChatTemplate(tok), hashlib.sha256()
+    for c in convs[:100]:
+        h.update(json.dumps(template.render_with_mask(c.messages)).encode())
+    assert h.hexdigest()[:16] == "2c34bd66ca8b6f52", "the corpus renders to other ids or another loss mask"
