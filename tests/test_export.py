@@ -113,3 +113,33 @@ def test_gguf_refuses_gpt2_and_cli_exports_builtin(tmp_path, capsys):
     again, _ = load_gguf(tmp_path / "b.gguf", with_tokenizer=False)
     ids = np.asarray([[1, 2, 3, 400, 4000]])
     np.testing.assert_array_equal(again.forward(ids), builtin.forward(ids))
+
+
+@pytest.mark.slow
+def test_smollm2_round_trip_through_transformers_and_gguf(tmp_path):
+    """The real SmolLM2-135M-Instruct (its Q4_1 GGUF, dequantised): exported to HF, transformers computes minichat's
+    logits and answers the capital question greedily with the exported tokenizer and chat template (the model's own,
+    with its default system prompt); exported to GGUF, minichat reads it back, tokenizer included."""
+    torch = require_peer("torch")
+    transformers = require_peer("transformers")
+    require_peer("jinja2")
+    from conftest import smollm2_gguf
+
+    model, tok = load_model(smollm2_gguf())
+    export_hf(model, tok, tmp_path / "hf")
+    hf = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "hf", dtype=torch.float32).eval()
+    fast = transformers.AutoTokenizer.from_pretrained(tmp_path / "hf")
+    ids = fast.apply_chat_template([{"role": "user", "content": "What is the capital of France?"}],
+                                   add_generation_prompt=True, tokenize=True)
+    ids = list(ids["input_ids"] if hasattr(ids, "keys") else ids)
+    assert "You are a helpful AI assistant" in fast.decode(ids)  # SmolLM2's own template and default system prompt
+    with torch.no_grad():
+        ref = hf(torch.tensor([ids])).logits.numpy()  # (1, T, V)
+        out = hf.generate(torch.tensor([ids]), max_new_tokens=8, do_sample=False)[0, len(ids):]
+    np.testing.assert_allclose(model.forward(np.asarray([ids])), ref, atol=2e-3, rtol=1e-3)
+    assert fast.decode(out, skip_special_tokens=True).startswith("The capital of France is Paris")
+    text = "Hello world! 12345 naïve café\n\n  über"
+    assert fast.encode(text, add_special_tokens=False) == tok.encode(text)
+    again, tok2 = load_gguf(export_gguf(model, tok, tmp_path / "s.gguf"))
+    np.testing.assert_array_equal(again.forward(np.asarray([ids[:12]])), model.forward(np.asarray([ids[:12]])))
+    assert tok2.encode(text) == tok.encode(text)

@@ -77,7 +77,9 @@ def test_requests_join_and_leave_between_steps(model):
     assert engine.stats()["running"] == 0 and (engine.cache.lengths == 0).all()
 
 
-def test_batched_decode_rows_share_one_forward(model):
+@pytest.mark.parametrize("lengths,prefill_calls", [((10, 12, 9, 11), [(4, 12)]),  # dense: one forward
+                                                    ((1, 1, 1, 40), [(1, 1)] * 3 + [(1, 40)])])  # mostly padding
+def test_rows_share_one_forward(model, lengths, prefill_calls):
     calls = []
     forward = model.forward
 
@@ -87,11 +89,12 @@ def test_batched_decode_rows_share_one_forward(model):
 
     engine = Engine(model, config=EngineConfig(max_slots=4, prefix_cache_bytes=0))
     engine.model = type("Spy", (), {"forward": staticmethod(spy), "config": model.config})()
-    for p in prompts(4, seed=3):
-        engine.submit(p, GREEDY, max_new_tokens=6)
+    ps = [list(range(1, n + 1)) for n in lengths]
+    reqs = [engine.submit(p, GREEDY, max_new_tokens=6) for p in ps]
     engine.run_until_idle()
-    # step 1: 4 prefills (one forward each, (1, T)); then 5 decode steps of one (4, 1) forward each
-    assert calls[4:] == [(4, 1)] * 5 and all(c[0] == 1 for c in calls[:4])
+    # step 1: the prefills; then 5 decode steps of one (4, 1) forward each
+    assert calls == prefill_calls + [(4, 1)] * 5
+    assert [tokens(r) for r in reqs] == [alone(model, p, n=6) for p in ps]
 
 
 def test_sampling_with_seed_equals_alone(model):

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from minichat.model.checkpoint import LLAMA_GGUF_NAMES, LLAMA_HF_NAMES
+from minichat.model.gguf_tokenizer import PRE_TOKENIZER_PATTERNS
 from minichat.model.safetensors import write_safetensors
 from minichat.model.transformer import Transformer
 from minichat.tokenizer import Tokenizer
@@ -38,8 +39,29 @@ from minichat.tokenizer.vocab import bytes_to_unicode
 CHATML_JINJA = ("{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + "
                 "'<|im_end|>' + '\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}"
                 "{% endif %}")
-# llama.cpp picks its pre-tokenizer regex by name; these names carry the same regex as minichat's patterns.
-GGUF_PRE_NAMES = {"gpt2": "gpt-2", "gpt4": "llama-bpe", "cl100k": "llama-bpe"}
+# llama.cpp picks its pre-tokenizer regex by name (`tokenizer.ggml.pre`). A regex minichat's GGUF reader knows by
+# name gets that name back; GPT-4's (cl100k) regex is llama.cpp's "llama-bpe" (Llama 3's: the same splits).
+GGUF_PRE_NAMES = {"gpt4": "llama-bpe", "cl100k": "llama-bpe"}
+
+
+def chat_template(model: Transformer, tokenizer: Tokenizer | None) -> str | None:
+    """The Jinja chat template to ship: the one the model was loaded with (a GGUF's metadata, an HF folder's
+    tokenizer_config.json; it may carry the model's default system prompt), else ChatML if the tokenizer has its
+    tokens, else none."""
+    source = getattr(model, "source", None)  # set by checkpoint.load_model
+    if source is not None and Path(source).is_file() and Path(source).suffix == ".gguf":
+        from minichat.model.gguf_tokenizer import chat_template_from_gguf
+
+        found = chat_template_from_gguf(source)
+        if found:
+            return found
+    if source is not None and (Path(source) / "tokenizer_config.json").is_file():
+        found = json.loads((Path(source) / "tokenizer_config.json").read_text()).get("chat_template")
+        if isinstance(found, str):
+            return found
+    if tokenizer is not None and {"<|im_start|>", "<|im_end|>"} <= set(tokenizer.special_tokens):
+        return CHATML_JINJA
+    return None
 
 
 def _family(model: Transformer) -> str:
@@ -116,8 +138,12 @@ def _pattern(tokenizer: Tokenizer) -> str:  # the split regex itself
     return PATTERNS.get(tokenizer.pattern, tokenizer.pattern)
 
 
-def _pattern_name(tokenizer: Tokenizer) -> str | None:  # "gpt2", "gpt4", ... if the regex is a known one
-    return next((n for n, r in PATTERNS.items() if r == _pattern(tokenizer)), None)
+def _gguf_pre(tokenizer: Tokenizer) -> str:
+    regex = _pattern(tokenizer)
+    known = next((n for n, r in PRE_TOKENIZER_PATTERNS.items() if r == regex), None)
+    if known is not None:
+        return known
+    return GGUF_PRE_NAMES.get(next((n for n, r in PATTERNS.items() if r == regex), ""), "default")
 
 
 def hf_tokenizer_json(tokenizer: Tokenizer) -> dict:
@@ -159,8 +185,9 @@ def export_hf(model: Transformer, tokenizer: Tokenizer | None, folder: str | os.
                "added_tokens_decoder": {str(i): {"content": t, "special": True, "normalized": False,
                                                  "lstrip": False, "rstrip": False, "single_word": False}
                                         for t, i in sp.items()}}
-        if "<|im_start|>" in sp and "<|im_end|>" in sp:
-            cfg["chat_template"] = CHATML_JINJA
+        template = chat_template(model, tokenizer)
+        if template is not None:
+            cfg["chat_template"] = template
         (out / "tokenizer_config.json").write_text(json.dumps(cfg, indent=2) + "\n")
     return out
 
@@ -215,7 +242,7 @@ def gguf_metadata(model: Transformer, tokenizer: Tokenizer | None, name: str = "
             tokens[i] = f"<unused{i}>"
     sp = tokenizer.special_tokens
     meta.update({"tokenizer.ggml.model": "gpt2",
-                 "tokenizer.ggml.pre": GGUF_PRE_NAMES.get(_pattern_name(tokenizer), "default"),
+                 "tokenizer.ggml.pre": _gguf_pre(tokenizer),
                  "tokenizer.ggml.tokens": tokens, "tokenizer.ggml.token_type": types,
                  "tokenizer.ggml.merges": [f"{tokens[a]} {tokens[b]}" for a, b, _ in tokenizer.merges],
                  "tokenizer.ggml.add_bos_token": False})
@@ -224,8 +251,9 @@ def gguf_metadata(model: Transformer, tokenizer: Tokenizer | None, name: str = "
         meta["tokenizer.ggml.eos_token_id"] = end
     if "<|endoftext|>" in sp:
         meta["tokenizer.ggml.padding_token_id"] = sp["<|endoftext|>"]
-    if "<|im_start|>" in sp and "<|im_end|>" in sp:
-        meta["tokenizer.chat_template"] = CHATML_JINJA
+    template = chat_template(model, tokenizer)
+    if template is not None:
+        meta["tokenizer.chat_template"] = template
     return meta
 
 

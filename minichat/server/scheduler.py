@@ -355,23 +355,43 @@ class Engine:
             req.on_admit()
 
     def _prefill(self) -> None:
-        """Run up to `prefill_chunk` prompt tokens, oldest request first; finished prompts pick their first token."""
-        budget = self.config.prefill_chunk
+        """Run up to `prefill_chunk` prompt tokens, oldest request first; finished prompts pick their first token.
+
+        The chunks of this step share one forward when their rows are dense enough in the slot range they span
+        (padding at most doubles the work): short prompts arriving together are read with one pass over the
+        weights, not one pass each. Otherwise each chunk runs on its own row."""
+        budget, chunks = self.config.prefill_chunk, []  # chunks: (request, tokens this step)
         for req in sorted((r for r in self._slots if r is not None and r.n_done < r.prompt_tokens),
                           key=lambda r: r.t_submit):
             n = min(budget, req.prompt_tokens - req.n_done)
             if n <= 0:
                 break
-            ids = np.asarray([req.prompt_ids[req.n_done:req.n_done + n]], dtype=np.int64)  # (1, n)
-            logits = self.model.forward(ids, cache=_rows(self.cache, req.slot, req.slot + 1), last_only=True)
-            req.n_done += n
+            chunks.append((req, n))
             budget -= n
-            if req.n_done == req.prompt_tokens:
-                if self.prefix is not None:  # the prompt's blocks, for the next request that starts the same way
-                    kept = self.prefix.store(req.prompt_ids, self.cache, req.slot, req.tenant)
-                    self.prefix.release(req.blocks)
-                    req.blocks = kept
-                self._emit(req, req._seq.step(logits[0, -1]))  # (1, 1, V) -> (V,)
+        if not chunks:
+            return
+        lo, hi = min(r.slot for r, _ in chunks), max(r.slot for r, _ in chunks) + 1
+        T = max(n for _, n in chunks)
+        groups = [chunks] if 2 * sum(n for _, n in chunks) >= (hi - lo) * T else [[c] for c in chunks]
+        for group in groups:
+            lo, hi = min(r.slot for r, _ in group), max(r.slot for r, _ in group) + 1
+            T = max(n for _, n in group)
+            ids = np.zeros((hi - lo, T), dtype=np.int64)  # (B, T) right-padded; rows not prefilling stay length 0
+            lengths = np.zeros(hi - lo, dtype=np.int64)  # (B,)
+            for req, n in group:
+                ids[req.slot - lo, :n] = req.prompt_ids[req.n_done:req.n_done + n]
+                lengths[req.slot - lo] = n
+            ragged = hi - lo != len(group) or (lengths != T).any()
+            logits = self.model.forward(ids, cache=_rows(self.cache, lo, hi), lengths=lengths if ragged else None,
+                                        last_only=True)[:, -1]  # (B, 1, V) -> (B, V): each row's last real token
+            for req, n in group:
+                req.n_done += n
+                if req.n_done == req.prompt_tokens:
+                    if self.prefix is not None:  # the prompt's blocks, for the next request that starts the same way
+                        kept = self.prefix.store(req.prompt_ids, self.cache, req.slot, req.tenant)
+                        self.prefix.release(req.blocks)
+                        req.blocks = kept
+                    self._emit(req, req._seq.step(logits[req.slot - lo]))
 
     def _decode(self, reqs: list[Request]) -> None:
         """One token for every running request, in one forward over slot rows [0, highest used slot]."""
