@@ -70,8 +70,8 @@ function onEvent(ev, reply, tokenCount) {
   if (ev.type === "token") {
     reply.textContent += ev.text;
     const span = document.createElement("span");
-    span.textContent = ev.text || "\u2205";
-    span.title = `id ${ev.token_id}, position ${ev.index}`;
+    span.textContent = ev.text || "\u2205";  // empty: held back (part of a tool call, a stop string or a character)
+    span.title = `id ${ev.token_id}, position ${ev.index}${ev.text ? "" : " (text held back)"}`;
     $("tokens").appendChild(span);
     tokenCount.n += 1;
     tokenCount.node.querySelector("summary").textContent = `tokens: ${tokenCount.n} generated`;
@@ -88,6 +88,7 @@ function onEvent(ev, reply, tokenCount) {
     const t = Object.entries(ev.timings).map(([k, v]) => `${k}: ${(1000 * v).toFixed(1)} ms`).join("\n");
     stage("timings", t);
   }
+  if (ev.type === "tool_result" && reply.textContent) reply.textContent += "\n";  // the next round's text
   if (ev.type === "tool_call" || ev.type === "tool_result") {
     const div = document.createElement("div");
     div.className = "tool";
