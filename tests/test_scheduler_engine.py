@@ -1,6 +1,6 @@
 """The asyncio adapter the HTTP routes use (minichat/server/engine.py): 4 concurrent streams equal `generate` one at a
 time, cached_tokens is set before the first Step, cancel frees the slot, a job runs between the batched steps, a
-full queue raises QueueFull, and a failing job hands its error to its reader."""
+full queue raises the routes' EngineBusy, and a failing job hands its error to its reader."""
 from __future__ import annotations
 
 import asyncio
@@ -10,7 +10,7 @@ import pytest
 
 from minichat.config import SamplingConfig
 from minichat.generate import generate
-from minichat.server.engine import BatchingEngine, EngineConfig, QueueFull
+from minichat.server.engine import BatchingEngine, EngineBusy, EngineConfig
 from test_scheduler import prompts, tiny
 
 GREEDY = SamplingConfig(temperature=0.0)
@@ -76,7 +76,7 @@ def test_exclusive_job_queue_limit_and_errors():
                 pass
         engine.engine.stop()  # no thread: requests stay queued, so the limit shows
         engine.submit(request([1, 2, 3]))
-        with pytest.raises(QueueFull):
+        with pytest.raises(EngineBusy, match="max_queue=1"):
             engine.submit(request([1, 2, 3]))
         return items
 

@@ -4,7 +4,7 @@ The routes (minichat/server/openai_api.py) talk to an engine through a small asy
 the one-at-a-time `SerialEngine` (minichat/server/worker.py):
 
     generation = engine.submit(request)      request: prompt_ids, sampling, max_tokens, stop_ids, stop_strings,
-                                             salt (the tenant), tokenizer; raises QueueFull when the queue is full
+                                             salt (the tenant), tokenizer; raises EngineBusy when the queue is full
     async for step in generation: ...        generate.loop.Steps; the last one has finish_reason set
     generation.cached_tokens                 prompt tokens served from the prefix cache (set before the first Step)
     generation.cancel()                      the client went away: its slot and KV memory are freed at the next step
@@ -23,8 +23,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from minichat.server.scheduler import Engine, EngineConfig, QueueFull
+from minichat.server.worker import EngineBusy
 
-__all__ = ["BatchingEngine", "BatchGeneration", "QueueFull", "EngineConfig"]
+__all__ = ["BatchingEngine", "BatchGeneration", "EngineBusy", "EngineConfig"]
 
 _DONE = object()
 
@@ -84,10 +85,13 @@ class BatchingEngine:
             g.cached_tokens = holder["req"].cached_tokens  # before the first Step is put
             g._loop.call_soon_threadsafe(g.started.set)
 
-        holder["req"] = req = self.engine.submit(
-            request.prompt_ids, request.sampling, max_new_tokens=request.max_tokens, stop_ids=request.stop_ids,
-            stop_strings=request.stop_strings, tenant=request.salt, tokenizer=getattr(request, "tokenizer", None),
-            on_step=on_step, on_admit=on_admit, cancel_event=g.cancelled)
+        try:
+            holder["req"] = req = self.engine.submit(
+                request.prompt_ids, request.sampling, max_new_tokens=request.max_tokens, stop_ids=request.stop_ids,
+                stop_strings=request.stop_strings, tenant=request.salt, tokenizer=getattr(request, "tokenizer", None),
+                on_step=on_step, on_admit=on_admit, cancel_event=g.cancelled)
+        except QueueFull as e:  # the routes answer EngineBusy with 429 and Retry-After
+            raise EngineBusy(str(e)) from e
         g.id = req.id
         return g
 
