@@ -1,6 +1,6 @@
 """The guard inside a whole chat turn (a scripted model, so the reply is known): a harmful request is refused without
 running the model; a reply that turns harmful mid-stream is stopped and nothing blocked is shown; personal data in
-a reply is redacted in what the user sees (and should be in the history: see the xfail); the policy text reaches
+a reply is redacted in what the user sees, in Done.text and in the history; the policy text reaches
 the system prompt."""
 from __future__ import annotations
 
@@ -107,9 +107,6 @@ def test_personal_data_in_a_reply_is_redacted(guard):
     assert redactions and all(e.allowed and e.action == "redact" and e.category == "personal_data" for e in redactions)
 
 
-@pytest.mark.xfail(reason="session.py (the coordinator's) puts the raw reply, not the redacted one, into Done.text "
-                          "and the history; Done.text is documented as 'the whole reply as shown to the user'",
-                   strict=False)
 def test_redacted_reply_is_what_done_and_history_carry(guard):
     reply = "Write to ann@example.org today."
     chat = Chat(ScriptedModel(reply), TOK, safety=guard)

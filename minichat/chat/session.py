@@ -211,8 +211,10 @@ class Chat:
             reply = yield from self._generate(ids, config, timings, usage, forced, ctx.reply_room)
             if reply is None:  # interrupted or stopped by the output filter: already reported
                 return
-            text, finish = reply
-            message = parse_assistant(text)
+            text, shown, finish = reply
+            message = parse_assistant(text)  # the calls come from what the model wrote...
+            if message.content != shown:  # ...the words from what the user saw (redacted by the output filter)
+                message = dataclasses.replace(message, content=shown)
             self.history.append(message)
             if not message.tool_calls:
                 if message.errors and retries > 0 and round_ < self.config.max_tool_rounds:
@@ -256,8 +258,9 @@ class Chat:
     def _generate(self, ids: list[int], config: SamplingConfig, timings: dict[str, float], usage: dict[str, int],
                   forced: str = "", room: int | None = None) -> Iterator[ev.Event]:
         """Stage 5: stream the reply, holding back tool calls (ToolStreamParser) and passing what is left through the
-        safety output filter. `forced` is text the reply was started with (already in `ids`). Returns (whole reply
-        text, finish_reason), or None when the turn ended here (interrupted, or stopped by the safety filter)."""
+        safety output filter. `forced` is text the reply was started with (already in `ids`). Returns (the reply as
+        the model wrote it, the text shown to the user, finish_reason), or None when the turn ended here (interrupted,
+        or stopped by the safety filter)."""
         out_filter, calls = self.safety.output_filter(), ToolStreamParser()
         shown, generated, raw, finish = [], [], [forced], "length"
         first = calls.feed(forced).text  # the forced opening is inside a call: nothing to show
@@ -298,7 +301,7 @@ class Chat:
             timings["generate"] = timings.get("generate", 0.0) + time.perf_counter() - t
         self._after_generation(ids, generated)
         usage["completion_tokens"] += len(generated)
-        return "".join(raw), finish
+        return "".join(raw), "".join(shown), finish
 
     def _after_generation(self, prompt: list[int], generated: list[int]) -> None:
         """The cache now holds the prompt and every generated token but the last (never fed back)."""
