@@ -94,7 +94,7 @@ def serve_args(**overrides) -> argparse.Namespace:
 
     p = argparse.ArgumentParser()
     add_serve_arguments(p)
-    args = p.parse_args(["--no-safety"])
+    args = p.parse_args(["--no-safety", "--engine", "serial"])  # the scripted model runs one row at a time
     for k, v in overrides.items():
         setattr(args, k, v)
     return args
@@ -447,3 +447,67 @@ def test_revoking_a_key_in_the_file_takes_effect_without_restart(tmp_path_factor
             c.models.list()
     finally:
         s.stop()
+
+
+# -- the built-in model behind the batching engine -----------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def builtin(tmp_path_factory):
+    from minichat.model.checkpoint import BUILTIN_MODEL, load_model
+
+    if not BUILTIN_MODEL.exists():
+        pytest.skip("no built-in model installed")
+    model, tok = load_model()
+    runs = {}
+    for engine in ("batching", "serial"):
+        from minichat.server.tls import make_dev_cert
+        from minichat.server.web import build_state
+
+        cert, key = make_dev_cert(tmp_path_factory.mktemp("cert"))
+        args = serve_args(api_key=KEY_A, user="alice", rpm=1000, engine=engine, slots=4, max_tokens=24)
+        state, _ = build_state(args, model=model, tokenizer=tok, log=lambda *_: None)
+        runs[engine] = Running(state, cert, key)
+        runs[engine].cert = cert
+    yield runs
+    for r in runs.values():
+        r.stop()
+
+
+@pytest.mark.slow
+def test_builtin_model_same_greedy_answers_batched_or_serial_and_forced_tool_calls(builtin):
+    """4 concurrent streams through continuous batching give each the serial engine's greedy answer; a forced tool
+    call from the real model streams to what the non-streaming call returns."""
+    questions = ["What is 12 plus 30?", "What time is it?", "Tell me a fact about owls.", "Hi, who are you?"]
+
+    def ask(run, q, **kw):
+        c = client_for(run)
+        return c.chat.completions.create(model="minichat-builtin", messages=[{"role": "user", "content": q}],
+                                         temperature=0, **kw)
+
+    serial = [ask(builtin["serial"], q).choices[0].message.content for q in questions]
+    results: dict[int, str] = {}
+
+    def stream(i):
+        chunks = ask(builtin["batching"], questions[i], stream=True)
+        results[i] = "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices)
+
+    threads = [threading.Thread(target=stream, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [results[i] for i in range(4)] == serial
+    tools = TOOLS
+    for run in builtin.values():
+        kw = dict(tools=tools, tool_choice={"type": "function", "function": {"name": "calculator"}})
+        whole = ask(run, "What is 17 times 23?", **kw)
+        with client_for(run).chat.completions.stream(
+                model="minichat-builtin", temperature=0, messages=[{"role": "user", "content": "What is 17 times 23?"}],
+                **kw) as s:
+            streamed = s.get_final_completion()
+        (a,), (b,) = whole.choices[0].message.tool_calls, streamed.choices[0].message.tool_calls
+        assert a.function.name == b.function.name == "calculator"
+        assert a.function.arguments == b.function.arguments and "expression" in json.loads(a.function.arguments)
+        assert whole.choices[0].finish_reason == streamed.choices[0].finish_reason == "tool_calls"
+    again = ask(builtin["batching"], questions[0])
+    assert again.usage.prompt_tokens_details.cached_tokens >= 16 * ((again.usage.prompt_tokens - 1) // 16)

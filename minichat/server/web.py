@@ -97,7 +97,12 @@ def build_state(args: argparse.Namespace, model=None, tokenizer=None, log=print)
                             sampling=SamplingConfig(temperature=0.0))
         return Chat(model, tokenizer, config, tools=tools, safety=guard, memory=memory)
 
-    engine = SerialEngine(model, tokenizer, max_queue=args.max_queue)
+    if args.engine == "batching":  # continuous batching and the block prefix cache (scheduler.py, engine.py)
+        from minichat.server.engine import BatchingEngine, EngineConfig
+
+        engine = BatchingEngine(model, tokenizer, EngineConfig(max_slots=args.slots, max_queue=args.max_queue))
+    else:  # one request at a time (worker.py)
+        engine = SerialEngine(model, tokenizer, max_queue=args.max_queue)
     return ServerState(engine, template, model_id, int(model.config.n_ctx), profile.instructions, auth,
                        limits=limits, guard=guard, make_chat=make_chat), printed
 
@@ -160,6 +165,9 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--memory", metavar="PATH", help="memory database for the web chat (default: no memory)")
     p.add_argument("--no-safety", action="store_true", help="no input check or output filter (minichat.safety)")
     p.add_argument("--max-tokens", type=int, default=256, help="default reply length, clamped to the window")
+    p.add_argument("--engine", choices=["batching", "serial"], default="batching",
+                   help="batching: continuous batching with a prefix cache (default); serial: one request at a time")
+    p.add_argument("--slots", type=int, default=8, help="requests decoded together by the batching engine")
     p.add_argument("--max-queue", type=int, default=16, help="requests waiting for the model before 503")
     p.add_argument("--max-body-bytes", type=int, default=1 << 20, help="larger bodies get 413")
     p.add_argument("--max-connections", type=int, default=256, help="concurrent connections before 503")
