@@ -10,6 +10,8 @@ import threading
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from minichat.config import ModelConfig, SamplingConfig
 from minichat.generate import generate
@@ -206,3 +208,50 @@ def test_asyncio_stream_and_cancel():
         assert [s.token_id for s in full] == alone(model, p, n=8)
         assert got[-1].finish_reason == "cancelled" and len(got) < 100
         assert engine.stats()["running"] == 0
+
+
+_LLAMA = tiny("llama", seed=7)
+_ALONE: dict[tuple, list[int]] = {}
+
+
+def _alone_cached(prompt: tuple, n: int) -> list[int]:
+    if (prompt, n) not in _ALONE:
+        _ALONE[prompt, n] = alone(_LLAMA, list(prompt), n=n)
+    return _ALONE[prompt, n]
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.data())
+def test_any_interleaving_of_submits_cancels_and_steps(data):
+    """Whatever arrives, leaves or is cancelled when: every request ends exactly once; the ones not cancelled give
+    what they give alone; at the end every slot is free and no prefix block is still referenced."""
+    slots = data.draw(st.integers(1, 4))
+    engine = Engine(_LLAMA, config=EngineConfig(max_slots=slots, max_queue=100, block_size=4,
+                                                prefill_chunk=data.draw(st.integers(1, 40)),
+                                                prefix_cache_bytes=data.draw(st.sampled_from([0, 40_000, 1 << 20]))))
+    base = prompts(1, seed=30, lo=30, hi=31)[0]
+    reqs, cancelled = [], set()
+    for _ in range(data.draw(st.integers(1, 12))):
+        action = data.draw(st.sampled_from(["submit", "submit", "step", "cancel"]))
+        if action == "submit":
+            prompt = tuple(base[:data.draw(st.integers(1, 30))] + data.draw(st.lists(st.integers(0, 96), max_size=6)))
+            n = data.draw(st.integers(1, 10))
+            reqs.append((prompt, n, engine.submit(list(prompt), GREEDY, max_new_tokens=n,
+                                                  tenant=data.draw(st.sampled_from(["a", "b"])))))
+        elif action == "step":
+            engine.step()
+        elif reqs:
+            _, _, r = reqs[data.draw(st.integers(0, len(reqs) - 1))]
+            if engine.cancel(r.id):
+                cancelled.add(r.id)
+    engine.run_until_idle()
+    for prompt, n, r in reqs:
+        steps = list(r.queue.queue)
+        assert [s.finish_reason is not None for s in steps].count(True) == 1 and steps[-1].finish_reason
+        if r.id in cancelled:
+            assert steps[-1].finish_reason == "cancelled" and steps[-1].token_id == -1
+        else:
+            assert [s.token_id for s in steps] == _alone_cached(prompt, n)
+    assert all(s is None for s in engine._slots) and not engine._by_id
+    if engine.prefix is not None:
+        assert all(engine.prefix.refs(h) == 0 for h in engine.prefix._blocks)
