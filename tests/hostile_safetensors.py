@@ -155,9 +155,12 @@ ASSORTED = {  # every dtype the package writes from NumPy, a scalar and an empty
 }
 
 
-# -- HF folders: config.json fields and the weights' header ------------------------------------------------------------
+# -- checkpoint folders: config.json fields and the weights' header --------------------------------------------------
 
-HF_CONFIGS = {
+MINICHAT_MODEL = {"vocab_size": 48, "n_ctx": 32, "n_embd": 16, "n_layer": 1, "n_head": 4, "n_kv_head": 2, "head_dim": 4,
+                  "n_inner": 24, "positions": "rope", "rope_theta": 10000.0, "norm": "rmsnorm", "norm_eps": 1e-5,
+                  "mlp": "swiglu", "bias": False, "tie_embeddings": True}  # ModelConfig.to_dict() of a tiny Llama
+FOLDER_CONFIGS = {  # HF's config.json for a tiny Llama and GPT-2, and minichat's own for a tiny Llama
     "llama": {"model_type": "llama", "architectures": ["LlamaForCausalLM"], "vocab_size": 48,
               "max_position_embeddings": 32, "hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 4,
               "num_key_value_heads": 2, "head_dim": 4, "intermediate_size": 24, "rope_theta": 10000.0,
@@ -166,8 +169,9 @@ HF_CONFIGS = {
     "gpt2": {"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"], "vocab_size": 48, "n_positions": 32,
              "n_embd": 16, "n_layer": 1, "n_head": 4, "n_inner": None, "layer_norm_epsilon": 1e-5,
              "activation_function": "gelu_new", "tie_word_embeddings": True},
+    "minichat": {"format": "minichat", "version": 1, "model": MINICHAT_MODEL, "metadata": {"step": 1}},
 }
-HF_SHAPES = {  # the tensors HF writes for these configs (GPT-2 with and without the `transformer.` prefix)
+FOLDER_SHAPES = {  # the tensors written for these configs (GPT-2 with and without the `transformer.` prefix)
     "llama": {"model.embed_tokens.weight": (48, 16), "model.norm.weight": (16,), "lm_head.weight": (48, 16),
               "model.layers.0.self_attn.q_proj.weight": (16, 16), "model.layers.0.self_attn.k_proj.weight": (8, 16),
               "model.layers.0.self_attn.v_proj.weight": (8, 16), "model.layers.0.self_attn.o_proj.weight": (16, 16),
@@ -180,9 +184,14 @@ HF_SHAPES = {  # the tensors HF writes for these configs (GPT-2 with and without
              "h.0.ln_2.bias": (16,), "h.0.mlp.c_fc.weight": (16, 64), "h.0.mlp.c_fc.bias": (64,),
              "h.0.mlp.c_proj.weight": (64, 16), "h.0.mlp.c_proj.bias": (16,), "ln_f.weight": (16,),
              "ln_f.bias": (16,)},
+    "minichat": {"wte": (48, 16), "ln_f.weight": (16,), "h.0.ln_1.weight": (16,), "h.0.ln_2.weight": (16,),
+                 "h.0.attn.c_attn.weight": (16, 32), "h.0.attn.c_proj.weight": (16, 16),
+                 "h.0.mlp.c_gate.weight": (16, 24), "h.0.mlp.c_fc.weight": (16, 24), "h.0.mlp.c_proj.weight": (24, 16)},
 }
-CONFIG_KEYS = sorted({k for c in HF_CONFIGS.values() for k in c} | {"rope_parameters", "model_type"})
-config_values = st.one_of(ints, json_values, st.floats(), st.sampled_from(["llama", "gpt2", "silu", "gelu_new"]),
+CONFIG_KEYS = sorted({k for c in FOLDER_CONFIGS.values() for k in c} | set(MINICHAT_MODEL) | {"rope_parameters"})
+NAMES = ["llama", "gpt2", "silu", "gelu_new", "minichat", "rope", "learned", "sinusoidal", "rmsnorm", "layernorm",
+         "gelu", "swiglu"]
+config_values = st.one_of(ints, json_values, st.floats(), st.sampled_from(NAMES),
                           st.dictionaries(st.sampled_from(["rope_type", "type", "rope_theta", "factor"]),
                                           st.sampled_from(["default", "linear", "yarn"]) | json_values, max_size=2))
 config_ops = st.one_of(
@@ -197,6 +206,24 @@ config_mutations = st.tuples(st.lists(config_ops, max_size=3),
                              st.sampled_from([False] * 9 + [True]).flatmap(
                                  lambda rare: rare_config_ops.map(lambda op: [op]) if rare else st.just([])),
                              ).map(lambda t: t[0] + t[1])
+
+
+def mutate_config(kind: str, ops) -> object:
+    """FOLDER_CONFIGS[kind] with `ops` applied; in minichat's own config.json the model's fields live under "model"."""
+    config: object = copy.deepcopy(FOLDER_CONFIGS[kind])
+    for op, *args in ops:
+        if op == "whole":
+            config = args[0]
+            continue
+        target = config
+        if kind == "minichat" and isinstance(config, dict) and isinstance(config.get("model"), dict) and \
+                args[0] in MINICHAT_MODEL:
+            target = config["model"]
+        if isinstance(target, dict) and op == "del":
+            target.pop(args[0], None)
+        elif isinstance(target, dict):
+            target[args[0]] = args[1]
+    return config
 
 
 def write_hf(folder: Path, config, weights: Safetensors) -> None:

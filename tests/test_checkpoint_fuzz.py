@@ -32,8 +32,8 @@ from hypothesis import strategies as st
 
 from conftest import require_peer, smollm2_gguf
 from hostile_gguf import ARRAY, GGUF, apply_gguf, gguf_mutations, write_tiny_llama_gguf
-from hostile_safetensors import (ASSORTED, HF_CONFIGS, HF_SHAPES, Safetensors, apply_st, config_mutations, st_mutations,
-                                 write_hf)
+from hostile_safetensors import (ASSORTED, FOLDER_CONFIGS, FOLDER_SHAPES, Safetensors, apply_st, config_mutations,
+                                 mutate_config, st_mutations, write_hf)
 from minichat.errors import CheckpointError, TokenizerError
 from minichat.model.checkpoint import load_model
 from minichat.model.gguf import read_gguf
@@ -137,11 +137,12 @@ def test_fuzz_safetensors_headers(tmp_path, assorted, examples):
 
 
 @pytest.fixture(scope="module")
-def hf_folders(tmp_path_factory) -> dict[str, Safetensors]:
-    """The weights of a tiny HF Llama and GPT-2, written by the `safetensors` package (F32, some F16)."""
+def folders(tmp_path_factory) -> dict[str, Safetensors]:
+    """The weights of a tiny HF Llama and GPT-2 and a tiny minichat Llama, written by the `safetensors` package (F32,
+    the norms F16)."""
     st_numpy = require_peer("safetensors.numpy")
     rng, out = np.random.default_rng(0), {}
-    for kind, shapes in HF_SHAPES.items():
+    for kind, shapes in FOLDER_SHAPES.items():
         tensors = {name: (rng.standard_normal(shape) * 0.3).astype(np.float16 if "norm" in name else np.float32)
                    for name, shape in shapes.items()}
         path = tmp_path_factory.mktemp(kind) / "model.safetensors"
@@ -149,31 +150,23 @@ def hf_folders(tmp_path_factory) -> dict[str, Safetensors]:
         out[kind] = Safetensors.parse(path.read_bytes())
     return out
 
-@pytest.mark.parametrize("kind", sorted(HF_CONFIGS))
-def test_unmutated_hf_folders_load_and_run(tmp_path, hf_folders, kind):
-    write_hf(tmp_path / kind, HF_CONFIGS[kind], hf_folders[kind])
+
+@pytest.mark.parametrize("kind", sorted(FOLDER_CONFIGS))
+def test_unmutated_folders_load_and_run(tmp_path, folders, kind):
+    write_hf(tmp_path / kind, FOLDER_CONFIGS[kind], folders[kind])
     model, _ = load_model(tmp_path / kind)
-    assert model.config.family == kind and model.config.n_layer == 1
+    assert model.config.family == {"minichat": "llama"}.get(kind, kind) and model.config.n_layer == 1
     assert model.forward(np.array([[0, 5, 47]])).shape == (1, 3, 48)
 
 
 @quiet
 @pytest.mark.parametrize("examples", RUNS)
-def test_fuzz_hf_folders(tmp_path, hf_folders, examples):
+def test_fuzz_checkpoint_folders(tmp_path, folders, examples):
     @fuzz(examples)
-    @given(kind=st.sampled_from(sorted(HF_CONFIGS)), cops=config_mutations,
-           wops=st.none() | st_mutations)
+    @given(kind=st.sampled_from(sorted(FOLDER_CONFIGS)), cops=config_mutations, wops=st.none() | st_mutations)
     def run(kind, cops, wops):
-        config: object = dict(HF_CONFIGS[kind])
-        for op, *args in cops:
-            if op == "whole":
-                config = args[0]
-            elif isinstance(config, dict) and op == "del":
-                config.pop(args[0], None)
-            elif isinstance(config, dict):
-                config[args[0]] = args[1]
         folder = fresh(tmp_path, kind)
-        write_hf(folder, config, apply_st(hf_folders[kind], wops) if wops else hf_folders[kind])
+        write_hf(folder, mutate_config(kind, cops), apply_st(folders[kind], wops) if wops else folders[kind])
         size = sum(f.stat().st_size for f in folder.iterdir())
         loaded = guarded(folder, load_model, folder, budget=64 * size + 64 * MiB)  # + the RoPE tables' floor
         event("loaded" if loaded else "refused")
@@ -380,9 +373,9 @@ HF_ATTACKS = {  # name -> (kind, config.json changes, words the message must hol
 
 
 @pytest.mark.parametrize("attack", sorted(HF_ATTACKS))
-def test_hf_config_attacks(tmp_path, hf_folders, attack):
+def test_hf_config_attacks(tmp_path, folders, attack):
     kind, changes, words = HF_ATTACKS[attack]
-    write_hf(tmp_path / kind, {**HF_CONFIGS[kind], **changes}, hf_folders[kind])
+    write_hf(tmp_path / kind, {**FOLDER_CONFIGS[kind], **changes}, folders[kind])
     refused(tmp_path / kind, *words)
 
 
