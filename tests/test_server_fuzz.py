@@ -185,3 +185,26 @@ def test_32_concurrent_streams_all_complete(app):
         chunks = [json.loads(e[6:]) for e in raw.decode().split("\n\n") if e and e != "data: [DONE]"]
         texts.add("".join(c["choices"][0]["delta"].get("content") or "" for c in chunks))
     assert len(texts) == 1  # every stream got the same (scripted, 6-token) reply, none mixed with another's
+
+
+@pytest.mark.parametrize("messages, code", [
+    ([{"role": "user", "content": "hi"}] * 257, "array_above_max_length"),  # Limits.max_messages = 256
+    ([{"role": "user", "content": "x" * 32_001}], "string_above_max_length"),  # Limits.max_message_chars
+    ([{"role": "user", "content": [{"type": "text", "text": "x" * 20_000}] * 2}], "string_above_max_length"),
+])
+def test_limits_on_message_count_and_length(messages, code):
+    from minichat.server.openai_api import ApiError, parse_request
+
+    with pytest.raises(ApiError) as e:
+        parse_request({"model": "m", "messages": messages})
+    assert (e.value.status, e.value.code, e.value.param.split("[")[0]) == (400, code, "messages")
+
+
+def test_total_characters_are_limited():
+    from minichat.server.openai_api import ApiError, Limits, parse_request
+
+    limits = Limits(max_total_chars=100)
+    parse_request({"model": "m", "messages": [{"role": "user", "content": "x" * 50}] * 2}, limits)
+    with pytest.raises(ApiError) as e:
+        parse_request({"model": "m", "messages": [{"role": "user", "content": "x" * 50}] * 3}, limits)
+    assert e.value.param == "messages"
