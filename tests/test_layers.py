@@ -215,3 +215,48 @@ def test_matmul_kernel_equals_twin_and_numpy(m, n, k, seed):
         out = matmul.matmul_nt_split(x, w, pool, parts)
         assert out.shape == (m, n) and out.dtype == np.float32
         np.testing.assert_allclose(out, x.astype(np.float64) @ w.T.astype(np.float64), rtol=1e-4, atol=1e-4)
+
+
+# -- fast.py: the same functions on the kernels -----------------------------------------------------------------------
+
+def test_fast_ops_equal_layers_with_the_same_signatures(monkeypatch):
+    """`FastOps` stands in for layers.py behind the forward's one `if`: same parameter names, same numbers, for 1, 2..16
+    and 17+ rows, (in, out) weights (BLAS outside `small_batch_decoding`, the kernel inside), a transposed view like
+    the output head's `wte.T` (the kernel without a copy), biases and bias-free norms."""
+    import inspect
+    from contextlib import nullcontext
+
+    from minichat.model.fast import FastOps
+
+    for name in ["layer_norm", "rms_norm", "linear", "mlp_gelu", "mlp_swiglu"]:
+        fast_params = list(inspect.signature(getattr(FastOps, name)).parameters)[1:]  # without self
+        assert fast_params == list(inspect.signature(getattr(layers, name)).parameters), name
+    kernel_rows = []  # rows of every product that went to the small-batch kernel
+    real_split = matmul.matmul_nt_split
+    monkeypatch.setattr(matmul, "matmul_nt_split", lambda x, *a: kernel_rows.append(x.shape[0]) or real_split(x, *a))
+    w_fc, b_fc, w_proj, b_proj = randn(8, 24), randn(24), randn(24, 8), randn(8)
+    w_gate, w_up = randn(8, 24), randn(8, 24)
+    head = randn(40, 8)  # (V, C), used as head.T: an (in, out) view of an (out, in) array
+    ops = FastOps({"h.0.mlp.c_fc.weight": w_fc, "h.0.mlp.c_proj.weight": w_proj, "h.0.mlp.c_gate.weight": w_gate,
+                   "h.0.mlp.c_up.weight": w_up, "wte": head}, threads=2)
+    g, b = randn(8), randn(8)
+    for rows in (1, 2, 5, 16, 17):
+        x = randn(rows, 1, 8, scale=2.0)
+        small = 2 <= rows <= 16
+        for inside in (False, True):
+            with ops.small_batch_decoding() if inside else nullcontext():
+                assert (ops._out_in is not None) == inside
+                np.testing.assert_allclose(ops.layer_norm(x, g, b, 1e-5), layers.layer_norm(x, g, b, 1e-5), atol=1e-5)
+                np.testing.assert_allclose(ops.layer_norm(x, g, None), layers.layer_norm(x, g, None), atol=1e-5)
+                np.testing.assert_allclose(ops.rms_norm(x, g, 1e-6), layers.rms_norm(x, g, 1e-6), atol=1e-5)
+                kernel_rows.clear()
+                np.testing.assert_allclose(ops.linear(x, head.T), layers.linear(x, head.T), atol=1e-4)
+                assert kernel_rows == ([rows] if small else [])  # the head: the kernel, in or out of the block
+                np.testing.assert_allclose(ops.linear(x, w_fc, b_fc), layers.linear(x, w_fc, b_fc), atol=1e-4)
+                assert len(kernel_rows) == small + (small and inside)  # layer matrices: only inside the block
+                np.testing.assert_allclose(ops.mlp_gelu(x, w_fc, b_fc, w_proj, b_proj),
+                                           layers.mlp_gelu(x, w_fc, b_fc, w_proj, b_proj), atol=1e-4)
+                np.testing.assert_allclose(ops.mlp_swiglu(x, w_gate, w_up, w_proj),
+                                           layers.mlp_swiglu(x, w_gate, w_up, w_proj), atol=1e-4)
+                assert ops.linear(x, head.T).dtype == ops.rms_norm(x, g).dtype == np.float32
+    assert ops._out_in is None  # the copies are gone after the block
