@@ -59,7 +59,7 @@ PLACEHOLDERS = {  # a field set to one of these markers is written as the litera
     "@@deep-list@@": "[" * 3000 + "]" * 3000,  # deeper than json (and repr) can recurse
     "@@deep-dict@@": '{"a":' * 3000 + "1" + "}" * 3000,
 }
-ints = st.one_of(st.sampled_from(U64), st.sampled_from([-1, -2**63, 10**30]), st.integers(-3, 70), st.integers())
+ints = st.one_of(st.sampled_from(U64), st.sampled_from([-1, -2**63, 10**30, 10**400]), st.integers(-3, 70), st.integers())
 json_leaves = st.one_of(st.none(), st.booleans(), ints, st.floats(), st.text(max_size=6))
 json_values = st.recursive(json_leaves, lambda kids: st.lists(kids, max_size=3) |
                            st.dictionaries(st.text(max_size=4), kids, max_size=3), max_leaves=6)

@@ -300,6 +300,8 @@ SAFETENSORS_ATTACKS = {  # name -> (change to the assorted file's header, words 
     "65 dims": ({"shape": [1] * 65}, ["'f32'", "at most 64 dims"]),
     "offsets past the end": ({"data_offsets": [0, 2**64]}, ["'f32'", "out of range"]),
     "shape and bytes disagree": ({"shape": [3, 3]}, ["'f32'", "needs 36 bytes"]),
+    "NaN, which JSON lacks": ({"note": float("nan")}, ["NaN is not JSON"]),  # the reference refuses both, too
+    "a number beyond a double": ({"note": 10**400}, ["out of range"]),
 }
 
 
@@ -383,6 +385,7 @@ OWN_ATTACKS = {  # name -> (changes to the "model" of a saved tiny Llama's confi
     "a context of 2^40": ({"n_ctx": 2**40}, ["'n_ctx' is 1099511627776", "position tables"]),
     "10^12 layers": ({"n_layer": 10**12}, ["1000000000000 layers"]),
     "a head count that is a string": ({"n_head": "4"}, ["n_head"]),
+    "an epsilon too big for a float": ({"norm_eps": 10**400}, ["invalid model config"]),
 }
 
 

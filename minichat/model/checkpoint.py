@@ -113,7 +113,7 @@ def _make_config(where: str, make: Callable[..., ModelConfig], **fields: Any) ->
     even head_dim for RoPE, ...) reported as CheckpointError naming the file."""
     try:
         return make(**fields)
-    except (TypeError, ValueError) as e:
+    except (TypeError, ValueError, OverflowError) as e:
         raise CheckpointError(f"{where}: the model it describes is impossible: {e}") from None
 
 
@@ -177,7 +177,7 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[Transformer, Tokenizer | N
                               f"(this minichat reads version {VERSION})")
     try:
         config = ModelConfig.from_dict(doc["model"])
-    except (KeyError, TypeError, ValueError) as e:
+    except (KeyError, TypeError, ValueError, OverflowError) as e:  # overflow: an integer too big to be a float
         raise CheckpointError(f"{folder / CONFIG_FILE}: invalid model config: {e}") from None
     tensors = _read_weights(folder)
     where = str(folder / MODEL_FILE)

@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -67,6 +68,24 @@ def short_repr(value: object) -> str:
     return text if len(text) <= 200 else text[:200] + "..."
 
 
+# Python's json is laxer than JSON and than the reference reader (serde_json, which holds numbers as 64-bit integers
+# or doubles): it reads NaN and Infinity, and numbers of any size. These hooks refuse what the reference refuses.
+def _not_json(word: str) -> None:
+    raise ValueError(f"{word} is not JSON")
+
+
+def _finite(text: str) -> float:
+    if not math.isfinite(value := float(text)):
+        raise ValueError(f"the number {text[:40]} is out of range")
+    return value
+
+
+def _finite_int(text: str) -> int:
+    if abs(value := int(text)) > sys.float_info.max:
+        raise ValueError(f"the number {text[:40]}... is out of range")
+    return value
+
+
 def _read_header(path: str | os.PathLike) -> tuple[dict, int, int]:
     """Parse and validate the header -> (header dict, byte position where data starts, data length)."""
     size = os.path.getsize(path)
@@ -80,10 +99,10 @@ def _read_header(path: str | os.PathLike) -> tuple[dict, int, int]:
                                   f"or not safetensors")
         raw = f.read(n)
     try:
-        header = json.loads(raw.decode("utf-8"))
+        header = json.loads(raw.decode("utf-8"), parse_constant=_not_json, parse_float=_finite, parse_int=_finite_int)
     except RecursionError:  # json recurses once per nesting level
         raise CheckpointError(f"{path}: the JSON header nests too deeply to parse; the file is corrupt") from None
-    except ValueError as e:  # bad UTF-8, bad JSON, or an integer of more than 4300 digits
+    except ValueError as e:  # bad UTF-8, bad JSON, a number out of range, or an integer of more than 4300 digits
         raise CheckpointError(f"{path}: the JSON header does not parse ({short_repr(str(e))}); the file is "
                               f"corrupt") from None
     if not isinstance(header, dict):
