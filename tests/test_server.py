@@ -349,6 +349,19 @@ def test_a_disconnected_stream_is_cancelled_and_the_server_goes_on(tmp_path_fact
         time.sleep(0.3)
         assert s.state.engine.stats()["running"] == 0
         assert model.forwards == stopped_at < 100  # nothing more generated for the gone client (200 were due)
+        # a non-streaming request whose client gives up (read timeout) is cancelled too
+        httpx = require_peer("openai")._base_client.httpx2
+        before = model.forwards
+        with pytest.raises(httpx.TimeoutException):
+            with httpx.Client(verify=ssl.create_default_context(cafile=str(s.cert)), timeout=0.5) as h:
+                h.post(s.url + "/v1/chat/completions", headers={"Authorization": f"Bearer {KEY_A}"},
+                       json={"model": "minichat-builtin", "messages": USER})
+        deadline = time.time() + 5
+        while s.state.engine.stats()["running"] and time.time() < deadline:
+            time.sleep(0.02)
+        stopped_at = model.forwards
+        time.sleep(0.3)
+        assert model.forwards == stopped_at < before + 100
         model.delay = 0.0
         r = client_for(s).chat.completions.create(model="minichat-builtin", messages=USER, max_tokens=4)
         assert r.choices[0].finish_reason == "length"

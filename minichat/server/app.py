@@ -20,11 +20,13 @@ OpenAI's error shape and nothing after it runs:
 
 A stream waits for its first item before answering, so an error found then still gets its status code; later
 errors go into the stream as `data: {"error": ...}`. A client that goes away is noticed at once (a task listens for
-`http.disconnect`) and its generation is cancelled. Any unexpected exception becomes a 500 without a traceback, and
+`http.disconnect`, while it waits in the queue, while a non-streaming answer is made, while a stream is sent) and
+its generation is cancelled. Any unexpected exception becomes a 500 without a traceback, and
 the server goes on serving.
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections import OrderedDict
@@ -126,14 +128,46 @@ def busy(e: EngineBusy) -> ApiError:
     return ApiError(503, str(e), type="server_error", code="server_overloaded", headers={"Retry-After": "2"})
 
 
-async def first_item(gen) -> Any:
-    """Wait for a generation's first item; turn an early failure into an HTTP error (the status is not sent yet)."""
+class ClientGone(Exception):
+    """The client disconnected before the answer was sent."""
+
+
+async def unless_gone(request: Request, gen, work):
+    """Run `work()` while listening for the client to disconnect (the body has been read, so the only message left
+    is http.disconnect); if it does, cancel the generation and raise ClientGone. Covers the wait in the queue and
+    the whole of a non-streaming answer; streams have CancellingStream."""
+    async def watch() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    working, watching = asyncio.ensure_future(work()), asyncio.ensure_future(watch())
     try:
-        return await gen.__anext__()
-    except StopAsyncIteration:
-        return None
-    except ValueError as e:
-        raise bad(None, str(e)) from None
+        await asyncio.wait({working, watching}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (working, watching):
+            if not task.done():
+                task.cancel()
+    if working.done() and not working.cancelled():
+        return working.result()  # its own exception (an ApiError, say) is raised as it is
+    gen.cancel()
+    raise ClientGone()
+
+
+async def first_item(request: Request, gen) -> Any:
+    """Wait for a generation's first item; turn an early failure into an HTTP error (the status is not sent yet)."""
+    async def first():
+        try:
+            return await gen.__anext__()
+        except StopAsyncIteration:
+            return None
+        except ValueError as e:
+            raise bad(None, str(e)) from None
+
+    try:
+        return await unless_gone(request, gen, first)
+    except BaseException:
+        gen.cancel()
+        raise
 
 
 # -- routes ------------------------------------------------------------------------------------------------------------
@@ -173,17 +207,17 @@ async def chat_completions(request: Request) -> Response:
         use = usage(len(prompt.ids), 0, 0)
         first = None
     else:
-        try:
-            first = await first_item(gen)
-        except BaseException:
-            gen.cancel()
-            raise
+        first = await first_item(request, gen)
     if not req.stream:
-        try:
+        async def collect() -> None:
             step = first
             while step is not None and reply.finish_reason is None:
                 reply.feed(step)
                 step = None if reply.finish_reason else await anext(gen, None)
+
+        try:
+            if gen is not None:
+                await unless_gone(request, gen, collect)
         finally:
             if gen is not None:
                 gen.cancel()
@@ -268,11 +302,7 @@ async def events(request: Request) -> Response:
         gen = state.engine.run_exclusive(turn)
     except EngineBusy as e:
         raise busy(e) from None
-    try:
-        first = await first_item(gen)
-    except BaseException:
-        gen.cancel()
-        raise
+    first = await first_item(request, gen)
 
     async def stream():
         try:
@@ -299,6 +329,10 @@ async def _api_error(request: Request, exc: ApiError) -> Response:
 async def _http_error(request: Request, exc: HTTPException) -> Response:
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
     return error_response(ApiError(exc.status_code, str(exc.detail), code=code))
+
+
+async def _gone(request: Request, exc: ClientGone) -> Response:
+    return Response(status_code=499)  # nginx's "client closed request": nobody reads it; logs do
 
 
 async def _crash(request: Request, exc: Exception) -> Response:
@@ -335,6 +369,7 @@ def create_app(state: ServerState, extra_routes: list | None = None) -> Starlett
               Route("/v1/chat/completions", chat_completions, methods=["POST"]),
               Route("/v1/minichat/events", events, methods=["POST"]), *page_routes(), *(extra_routes or [])]
     app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)],
-                    exception_handlers={ApiError: _api_error, HTTPException: _http_error, Exception: _crash})
+                    exception_handlers={ApiError: _api_error, ClientGone: _gone, HTTPException: _http_error,
+                                        Exception: _crash})
     app.state.minichat = state
     return app
