@@ -93,8 +93,10 @@ def build_state(args: argparse.Namespace, model=None, tokenizer=None, log=print)
 
         memory = open_memory(args.memory, user, temporary=args.memory is None)
         tools = Toolbox(builtin_tools(save_fact=memory.remember_tool)) if args.model is None else None
+        # as `minichat chat` does: the built-in model's alignment is trained in, and the guard's policy text would
+        # take a quarter of its 512-token window; other models get it in their system prompt
         config = ChatConfig(max_new_tokens=min(args.max_tokens, model.config.n_ctx - 1),
-                            sampling=SamplingConfig(temperature=0.0))
+                            sampling=SamplingConfig(temperature=0.0), guard_instructions=args.model is not None)
         return Chat(model, tokenizer, config, tools=tools, safety=guard, memory=memory)
 
     if args.engine == "batching":  # continuous batching and the block prefix cache (scheduler.py, engine.py)
