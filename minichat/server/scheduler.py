@@ -29,7 +29,9 @@ The interface the server uses (all thread-safe; the engine runs in its own threa
 
 Every request's stream ends with exactly one Step whose finish_reason is set: "stop" or "length" (a real token,
 as from `generate`), or "cancelled" / "error" (token_id -1, text ""; `req.error` says what went wrong).
-Without `start()`, `engine.step()` / `engine.run_until_idle()` drive it by hand (tests, notebooks).
+Without `start()`, `engine.step()` / `engine.run_until_idle()` drive it by hand (tests, notebooks). The asyncio
+adapter the HTTP routes use (engine.py) rides on three hooks of `submit` (on_step, on_admit, cancel_event) and on
+`add_job`, which runs a whole Chat pipeline in the engine thread between the batched forwards.
 
 What it leaves out: one packed forward for prefill and decode together (minichat's attention wants rectangular
 (B, T) batches, so prefill chunks run as their own forward beside the decode forward), preemption when memory runs
