@@ -582,3 +582,15 @@ def test_the_guard_refuses_redacts_and_stops_with_content_filter(tmp_path_factor
         assert "swordfish" not in "".join(ch.choices[0].delta.content or "" for ch in chunks)
     finally:
         s.stop()
+
+
+@pytest.mark.slow
+def test_seeded_sampling_is_reproducible_and_the_same_on_both_engines(builtin):
+    def sample(run, seed):
+        return client_for(run).chat.completions.create(
+            model="minichat-builtin", messages=[{"role": "user", "content": "Tell me about the sea."}],
+            temperature=1.8, seed=seed, max_tokens=16).choices[0].message.content  # hot: seeds must matter
+
+    a = [sample(builtin["serial"], 7), sample(builtin["serial"], 7), sample(builtin["batching"], 7)]
+    assert a[0] == a[1] == a[2]  # same seed: same tokens, whichever engine runs it
+    assert len({sample(builtin["serial"], s) for s in (1, 2, 3, 4)}) > 1  # and the seed does matter
