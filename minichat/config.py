@@ -313,8 +313,9 @@ class ChatConfig(_Config):
     max_tool_rounds: int = 4  # tool call -> result -> continue cycles per turn before ending with "tool_limit"
     memory_k: int = 3  # memory snippets retrieved per message
     summarize: bool = False  # stand a one-line summary in for dropped old turns (extractive: see chat/context.py)
-    guard_instructions: bool = True  # add the guard's policy text to the system prompt (the alignment layer); off
-    #                                  for a model whose alignment is trained in and whose window is small (built-in)
+    guard_instructions: bool = False  # add the guard's policy text to the system prompt (the alignment layer). Off
+    #   by default: small models answer worse with it (SmolLM2-135M turns "hi" into repeated talk of safety; the
+    #   built-in model's alignment is trained in and the text would take a quarter of its 512-token window)
     sampling: SamplingConfig = field(default_factory=lambda: SamplingConfig(temperature=0.0))  # greedy by default
 
     NESTED: ClassVar[dict[str, type]] = {"sampling": SamplingConfig}
