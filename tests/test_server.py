@@ -249,6 +249,8 @@ def test_tool_call_stream_reassembles_to_the_non_streaming_answer(server):
     head = deltas[0][0]
     assert (head.index, head.type, head.function.name, head.function.arguments) == (0, "function", "calculator", "")
     assert head.id and all(d[0].index == 0 and d[0].id is None for d in deltas[1:])
+    assert len(deltas) >= 4  # the arguments arrive in pieces as the model writes them
+    assert "".join(d[0].function.arguments for d in deltas) == whole.choices[0].message.tool_calls[0].function.arguments
     # the round trip: the client runs the tool and sends the result back
     call = whole.choices[0].message.tool_calls[0]
     follow = c.chat.completions.create(model="minichat-builtin", tools=TOOLS, messages=[

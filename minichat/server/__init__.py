@@ -1,7 +1,8 @@
 """minichat's server: the chat pipeline over HTTPS, with OpenAI's API (`minichat serve`, the `serve` extra).
 
     app.py         routes and the order of the checks (Starlette)
-    openai_api.py  request checking, prompt building, response objects (OpenAI's Chat Completions)
+    openai_api.py  request checking and prompt building (OpenAI's Chat Completions)
+    reply.py       the model's Steps -> text, tool-call pieces, the completion object (streamed or not)
     sse.py         server-sent events and the streamed chunks
     auth.py        Bearer keys in constant time, per-key rate limits
     keys.py        the keys file and `minichat keys add|list|revoke`

@@ -43,8 +43,8 @@ from starlette.routing import Route
 from minichat.server import sse
 from minichat.server.auth import Authenticator, RateLimiter
 from minichat.server.keys import KeyRecord
-from minichat.server.openai_api import (ApiError, Limits, ReplyAssembler, bad, build_prompt, completion,
-                                        new_completion_id, parse_request, usage)
+from minichat.server.openai_api import ApiError, Limits, bad, build_prompt, parse_request
+from minichat.server.reply import ReplyAssembler, completion, new_completion_id, usage
 from minichat.server.worker import EngineBusy, GenerationRequest
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -233,12 +233,13 @@ async def chat_completions(request: Request) -> Response:
                 yield w.text(refusal)
             step = first
             while step is not None:
-                for kind, x in reply.feed(step):
-                    if kind == "text":
-                        yield w.text(x)
+                for piece in reply.feed(step):
+                    if piece[0] == "text":
+                        yield w.text(piece[1])
+                    elif piece[0] == "call":
+                        yield w.tool_call(piece[1], piece[2])
                     else:
-                        for c in w.tool_call(x):
-                            yield c
+                        yield w.tool_args(piece[1], piece[2])
                 if reply.finish_reason is not None:
                     break
                 step = await anext(gen, None)

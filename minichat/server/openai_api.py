@@ -4,8 +4,7 @@ output in, OpenAI's response objects out.
     parse_request(body, limits)      JSON value -> ChatRequest, or ApiError(400, param=...) naming the bad field
     build_prompt(req, template, ...) -> Prompt: the token ids (ChatML, tools listed in the system message, the forced
                                      call opening for tool_choice), and max_tokens clamped to the window
-    ReplyAssembler                   Steps -> pieces of text and whole tool calls (one path for streaming and not)
-    completion(...)                  the non-streaming `chat.completion` object
+    (reply.py turns the model's Steps into the answer: text, tool calls, the `chat.completion` object)
 
 The field rules follow the API reference and the official client's types (openai-python,
 `types/chat/completion_create_params.py`): `messages` with roles system/developer/user/assistant/tool, content a
@@ -22,14 +21,11 @@ What it leaves out: images and audio parts, `n` > 1, `logprobs`, `response_forma
 from __future__ import annotations
 
 import json
-import time
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from minichat.chat.template import ChatTemplate, Message, ToolCall
-from minichat.chat.toolstream import ToolStreamParser
 from minichat.config import SamplingConfig
 from minichat.tools.toolbox import forced_prefix
 
@@ -277,89 +273,3 @@ def build_prompt(req: ChatRequest, template: ChatTemplate, n_ctx: int, default_i
                               f"fewer or shorter messages", "context_length_exceeded")
     wanted = req.max_tokens if req.max_tokens is not None else limits.default_max_tokens
     return Prompt(tuple(ids), forced, min(wanted, n_ctx - len(ids)), tuple(t["name"] for t in listed))
-
-
-# -- the reply -----------------------------------------------------------------------------------------------------------
-
-def call_id() -> str:
-    return "call_" + uuid.uuid4().hex[:24]
-
-
-class ReplyAssembler:
-    """Steps -> what the client sees: text pieces and whole tool calls, through the safety output filter.
-
-    With tools listed, tool calls are found as the reply streams (minichat.chat.toolstream) and their text is never
-    shown as content; a call is handed out once complete, with a fresh `call_...` id. `out_filter` is the guard's
-    output filter (or None): a stop verdict ends the reply with finish_reason "content_filter".
-    """
-
-    def __init__(self, forced: str = "", parse_tools: bool = False, out_filter: Any = None):
-        self.parser = ToolStreamParser() if parse_tools else None
-        self.filter = out_filter
-        self.raw = [forced]
-        self.calls: list[dict] = []  # OpenAI's {"id", "type", "function": {"name", "arguments"}}
-        self.text: list[str] = []
-        self.completion_tokens = 0
-        self.finish_reason: str | None = None
-        self.verdict = None
-        self._pending = self.parser.feed(forced).text if self.parser else forced
-
-    def _call(self, c: ToolCall) -> dict:
-        d = {"id": call_id(), "type": "function",
-             "function": {"name": c.name, "arguments": json.dumps(dict(c.arguments), ensure_ascii=False)}}
-        self.calls.append(d)
-        return d
-
-    def feed(self, step: Any) -> list[tuple[str, Any]]:
-        """One Step -> [("text", str) | ("call", dict)]; sets finish_reason on the last one."""
-        out: list[tuple[str, Any]] = []
-        self.completion_tokens += 1
-        self.raw.append(step.text)
-        last = step.finish_reason is not None
-        visible, calls = step.text, []
-        if self.parser is not None:
-            parsed = self.parser.feed(step.text)
-            visible, calls = parsed.text, list(parsed.calls)
-            if last:
-                tail = self.parser.flush()
-                visible, calls = visible + tail.text, calls + list(tail.calls)
-        visible, self._pending = self._pending + visible, ""
-        if self.filter is not None:
-            visible, verdict = self.filter.feed(visible)
-            if last and (verdict is None or verdict.allowed):
-                tail, v2 = self.filter.flush()
-                visible, verdict = visible + tail, verdict or v2
-            if verdict is not None and not verdict.allowed:
-                self.verdict, last, calls = verdict, True, []
-                self.finish_reason = "content_filter"
-        if visible:
-            self.text.append(visible)
-            out.append(("text", visible))
-        out += [("call", self._call(c)) for c in calls]
-        if last and self.finish_reason is None:
-            self.finish_reason = "tool_calls" if self.calls else (step.finish_reason or "stop")
-        return out
-
-    @property
-    def content(self) -> str | None:
-        text = "".join(self.text)
-        return (text or None) if self.calls else text
-
-def usage(prompt_tokens: int, completion_tokens: int, cached_tokens: int) -> dict:
-    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
-            "prompt_tokens_details": {"cached_tokens": cached_tokens}}
-
-
-def completion(cid: str, model: str, created: int, reply: ReplyAssembler, use: dict) -> dict:
-    message: dict[str, Any] = {"role": "assistant", "content": reply.content}
-    if reply.calls:
-        message["tool_calls"] = reply.calls
-    return {"id": cid, "object": "chat.completion", "created": created, "model": model,
-            "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": reply.finish_reason}],
-            "usage": use}
-
-
-def new_completion_id() -> tuple[str, int]:
-    return "chatcmpl-" + uuid.uuid4().hex[:24], int(time.time())
-

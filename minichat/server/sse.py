@@ -41,7 +41,6 @@ class ChunkWriter:
 
     def __init__(self, cid: str, model: str, created: int, include_usage: bool = False):
         self.cid, self.model, self.created, self.include_usage = cid, model, created, include_usage
-        self.tool_index = 0
 
     def _chunk(self, delta: dict, finish_reason: str | None = None) -> bytes:
         chunk = {"id": self.cid, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
@@ -56,13 +55,15 @@ class ChunkWriter:
     def text(self, piece: str) -> bytes:
         return self._chunk({"content": piece})
 
-    def tool_call(self, call: dict) -> list[bytes]:
-        """A whole call as OpenAI streams one: a header delta (arguments ""), then the arguments."""
-        i, self.tool_index = self.tool_index, self.tool_index + 1
-        fn = call["function"]
-        head = {"index": i, "id": call["id"], "type": "function", "function": {"name": fn["name"], "arguments": ""}}
-        return [self._chunk({"tool_calls": [head]}),
-                self._chunk({"tool_calls": [{"index": i, "function": {"arguments": fn["arguments"]}}]})]
+    def tool_call(self, index: int, call: dict) -> bytes:
+        """A call's header: index, id, type, function name, empty arguments."""
+        head = {"index": index, "id": call["id"], "type": "function",
+                "function": {"name": call["function"]["name"], "arguments": ""}}
+        return self._chunk({"tool_calls": [head]})
+
+    def tool_args(self, index: int, piece: str) -> bytes:
+        """A piece of a call's arguments (the client appends it to the call with this index)."""
+        return self._chunk({"tool_calls": [{"index": index, "function": {"arguments": piece}}]})
 
     def finish(self, reason: str) -> bytes:
         return self._chunk({}, reason)
