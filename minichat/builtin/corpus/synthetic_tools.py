@@ -10,19 +10,18 @@ Every one follows the Hermes/Qwen convention the chat session parses (minichat/c
 The model has to learn three things here: *when* a tool is needed, how to copy the user's numbers or topic into the
 arguments, and how to copy the result into the answer. It never has to do the arithmetic itself.
 
-`BUILTIN_TOOL_SCHEMAS` are the JSON schemas of the four built-in tools, as listed in the system prompt; the tools
-package is to implement exactly these (names, argument names) and return results in the formats below
-(`calculator_result`, `time_result`, `notes_result`, `remember_result`), since that is what the model is trained on.
+The four built-in tools are the tools package's (minichat/tools/builtin.py): their schemas as listed in the system
+prompt (`BUILTIN_TOOL_SCHEMAS`), the safe `calculate` and the result formats (`calculator_result`, `time_result`,
+`notes_result`, `remember_result`) are imported from there, so the tools the model learned and the tools it calls
+cannot drift apart.
 A failing tool reaches the model as "error: <ExceptionName>: <message>" (the session's format).
 
 What it leaves out: parallel tool calls in one message, tools beyond the four built-in ones.
 """
 from __future__ import annotations
 
-import ast
 import datetime as dt
 import math
-import operator
 from collections.abc import Mapping
 from typing import Any
 
@@ -30,86 +29,10 @@ import numpy as np
 
 from minichat.builtin.corpus.synthetic_pools import ITEMS, WEEKDAYS, Episode, Pools, distinct, long_date, short_date
 from minichat.chat.template import Message, ToolCall, assistant, user
+from minichat.tools.builtin import (BUILTIN_TOOL_SCHEMAS, calculate, calculator_result, format_number,  # noqa: F401
+                                    notes_result, remember_result, time_result)
 
-BUILTIN_TOOL_SCHEMAS: tuple[dict, ...] = (
-    {"name": "calculator", "description": "Evaluate an arithmetic expression (+ - * / ** and parentheses).",
-     "parameters": {"type": "object", "properties": {"expression": {"type": "string"}}, "required": ["expression"]}},
-    {"name": "get_time", "description": "The current local date and time.",
-     "parameters": {"type": "object", "properties": {}}},
-    {"name": "search_notes", "description": "Search the user's notes.",
-     "parameters": {"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]}},
-    {"name": "remember", "description": "Save a fact about the user to long-term memory.",
-     "parameters": {"type": "object", "properties": {"fact": {"type": "string"}}, "required": ["fact"]}},
-)
 TOOL_NAMES = tuple(s["name"] for s in BUILTIN_TOOL_SCHEMAS)
-
-
-# -- the calculator ----------------------------------------------------------------------------------------------------
-
-_BINARY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
-           ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow}
-_UNARY = {ast.USub: operator.neg, ast.UAdd: operator.pos}
-
-
-def calculate(expression: str) -> int | float:
-    """Evaluate arithmetic safely: numbers, + - * / // % **, unary minus, parentheses. Nothing else is allowed.
-
-    >>> calculate("(3 + 4) * 12")
-    84
-    """
-    if not isinstance(expression, str) or len(expression) > 200:
-        raise ValueError("the expression must be a string of at most 200 characters")
-    try:
-        tree = ast.parse(expression.replace("×", "*").replace("÷", "/"), mode="eval")
-    except SyntaxError:
-        raise ValueError(f"not an arithmetic expression: {expression!r}") from None
-
-    def ev(node: ast.AST) -> int | float:
-        if isinstance(node, ast.Constant) and type(node.value) in (int, float):
-            return node.value
-        if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
-            return _UNARY[type(node.op)](ev(node.operand))
-        if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
-            a, b = ev(node.left), ev(node.right)
-            if isinstance(node.op, ast.Pow) and (abs(b) > 64 or abs(a) > 1e6):
-                raise ValueError("the power is too large to compute")
-            return _BINARY[type(node.op)](a, b)
-        raise ValueError(f"only numbers and + - * / // % ** ( ) are allowed, not {ast.dump(node)[:40]}")
-
-    return ev(tree.body)
-
-
-def format_number(x: int | float) -> str:
-    """How results are written: integers exactly, other numbers rounded to at most 4 decimals (2.5, 0.3333), tiny or
-    huge ones in scientific notation (1e-07, 1e+20). Short results are easier for a small model to copy."""
-    if isinstance(x, int):
-        return str(x)
-    if not math.isfinite(x):
-        return str(x)
-    if x == int(x) and abs(x) < 1e15:
-        return str(int(x))
-    if abs(x) >= 1e15 or abs(x) < 1e-4:
-        return f"{x:.6g}"
-    return f"{x:.4f}".rstrip("0").rstrip(".")
-
-
-def calculator_result(expression: str) -> str:
-    return format_number(calculate(expression))
-
-
-def time_result(when: dt.datetime) -> str:
-    """Thursday, 17 April 2031, 14:05"""
-    return f"{long_date(when.date())}, {when:%H:%M}"
-
-
-def notes_result(query: str, notes: list[str]) -> str:
-    if not notes:
-        return f"No notes found for '{query}'."
-    return f"{len(notes)} note{'s' if len(notes) > 1 else ''} found:\n" + "\n".join(f"- {n}" for n in notes)
-
-
-def remember_result(fact: str) -> str:
-    return f"Saved to memory: {fact}"
 
 
 def arguments_match(tool: str, expected: Mapping[str, Any], got: Mapping[str, Any], contains=()) -> bool:
