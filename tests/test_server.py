@@ -87,7 +87,7 @@ def script(prompt: str) -> str:
     return "Hello there, this is a scripted answer."
 
 
-# -- the server ----------------------------------------------------------------------------------------------------------
+# -- the server --------------------------------------------------------------------------------------------------------
 
 def serve_args(**overrides) -> argparse.Namespace:
     from minichat.server.web import add_serve_arguments
@@ -176,7 +176,7 @@ def prompt_tokens(messages, instructions: str) -> int:
     return len(TOK.encode(render_text([*system, *messages]), allowed_special="all"))
 
 
-# -- tests ---------------------------------------------------------------------------------------------------------------
+# -- tests -------------------------------------------------------------------------------------------------------------
 
 def test_non_streaming_answer_and_usage(server):
     r = client_for(server).chat.completions.create(model="minichat-builtin", messages=USER, temperature=0)
@@ -464,7 +464,7 @@ def test_revoking_a_key_in_the_file_takes_effect_without_restart(tmp_path_factor
         s.stop()
 
 
-# -- the built-in model behind the batching engine -----------------------------------------------------------------------
+# -- the built-in model behind the batching engine ---------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
 def builtin(tmp_path_factory):
@@ -528,7 +528,7 @@ def test_builtin_model_same_greedy_answers_batched_or_serial_and_forced_tool_cal
     assert again.usage.prompt_tokens_details.cached_tokens >= 16 * ((again.usage.prompt_tokens - 1) // 16)
 
 
-# -- safety: the guard on the OpenAI route -------------------------------------------------------------------------------
+# -- safety: the guard on the OpenAI route -----------------------------------------------------------------------------
 
 def test_the_guard_refuses_redacts_and_stops_with_content_filter(tmp_path_factory):
     replies = {"email": "Write to bob@example.com today.", "secret": "The secret word is swordfish, told you."}

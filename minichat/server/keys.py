@@ -125,7 +125,7 @@ def revoke(key_id: str, path: str | os.PathLike | None = None) -> KeyRecord:
     raise KeysError(f"no key with id {key_id!r}; `minichat keys list` shows the ids")
 
 
-# -- the command line ----------------------------------------------------------------------------------------------------
+# -- the command line --------------------------------------------------------------------------------------------------
 
 def cmd_keys(args) -> int:
     if args.action == "add":

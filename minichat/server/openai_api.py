@@ -241,7 +241,7 @@ def parse_request(body: Any, limits: Limits = Limits()) -> ChatRequest:
                        bool((options or {}).get("include_usage", False)), sampling, max_tokens, tuple(stop or ()))
 
 
-# -- the prompt ----------------------------------------------------------------------------------------------------------
+# -- the prompt --------------------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class Prompt:

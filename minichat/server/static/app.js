@@ -55,9 +55,12 @@ function stage(title, detail) {
 function describe(ev) {
   switch (ev.type) {
     case "safety_verdict": return `safety (${ev.stage}): ${ev.allowed ? "allowed" : ev.action}`;
-    case "memory_hits": return `memory: ${ev.snippets.length} snippet(s)${ev.configured ? "" : " (no memory store)"}`;
-    case "context_built": return `context: ${ev.used}/${ev.budget} tokens, kept ${ev.kept.length}, dropped ${ev.dropped.length}`;
-    case "tokenized": return `tokenized: ${ev.prompt_tokens} prompt tokens, ${ev.cached_tokens} cached, ${ev.prefill_tokens} prefilled`;
+    case "memory_hits":
+      return `memory: ${ev.snippets.length} snippet(s)${ev.configured ? "" : " (no memory store)"}`;
+    case "context_built":
+      return `context: ${ev.used}/${ev.budget} tokens, kept ${ev.kept.length}, dropped ${ev.dropped.length}`;
+    case "tokenized":
+      return `tokenized: ${ev.prompt_tokens} prompt tokens, ${ev.cached_tokens} cached, ${ev.prefill_tokens} prefilled`;
     case "tool_call": return `tool call: ${ev.name}`;
     case "tool_result": return `tool result: ${ev.name} ${ev.ok ? "ok" : "failed"}`;
     case "memory_updated": return `memory updated: ${ev.action}`;
@@ -99,7 +102,8 @@ function onEvent(ev, reply, tokenCount) {
   if (ev.type === "safety_verdict") {
     const span = document.createElement("div");
     span.className = "verdict " + (ev.allowed ? "allowed" : "blocked");
-    span.textContent = `safety ${ev.stage}: ${ev.allowed ? "allowed" : ev.action + (ev.policy ? " (" + ev.policy + ")" : "")}`;
+    const why = ev.policy ? ` (${ev.policy})` : "";
+    span.textContent = `safety ${ev.stage}: ${ev.allowed ? "allowed" : ev.action + why}`;
     reply.before(span);
   }
 }
