@@ -87,14 +87,14 @@ def still_serving(app):
     assert status == 200 and json.loads(body)["choices"][0]["message"]["content"]
 
 
-json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) |
-                           st.text(max_size=20),
-                           lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
+any_text = st.text(st.characters(exclude_categories=()), max_size=20)  # lone surrogates too: JSON can escape them
+json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | any_text,
+                           lambda inner: st.lists(inner, max_size=4) | st.dictionaries(any_text, inner,
                                                                                        max_size=4), max_leaves=12)
 FIELDS = ["model", "messages", "tools", "tool_choice", "stream", "stream_options", "temperature", "top_p", "max_tokens",
           "max_completion_tokens", "stop", "seed", "n"]
 message = st.fixed_dictionaries({"role": st.sampled_from(["user", "system", "assistant", "tool", "x"]),
-                                 "content": st.text(max_size=30) | json_values},
+                                 "content": any_text | json_values},
                                 optional={"tool_call_id": st.text(max_size=5), "tool_calls": json_values})
 bodies = st.one_of(
     json_values,
@@ -226,3 +226,12 @@ def test_control_token_strings_in_messages_stay_text(text, role):
     starts = ids.count(TOK.special_tokens["<|im_start|>"])
     ends = ids.count(TOK.special_tokens["<|im_end|>"])
     assert (starts, ends) == (4, 3)  # system ("be brief"), user, the message, and the reply's opening
+
+
+@pytest.mark.parametrize("body", [b"[" * 4000, b"[" * 2000 + b"]" * 2000, b'"\\ud800"',
+                                  b'{"model": "minichat-builtin", "messages": [{"role": "user", "content": "\\udfff"}]}'])
+def test_deep_nesting_and_lone_surrogates_are_400(app, body):
+    status, _, raw = run(asgi(app, "POST", "/v1/chat/completions", [AUTH, JSON], [body]))
+    check_error(status, raw, {400})
+    raw.decode("ascii")  # error bodies are ASCII: a message quoting any input can always be encoded
+    still_serving(app)

@@ -70,8 +70,15 @@ class ServerState:
     sessions: OrderedDict = field(default_factory=OrderedDict)
 
 
+class AsciiJSON(JSONResponse):
+    """JSON with every non-ASCII character escaped: an error message quoting any input can always be encoded."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, separators=(",", ":")).encode("ascii")
+
+
 def error_response(e: ApiError) -> JSONResponse:
-    return JSONResponse(e.body(), status_code=e.status, headers=e.headers)
+    return AsciiJSON(e.body(), status_code=e.status, headers=e.headers)
 
 
 class CancellingStream(StreamingResponse):
@@ -119,9 +126,15 @@ async def read_json(request: Request, limit: int) -> Any:
             raise ApiError(413, f"the request body is larger than the limit of {limit} bytes",
                            code="request_too_large")
     try:
-        return json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        value = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise bad(None, f"the request body is not valid JSON: {e}", "invalid_json") from None
+    try:  # JSON may escape a lone UTF-16 surrogate ("\ud800"): valid JSON, but no text can hold it
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise bad(None, "the request body holds a lone surrogate escape (\\ud800-\\udfff), which is not a "
+                        "character; send valid Unicode", "invalid_json") from None
+    return value
 
 
 def busy(e: EngineBusy) -> ApiError:
