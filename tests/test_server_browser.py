@@ -10,7 +10,7 @@ import shutil
 
 import pytest
 
-from conftest import require_peer
+from conftest import peers_required, require_peer
 from test_server import KEY_A, ScriptedModel, script, start
 
 CHROMIUM = "/usr/bin/chromium"
@@ -22,7 +22,8 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-ne
 def test_the_web_chat_streams_and_fills_the_inspector(tmp_path_factory, tmp_path):
     sync_api = require_peer("playwright.sync_api")
     if not shutil.which(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} is missing: apt-get install -y chromium (.ci/run does)")
+        message = f"{CHROMIUM} is missing: apt-get install -y chromium (.ci/run does)"
+        pytest.fail(message) if peers_required() else pytest.skip(message)
     s = start(tmp_path_factory, model=ScriptedModel(script, delay=0.03))
     try:
         with sync_api.sync_playwright() as p:

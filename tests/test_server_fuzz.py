@@ -13,8 +13,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-pytest.importorskip("starlette")
-
 from test_server import KEY_A, TOK, USER, ScriptedModel, script, serve_args  # noqa: E402
 
 ERROR_KEYS = {"message", "type", "param", "code"}
