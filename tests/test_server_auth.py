@@ -181,3 +181,16 @@ def test_the_package_imports_without_the_extra(monkeypatch):
             "import minichat.cli; minichat.cli.build_parser(); print('ok')")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stdout.strip() == "ok", out.stderr
+
+
+def test_the_minichat_command_has_serve_and_keys(tmp_path, capsys):
+    from minichat.cli import main
+
+    path = str(tmp_path / "keys.json")
+    assert main(["keys", "add", "--user", "dana", "--keys", path]) == 0
+    assert "dana" in capsys.readouterr().out
+    assert main(["keys", "revoke", "key_missing", "--keys", path]) == 2  # one line, exit status 2
+    assert "no key with id 'key_missing'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    assert "--dev-cert" in capsys.readouterr().out
