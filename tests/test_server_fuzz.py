@@ -233,3 +233,24 @@ def test_deep_nesting_and_lone_surrogates_are_400(app, body):
     check_error(status, raw, {400})
     raw.decode("ascii")  # error bodies are ASCII: a message quoting any input can always be encoded
     still_serving(app)
+
+
+def test_a_user_opening_many_conversations_pushes_out_only_their_own(app):
+    from minichat.server.keys import record_for
+
+    state = app.state.minichat
+    other = "other-user-key-0123456789"
+    state.auth.fixed.append(record_for(other, "zoe", 10**6, key_id="key_zoe"))
+
+    def turn(key, conv):
+        status, _, raw = run(asgi(app, "POST", "/v1/minichat/events", [("authorization", f"Bearer {key}"), JSON],
+                                  [json.dumps({"message": "hi", "conversation": conv}).encode()]))
+        assert status == 200 and raw.endswith(b"data: [DONE]\n\n")
+
+    turn(other, "zoe-1")
+    for i in range(state.max_sessions_per_user + 3):
+        turn(KEY_A, f"c{i}")
+    users = [u for u, _ in state.sessions]
+    assert users.count("default") == state.max_sessions_per_user and ("zoe", "zoe-1") in state.sessions
+    newest = ("default", f"c{state.max_sessions_per_user + 2}")
+    assert ("default", "c0") not in state.sessions and newest in state.sessions

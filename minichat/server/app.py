@@ -66,7 +66,8 @@ class ServerState:
     limits: Limits = field(default_factory=Limits)
     guard: Any = None  # minichat.safety.Guard or None: input check and output filter on the OpenAI route
     make_chat: Callable[[str, str], Any] | None = None
-    max_sessions: int = 64  # chats kept in memory for the events route (least recently used dropped)
+    max_sessions: int = 256  # chats kept in memory for the events route (least recently used dropped)
+    max_sessions_per_user: int = 8  # a user's new conversation first pushes out that user's own oldest one
     sessions: OrderedDict = field(default_factory=OrderedDict)
 
 
@@ -306,6 +307,9 @@ async def events(request: Request) -> Response:
     def turn():
         chat = state.sessions.get(slot)
         if chat is None or body.get("reset"):
+            mine = [s for s in state.sessions if s[0] == key.user and s != slot]  # oldest first (LRU order)
+            for old in mine[: max(0, len(mine) - state.max_sessions_per_user + 1)]:
+                del state.sessions[old]
             chat = state.sessions[slot] = state.make_chat(key.user, conv)
         state.sessions.move_to_end(slot)
         while len(state.sessions) > state.max_sessions:
