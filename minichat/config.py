@@ -38,12 +38,19 @@ def _integer(owner: str, name: str, value: Any, lo: int = 1, optional: bool = Fa
     return int(value)
 
 
+def _finite(value: Real) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer too large for a float
+        return False
+
+
 def _number(owner: str, name: str, value: Any, lo: float = -math.inf, hi: float = math.inf,
             lo_open: bool = False) -> float:
     """Check that `value` is a finite number in [lo, hi] (or (lo, hi]); return it as a plain Python float (a NumPy
     float64 scalar would promote float32 arrays it touches)."""
-    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
-        raise ValueError(f"{owner}.{name} must be a finite number, not {value!r}")
+    if isinstance(value, bool) or not isinstance(value, Real) or not _finite(value):
+        raise ValueError(f"{owner}.{name} must be a finite number, not {value!r:.40}")
     if value < lo or value > hi or (lo_open and value == lo):
         raise ValueError(f"{owner}.{name}={value!r} is out of range: it must lie in "
                          f"{'(' if lo_open else '['}{lo}, {hi}]")

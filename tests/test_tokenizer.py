@@ -346,3 +346,32 @@ def test_truncated_file_is_rejected(tmp_path, tok):
     (tmp_path / "binary.bpe").write_bytes(b"\xff\xfe\x00garbage")
     with pytest.raises(TokenizerError, match="not a minichat tokenizer"):
         load_tokenizer(tmp_path / "binary.bpe")
+
+
+def test_a_tokenizer_json_of_the_wrong_shape_is_a_tokenizer_error(tmp_path):
+    """Whatever JSON (or not-JSON) a tokenizer.json holds, reading it raises TokenizerError naming the file."""
+    from hypothesis import given, settings, strategies as st
+
+    import json
+
+    from minichat.tokenizer.vocab import from_gpt2_files, from_hf_tokenizer_json
+
+    path, merges = tmp_path / "tokenizer.json", tmp_path / "merges.txt"
+    merges.write_text("#version: 0.2\na b\n", encoding="utf-8")
+    values = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+                          lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+                              st.sampled_from(["model", "type", "vocab", "merges", "pre_tokenizer", "added_tokens",
+                                               "content", "id", "pretokenizers", "pattern", "Regex"]), inner,
+                              max_size=5), max_leaves=20)
+
+    @settings(max_examples=150, deadline=None)
+    @given(st.one_of(values.map(json.dumps), st.sampled_from(["", "[" * 5000, "{", "\x00"])))
+    def check(text):
+        path.write_text(text, encoding="utf-8")
+        for read in (lambda: from_hf_tokenizer_json(path), lambda: from_gpt2_files(path, merges)):
+            try:
+                read()
+            except TokenizerError as e:
+                assert str(path) in str(e)
+
+    check()

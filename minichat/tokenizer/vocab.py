@@ -21,7 +21,9 @@ from __future__ import annotations
 import base64
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from minichat.errors import TokenizerError
 from minichat.tokenizer.bpe import Tokenizer
@@ -67,8 +69,30 @@ def _from_string_vocab(tokens: dict[str, int], merge_pairs: list[tuple[str, str]
     return Tokenizer(vocab, merges, pattern, specials, name=name)
 
 
+MALFORMED = (ValueError, TypeError, KeyError, AttributeError, IndexError, RecursionError)  # a file of the wrong shape
+
+
+def _well_formed(read: Callable[..., Tokenizer], path: str | os.PathLike, *args: Any) -> Tokenizer:
+    """read(path, *args), with a file of the wrong shape (bad JSON, a list where an object belongs, nesting deep
+    enough to exhaust the parser) reported as a TokenizerError naming the file, never as Python's own exception."""
+    try:
+        return read(path, *args)
+    except TokenizerError as e:
+        if str(path) in str(e):
+            raise
+        raise TokenizerError(f"{path}: {e}") from None
+    except MALFORMED as e:
+        detail = " ".join(str(e).split())[:160]
+        raise TokenizerError(f"{path}: not a tokenizer file this reader understands ({type(e).__name__}: "
+                             f"{detail})") from None
+
+
 def from_gpt2_files(encoder_json: str | os.PathLike, vocab_bpe: str | os.PathLike, name: str = "gpt2") -> Tokenizer:
     """The GPT-2 tokenizer from OpenAI's `encoder.json` and `vocab.bpe`."""
+    return _well_formed(_from_gpt2_files, encoder_json, vocab_bpe, name)
+
+
+def _from_gpt2_files(encoder_json: str | os.PathLike, vocab_bpe: str | os.PathLike, name: str) -> Tokenizer:
     tokens = json.loads(Path(encoder_json).read_text(encoding="utf-8"))
     lines = Path(vocab_bpe).read_text(encoding="utf-8").splitlines()
     if lines and lines[0].startswith("#version"):
@@ -147,6 +171,10 @@ def _bpe_by_rank(ranks: dict[bytes, int], token: bytes, max_rank: int) -> list[b
 
 def from_hf_tokenizer_json(path: str | os.PathLike, name: str | None = None) -> Tokenizer:
     """A HF `tokenizer.json` holding a byte-level BPE model (GPT-2, RoBERTa, Qwen, SmolLM, ...)."""
+    return _well_formed(_from_hf_tokenizer_json, path, name)
+
+
+def _from_hf_tokenizer_json(path: str | os.PathLike, name: str | None) -> Tokenizer:
     spec = json.loads(Path(path).read_text(encoding="utf-8"))
     model = spec.get("model") or {}
     if model.get("type") != "BPE":
