@@ -1,4 +1,4 @@
-"""The `minichat` command line: one subcommand per stage of the pipeline that exists so far.
+"""The `minichat` command line: one subcommand per stage of the pipeline.
 
     minichat tokenize "some text" [--model PATH | --tokenizer PATH] [--plain]   show the text cut into tokens, with ids
     minichat tokenize --ids 1234 284 1001 [--model PATH]           decode ids back to text
@@ -6,7 +6,13 @@
     minichat generate --model PATH "prompt"                        stream a plain-text continuation
     minichat chat [--model PATH] [--trace] [--tools A,B | --no-tools] [--notes DIR] [--mcp "CMD ARGS"]...
                                                                    a streaming chat in the terminal, with tools
+                 [--memory PATH] [--user U] [--temporary] [--no-safety] [--policy FILE] [--steer]
     minichat tools list [--notes DIR] [--mcp "CMD ARGS"]...        every tool with its JSON schema
+    minichat memory list|search|remember|forget|export|import      what the assistant remembers (minichat.memory)
+    minichat safety check [TEXT] | safety train                    the input guard's verdicts; rebuild its classifier
+    minichat serve [--dev-cert] [--api-key KEY | --keys FILE]      OpenAI-compatible HTTPS API and web chat (extra)
+    minichat keys add|list|revoke                                  API keys for `minichat serve`
+    minichat export --format hf|gguf MODEL OUT                     write a model for other engines (HF folder, GGUF)
     minichat train --preset builtin [--out DIR] [--resume] [--seed N]  train a chat model from scratch on CPU
     minichat eval --preset builtin [--model PATH]                  score a chat model on held-out conversations
 
