@@ -13,9 +13,9 @@ The rules yours must follow, as the library's do:
     letters, two digits, 11 to 30 letters or digits). Move the first four characters to the end, replace every letter
     by two digits (A=10, B=11, ..., Z=35), read the result as one integer: valid when it leaves 1 when divided by 97
     (ISO 13616 with ISO 7064 MOD 97-10);
-  * undo_leet(text): a *word* is a run of letters, digits, "_" and the symbols @ $ ! | + € £. A word is changed only
-    when it holds at least one letter and at least one leet character (0 1 3 4 5 7 8 9 @ $ ! | + € £); then every leet
-    character in it becomes its letter (`minichat.safety.normalize.LEET`: 0->o 1->i 3->e 4->a 5->s 7->t 8->b 9->g
+  * undo_leet(text): a *word* is a run of letters, digits, "_" and the symbols @ $ ! | + € £. A word is changed
+    only when it holds at least one letter and at least one leet character (0 1 3 4 5 7 8 9 @ $ ! | + € £); then every
+    leet character in it becomes its letter (`minichat.safety.normalize.LEET`: 0->o 1->i 3->e 4->a 5->s 7->t 8->b 9->g
     @->a $->s !->i |->l +->t €->e £->l), except the symbols after the word's last letter, digit or "_", which stay
     ("bomb!" stays "bomb!"). Everything else (spaces, other punctuation, numbers without letters) is left as it is;
   * hold_back(text, patterns): how many characters at the end of `text` a streaming filter must hold back: the
