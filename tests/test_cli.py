@@ -99,6 +99,20 @@ BAD_ARGUMENTS = [  # (argv, a phrase the one-line error must contain)
     (["eval", "--preset", "foo"], "invalid choice"),
     (["eval", "-n", "0"], "whole number >= 1"),
     (["eval", "--model", "README.md"], "not a GGUF file"),
+    (["chat", "--tools", "calculator,frob"], "unknown tools ['frob']"),
+    (["chat", "--notes", "/no/such/notes"], "does not exist"),
+    (["chat", "--no-tools", "--tools", "calculator"], "cannot be combined"),
+    (["chat", "--temporary", "--memory", "x.db"], "--temporary"),
+    (["chat", "--no-safety", "--policy", "p.toml"], "cannot be combined"),
+    (["tools", "list", "--notes", "/no/such/notes"], "does not exist"),
+    (["memory", "forget", "abc"], "whole number"),
+    (["memory", "forget"], "say what to forget"),
+    (["memory", "forget", "999999"], "no memory with id 999999"),
+    (["memory", "import", "/no/such/export.json"], "No such file"),
+    (["safety", "check", "--policy", "/no/such/policy.toml", "hi"], "cannot read the safety policy"),
+    (["safety", "frob"], "invalid choice"),
+    (["export", "--format", "foo", "builtin", "out"], "invalid choice"),
+    (["export", "--format", "hf", "/no/such/model", "out"], "no such file"),
 ]
 
 
