@@ -28,4 +28,4 @@ def test_readme_commands_are_the_ones_ci_runs():
     text = (REPO / "README.md").read_text(encoding="utf-8")
     first_screen = "\n".join(text.splitlines()[:40])
     assert "pip install -e . && minichat chat" in first_screen
-    assert 'pip install -e ".[test,peers,notebooks]" && python -m pytest' in first_screen
+    assert 'pip install -e ".[test,peers,notebooks,serve,browser]" && python -m pytest' in first_screen
