@@ -110,7 +110,8 @@ def api_turn(model, tok, question: str, max_new: int) -> tuple[float, float, int
 
 def cli_turn(model_path: str, question: str, max_new: int, pty: bool) -> tuple[float, float, int, float]:
     """The same turn through `minichat chat --trace` (piped, or in a pseudo-terminal); plus the command's wall time."""
-    argv = [sys.executable, "-m", "minichat", "chat", "--model", model_path, "--trace", "--max-new-tokens", str(max_new)]
+    argv = [sys.executable, "-m", "minichat", "chat", "--model", model_path, "--trace",
+            "--max-new-tokens", str(max_new)]
     t0 = time.perf_counter()
     if pty:
         import pexpect

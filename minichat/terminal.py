@@ -125,8 +125,8 @@ def run_once(chat: Chat, text: str, trace: bool = False, out: TextIO = sys.stdou
 
 
 def repl(chat: Chat, trace: bool = False, out: TextIO = sys.stdout,
-         extra: Callable[[ev.Event], str | None] | None = None) -> int:
-    out.write("minichat — type a message, /help for commands.\n")
+         extra: Callable[[ev.Event], str | None] | None = None, intro: str = "") -> int:
+    out.write(f"minichat — {intro + '. ' if intro else ''}Type a message, /help for commands.\n")
     while True:
         try:
             line = input("you> ")
