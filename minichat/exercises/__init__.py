@@ -5,7 +5,8 @@ returns a `Feedback` that prints one line per case (and renders as a small table
 on a wrong answer, so a notebook keeps running; `Feedback.passed` says whether everything matched. An exercise left as
 `...`/`pass` (returning None) or raising NotImplementedError is reported as "not done yet".
 
-One module per notebook: `tokenization` (01), and more as the notebooks arrive.
+One module per notebook: `chat` (00), `tokenization` (01), `transformer` (02), `sampling` (03), `training` (04),
+`memory` (05), `tools` (06), `safety` (07), `serving` (08).
 """
 from __future__ import annotations
 
