@@ -76,7 +76,10 @@ def test_requests_join_and_leave_between_steps(model):
     engine.run_until_idle()
     for p, n, r in zip(ps, lengths, reqs):
         assert tokens(r) == alone(model, p, n=n)
-    assert engine.stats()["running"] == 0 and (engine.cache.lengths == 0).all()
+    stats = engine.stats()
+    assert stats["running"] == 0 and (engine.cache.lengths == 0).all() and stats["kv_used_bytes"] == 0
+    c = model.config  # keys and values, float32: 2 x L x slots x positions x kv heads x head width x 4 bytes
+    assert stats["kv_bytes"] >= 2 * c.n_layer * 3 * c.n_ctx * c.n_kv_head * c.head_dim * 4
 
 
 @pytest.mark.parametrize("lengths,prefill_calls", [((10, 12, 9, 11), [(4, 12)]),  # dense: one forward

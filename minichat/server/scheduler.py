@@ -261,6 +261,7 @@ class Engine:
         p = self.prefix
         return {"running": sum(r is not None for r in self._slots), "waiting": len(self._waiting),
                 "slots": self.config.max_slots, "steps": self.steps, "decode_rows": self.decode_rows,
+                "kv_bytes": self.cache.nbytes, "kv_used_bytes": self.cache.used_bytes,
                 "prefix_cache": None if p is None else {
                     "blocks": len(p), "capacity_blocks": p.n_blocks, "block_size": p.block_size,
                     "used_bytes": p.used_bytes, "hit_tokens": p.hits, "miss_tokens": p.misses,
