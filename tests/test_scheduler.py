@@ -258,3 +258,28 @@ def test_any_interleaving_of_submits_cancels_and_steps(data):
     assert all(s is None for s in engine._slots) and not engine._by_id
     if engine.prefix is not None:
         assert all(engine.prefix.refs(h) == 0 for h in engine.prefix._blocks)
+
+
+def test_a_failing_forward_fails_its_requests_and_the_engine_keeps_serving():
+    model = tiny("llama", seed=8)
+
+    class Flaky:
+        config, fail = model.config, True
+
+        def new_cache(self, *a):
+            return model.new_cache(*a)
+
+        def forward(self, ids, *a, **kw):
+            if self.fail and np.asarray(ids).shape[1] == 1:  # the first decode step breaks
+                Flaky.fail = False
+                raise FloatingPointError("simulated failure")
+            return model.forward(ids, *a, **kw)
+
+    p = prompts(1, seed=10)[0]
+    with Engine(Flaky(), config=EngineConfig(max_slots=2, prefix_cache_bytes=1 << 20)) as engine:
+        r = engine.submit(p, GREEDY, max_new_tokens=5)
+        broken = list(r)
+        fine = [s.token_id for s in engine.submit(p, GREEDY, max_new_tokens=5)]
+    assert broken[-1].finish_reason == "error" and broken[-1].token_id == -1 and len(broken) == 2  # token 1 came
+    assert r.error == "FloatingPointError: simulated failure"  # from the prefill, before the decode step broke
+    assert fine == alone(model, p, n=5)
