@@ -14,7 +14,7 @@ import pytest
 from conftest import require_peer
 from minichat.chat.template import ChatTemplate, Message
 from minichat.cli import build_parser
-from minichat.config import ModelConfig
+from minichat.config import ModelConfig, SamplingConfig
 from minichat.model.checkpoint import load_gguf, load_hf, load_model
 from minichat.model.export import export_gguf, export_hf, permute_rope_rows
 from minichat.model.checkpoint import unpermute_rope_rows
@@ -143,3 +143,29 @@ def test_smollm2_round_trip_through_transformers_and_gguf(tmp_path):
     again, tok2 = load_gguf(export_gguf(model, tok, tmp_path / "s.gguf"))
     np.testing.assert_array_equal(again.forward(np.asarray([ids[:12]])), model.forward(np.asarray([ids[:12]])))
     assert tok2.encode(text) == tok.encode(text)
+
+
+@pytest.mark.slow
+def test_builtin_model_answers_the_same_in_transformers(tmp_path):
+    """The built-in chat model exported by the CLI: transformers' greedy reply, from the prompt its tokenizer and
+    the exported ChatML template render, is the reply minichat generates."""
+    torch = require_peer("torch")
+    transformers = require_peer("transformers")
+    require_peer("jinja2")
+    from minichat.generate import generate
+
+    args = build_parser().parse_args(["export", "--format", "hf", "builtin", str(tmp_path)])
+    assert args.run(args) == 0
+    model, tok = load_model()
+    fast = transformers.AutoTokenizer.from_pretrained(tmp_path)
+    hf = transformers.AutoModelForCausalLM.from_pretrained(tmp_path, dtype=torch.float32).eval()
+    messages = [{"role": "user", "content": "What is 2 + 3?"}]
+    ids = fast.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+    ids = list(ids["input_ids"] if hasattr(ids, "keys") else ids)
+    assert ids == ChatTemplate(tok).render([Message("user", "What is 2 + 3?")])
+    end = tok.special_tokens["<|im_end|>"]
+    with torch.no_grad():
+        out = hf.generate(torch.tensor([ids]), max_new_tokens=64, do_sample=False, eos_token_id=end)[0, len(ids):]
+    ours = [s.token_id for s in generate(model, ids, SamplingConfig(temperature=0.0), max_new_tokens=64,
+                                         stop_ids=[end])]
+    assert out.tolist() == ours and ours[-1] == end, tok.decode(ours)
