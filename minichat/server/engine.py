@@ -90,7 +90,7 @@ class BatchingEngine:
                 request.prompt_ids, request.sampling, max_new_tokens=request.max_tokens, stop_ids=request.stop_ids,
                 stop_strings=request.stop_strings, tenant=request.salt, tokenizer=getattr(request, "tokenizer", None),
                 on_step=on_step, on_admit=on_admit, cancel_event=g.cancelled)
-        except QueueFull as e:  # the routes answer EngineBusy with 429 and Retry-After
+        except QueueFull as e:  # the routes answer EngineBusy with 503 and Retry-After
             raise EngineBusy(str(e)) from e
         g.id = req.id
         return g
