@@ -59,11 +59,14 @@ from minichat.server.prefix_cache import PrefixCache
 
 
 class QueueFull(MinichatError):
-    """The engine's waiting queue is at its limit: retry later (the server answers 429 or 503)."""
+    """The engine's waiting queue is at its limit: retry later (BatchingEngine turns it into the routes' EngineBusy,
+    which the server answers with 503 and Retry-After)."""
 
 
 @dataclass(frozen=True)
 class EngineConfig:
+    """The engine's limits and cache sizes (the server maps its flags onto them)."""
+
     max_slots: int = 8  # requests running at once: rows of the KV cache, rows of the decode batch
     max_queue: int = 64  # requests allowed to wait for a slot; submit raises QueueFull beyond
     max_len: int | None = None  # positions per slot (prompt + output); None = the model's context length
