@@ -136,7 +136,9 @@ INJECTION_RAW_RULES: list[tuple[str, str, str]] = [
      r"forward|e-?mail|transfer|wire|post|upload|share|invite|delete|remove|create|add|change|modify|update|"
      r"concatenate|reset|book|reserve|pay)\b[^\n]{0,250}?(?:[\w.+-]+@[\w-]+\.[\w.-]+|https?://|www\.|"
      r"\b[a-z]{2}\d{2}(?: ?[a-z0-9]{4}){3,7}\b)"),
-]
+] + [r for r in INJECTION_RULES if r[1] in ("role_tag", "fake_header")]
+# ...and the role tags and fake headers again: normalisation reads "|" as the leetspeak "l" ("<|im_start|>" becomes
+# "<lim_start|>") and collapses "###" to "#", so on the normalised text alone these two rules could never fire.
 
 
 def compile_rules(rules: list[tuple[str, str, str]]) -> list[tuple[str, str, regex.Pattern]]:
