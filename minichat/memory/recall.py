@@ -13,8 +13,9 @@ costs the prompt a few lines. A message asking what the assistant remembers ("wh
 answered from the list instead, newest first: BM25 would rank by the word "user", which every fact contains.
 
 The `remember` tool's result text is the one the built-in model was trained on ("Saved to memory: <fact>"). When a
-guard (the safety socket) is given, a fact is saved only if `guard.check_input(fact)` allows it: a prompt injection
-in a web page must not become a standing instruction in every later chat.
+guard (the safety socket) is given, a fact is saved only if `guard.scan_injection(fact)` allows it (or
+`guard.check_input(fact)` for a guard without an injection scan): a prompt injection in a web page must not become
+a standing instruction in every later chat.
 
 Saved chats (`reference_chats=True`): each user or assistant message of the user's saved conversations is a passage
 of a second BM25 index; passages fill the places the memories leave (k in all), quoted as `From a saved chat
@@ -126,7 +127,10 @@ class StoreMemory:
         if self.store is None:
             return "Not saved: this is a temporary chat, memory is off."
         if self.guard is not None:
-            verdict = self.guard.check_input(fact if isinstance(fact, str) else "")
+            # A fact is data about the user, not a request: the injection scan judges it (the input classifier
+            # would refuse ordinary facts such as "The user's name is Ada."); a guard without one falls back.
+            check = getattr(self.guard, "scan_injection", None) or self.guard.check_input
+            verdict = check(fact if isinstance(fact, str) else "")
             if not verdict.allowed:
                 return f"Not saved: the safety check refused this fact ({verdict.policy or verdict.reason})."
         entry = self.store.remember(self.user, fact, source="tool", tags=tags)
