@@ -17,6 +17,7 @@ from typing import TextIO
 from minichat.chat import events as ev
 from minichat.chat.context import ContextTooLong
 from minichat.chat.session import Chat
+from minichat.errors import MinichatError
 
 HELP = """commands: /reset  /history  /trace  /save PATH  /load PATH  /help  /quit
 memory:   /memory (list)  /remember TEXT  /forget ID | /forget TEXT (every memory containing it) | /forget --all
@@ -24,24 +25,19 @@ Ctrl-C stops a reply; Ctrl-D or Ctrl-C at the prompt leaves."""
 
 
 def memory_command(chat: Chat, cmd: str, arg: str) -> str:
-    """/memory, /remember, /forget on the chat's memory store (minichat.memory.StoreMemory); one line of answer."""
+    """/memory, /remember, /forget through the chat's memory (minichat.memory.StoreMemory); one line of answer."""
     memory = chat.memory
-    store = getattr(memory, "store", None)
-    if store is None:
-        return ("(memory is off: this is a temporary chat)" if getattr(memory, "temporary", False) else
-                "(no memory store in this chat)")
-    user = memory.user
+    if not hasattr(memory, "forget"):
+        return "(no memory store in this chat)"
     if cmd == "/memory":
-        entries = store.list(user)
-        return "\n".join(f"{e.id:>5}  {e.text}" for e in entries) or "(nothing remembered yet)"
-    if cmd == "/remember":
-        if not arg:
-            return "(usage: /remember TEXT)"
-        return f"(remembered #{store.remember(user, arg, source='explicit').id}: {arg})"
+        if memory.store is None:
+            return "(memory is off: this is a temporary chat)"
+        return "\n".join(f"{e.id:>5}  {e.text}" for e in memory.store.list(memory.user)) or "(nothing remembered yet)"
     if not arg:
-        return "(usage: /forget ID, /forget TEXT or /forget --all)"
-    gone = (store.forget_all(user, conversations=False) if arg == "--all" else
-            store.forget(user, int(arg)) if arg.isdigit() else store.forget_matching(user, arg))
+        return f"(usage: {cmd} TEXT)" if cmd == "/remember" else "(usage: /forget ID, /forget TEXT or /forget --all)"
+    if cmd == "/remember":
+        return f"(remembered #{memory.remember(arg).id}: {arg})"
+    gone = memory.forget(arg)
     return f"(forgot {len(gone.ids)} memor{'y' if len(gone.ids) == 1 else 'ies'})"
 
 
@@ -152,7 +148,7 @@ def repl(chat: Chat, trace: bool = False, out: TextIO = sys.stdout,
             elif cmd in ("/memory", "/remember", "/forget"):
                 try:
                     out.write(memory_command(chat, cmd, arg.strip()) + "\n")
-                except (ValueError, LookupError) as e:  # the store's errors are MinichatError + ValueError/LookupError
+                except (MinichatError, ValueError, LookupError) as e:  # refused, not found, temporary chat
                     out.write(f"(could not {cmd[1:]}: {e})\n")
             elif cmd in ("/save", "/load") and arg:
                 try:
