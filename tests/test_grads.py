@@ -19,9 +19,9 @@ from conftest import require_peer
 from peer_helpers import torch_model_loss
 from minichat.config import ModelConfig
 from minichat.model import Transformer, init_params
-from minichat.kernels import attention as kern
+from minichat.kernels import causal_softmax as kern
 from minichat.model import layers
-from minichat.train import attention as A
+from minichat.train import blocked_attention as A
 from minichat.train import grads as G
 from minichat.train.backprop import forward_tape, loss_and_grads, loss_only
 

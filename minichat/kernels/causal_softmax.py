@@ -1,8 +1,8 @@
 """The causal softmax of training attention, forward and backward, as Numba kernels beside their NumPy twins.
 
 Not attention itself: the library's three attention pieces are minichat/model/layers.py's `attention` (the
-definition, used for inference), minichat/train/attention.py (the same function arranged in causal query blocks for
-training, with its backward) and this module (the masked softmax inside that one, on the scores matrix only).
+definition, used for inference), minichat/train/blocked_attention.py (the same function arranged in causal query
+blocks for training, with its backward) and this module (the masked softmax inside that one, on the scores only).
 
 Training attention scores form a (rows, keys) matrix per (batch, key/value head) in which more than half the
 entries are masked (a query never sees a later key). NumPy must still scale, mask, exponentiate and normalise every
@@ -13,8 +13,8 @@ machine on one layer's scores of a built-in-sized layer (B=8, T=512, 8 query hea
 softmax 230 ms, this kernel 26 ms (53 ms without fast-math); the backward ~5x faster likewise.
 
 Row layout: the rows of one key/value head are its G query heads interleaved by position, row r = t * G + g (see
-minichat/train/attention.py), and the block of rows starts at position `offset`, so row r sees keys 0 .. offset +
-r // G. Works for float32 and float64 (numba compiles one version per dtype).
+minichat/train/blocked_attention.py), and the block of rows starts at position `offset`, so row r sees keys
+0 .. offset + r // G. Works for float32 and float64 (numba compiles one version per dtype).
 What it leaves out: padding masks (training uses the loss mask instead), sliding windows, parallel loops.
 """
 from __future__ import annotations

@@ -4,7 +4,7 @@
     positions            learned table (GPT-2), fixed sinusoids (Vaswani et al. 2017), rotary RoPE (Su et al. 2021)
     norms                LayerNorm (Ba et al. 2016) and RMSNorm (Zhang & Sennrich 2019)
     attention            scaled dot-product attention with a boolean mask, grouped-query (Ainslie et al. 2023):
-                         the definition, used for inference (the other two: minichat/train/attention.py runs
+                         the definition, used for inference (the other two: minichat/train/blocked_attention.py runs
                          it blocked for training; kernels/causal_softmax.py holds that one's softmax kernels)
     MLPs                 GELU-tanh (GPT-2) and SwiGLU (Shazeer 2020, Llama)
 

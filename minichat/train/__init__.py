@@ -1,7 +1,8 @@
 """Training from scratch in NumPy: hand-written backward passes, AdamW, the training loop, token batches.
 
     grads.py        every layer's backward, beside a restatement of its forward (finite-difference and torch tested)
-    attention.py    causal self-attention's forward and backward for training, arranged for speed
+    blocked_attention.py
+                    causal self-attention's forward and backward for training, arranged in causal query blocks
     backprop.py     backpropagation through the whole model: forward keeping activations, masked cross-entropy,
                     backward -> loss, grads
     optim.py        AdamW (decoupled weight decay), warmup + cosine schedule, global-norm gradient clipping

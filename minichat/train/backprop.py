@@ -21,7 +21,7 @@ import numpy as np
 
 from minichat.model import layers
 from minichat.model.transformer import Transformer
-from minichat.train import attention as A
+from minichat.train import blocked_attention as A
 from minichat.train import grads as G
 
 HEAD_CHUNK = 2048  # rows of logits computed at once: 2048 x 4096 floats = 32 MB, which fits in the caches' reach

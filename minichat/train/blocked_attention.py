@@ -9,7 +9,7 @@ the tests use as its reference, with three changes that matter on a CPU:
 2. Blocks of queries see only their past. Queries at positions [t0, t1) need keys [0, t1) only, so the scores are
    computed block by block against that prefix: with 4 blocks, (1 + 2 + 3 + 4) / 16 = 62% of the square's matmul
    work and memory, and only the diagonal block holds masked entries.
-3. The softmax and its backward run in the Numba kernels of minichat/kernels/attention.py (in place, skipping the
+3. The softmax and its backward run in the Numba kernels of minichat/kernels/causal_softmax.py (in place, skipping the
    masked half), or their NumPy twins when `use_numba` is False.
 
 Why not inference's layout. `layers.attention` stacks a group's query heads head by head (rows g * T + t) and takes
@@ -27,7 +27,7 @@ import math
 
 import numpy as np
 
-from minichat.kernels import attention as kern
+from minichat.kernels import causal_softmax as kern
 
 BLOCK = 128  # query positions per block: smaller blocks skip more of the masked square but call BLAS more often
 
