@@ -185,7 +185,8 @@ def _toolbox(args: argparse.Namespace, builtin_model: bool, save_fact=None):
     """The tools a chat offers: the four built-in ones (for the built-in model, which was trained on them, or when
     named in --tools), plus every tool of each --mcp server. Returns (toolbox or None, {tool name: MCP server})."""
     from minichat.tools import TOOL_NAMES, Toolbox, builtin_tools
-    from minichat.tools.mcp import MCPError, MCPTools, tool_specs
+    from minichat.tools.mcp import MCPError
+    from minichat.tools.mcp_tools import MCPTools, tool_specs
     from minichat.tools.schema import Tool
 
     if args.no_tools:

@@ -86,7 +86,7 @@ def test_an_unreadable_call_is_answered_with_the_error_and_the_model_tries_again
 def test_mcp_tools_sit_in_the_toolbox_beside_local_ones(tmp_path):
     """A real `mcp` SDK server's `add` tool, called by the chat; the raw JSON-RPC of the call is kept for --trace."""
     require_peer("mcp")
-    from minichat.tools.mcp import MCPTools, tool_specs
+    from minichat.tools.mcp_tools import MCPTools, tool_specs
     from minichat.tools.schema import Tool
 
     box = Toolbox(builtin_tools())

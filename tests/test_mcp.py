@@ -14,8 +14,8 @@ from conftest import require_peer
 from hypothesis import given, settings, strategies as st
 
 from minichat.tools.mcp import (MCPClient, MCPConnectionError, MCPError, MCPProtocolError, MCPRemoteError,
-                                MCPTimeout, MCPToolError, MCPTools, compact_schema, merge_tools, result_text,
-                                tool_specs)
+                                MCPTimeout, MCPToolError, result_text)
+from minichat.tools.mcp_tools import MCPTools, compact_schema, merge_tools, tool_specs
 
 SERVERS = Path(__file__).parent / "mcp_servers"
 PY = sys.executable

@@ -7,9 +7,11 @@
     notes.py       BM25 search over a folder of text notes
     builtin.py     the four tools the built-in model was trained on: calculator, get_time, search_notes, remember
     listing.py     how the tools are listed to the model (the trained listing, and a compact one)
+    mcp.py         an MCP client over stdio (JSON-RPC 2.0, both protocol eras), standard library only
+    mcp_tools.py   an MCP server's tools for the chat: the Tools socket, Toolbox entries, merged sources
 
-Like safety and memory, this package knows only strings and config (DESIGN.md §2): it never imports the model or
-the chat; the chat finds a Toolbox through its `Tools` socket.
+Like safety and memory, this package knows only strings and config (docs/design.md §2): it never imports the model
+or the chat; the chat finds a Toolbox through its `Tools` socket.
 """
 from minichat.tools.builtin import BUILTIN_TOOL_SCHEMAS, TOOL_NAMES, builtin_tools
 from minichat.tools.calculator import CalculatorError, calculate
