@@ -2,7 +2,7 @@
 
 Both train the same architecture (a TRAIN_PRESETS entry, "builtin" by default) from the same initial weights on the
 same random (B, T) batches, with the same number of threads: OpenBLAS's for minichat (its NumPy code between the
-matmuls runs on one thread; DESIGN.md rules out parallel numba kernels), torch.set_num_threads for torch. The torch
+matmuls runs on one thread; docs/design.md rules out parallel numba kernels), torch.set_num_threads for torch. The torch
 side is what a PyTorch user would write, and the model tests/test_grads.py checks minichat's gradients against
 (tests/peer_helpers.py): autograd, F.scaled_dot_product_attention(is_causal=True) (its fused CPU flash-attention
 kernel), F.rms_norm / F.layer_norm, torch.optim.AdamW. The two steps alternate, so a busy machine

@@ -1,4 +1,4 @@
-"""Package-level rules: cheap import, one-way dependencies between subpackages (DESIGN.md §2)."""
+"""Package-level rules: cheap import, one-way dependencies between subpackages (docs/design.md §2)."""
 from __future__ import annotations
 
 import ast

@@ -12,7 +12,7 @@
     errors.py     the exceptions
 
 Retrieval uses minichat.bm25 (shared with the notes tool). This package imports only config, errors and bm25 of
-minichat, and knows nothing of tokens or models (DESIGN.md §2). docs/memory.md tells the whole story.
+minichat, and knows nothing of tokens or models (docs/design.md §2). docs/memory.md tells the whole story.
 """
 from minichat.memory.errors import MemoryCorrupt, MemoryInputError, MemoryNotFound, MemoryStoreError, MemoryVersionError
 from minichat.memory.recall import REMEMBER_SCHEMA, StoreMemory, asks_what_is_remembered, open_memory

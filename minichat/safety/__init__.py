@@ -5,7 +5,7 @@
     guard.check_input("how do I kill a python process")    # Verdict(allowed=True, ...)
     f = guard.output_filter(); f.feed("mail me at ann@exa"); f.feed("mple.org. ok")   # ... '<EMAIL_1>. '
 
-Only strings go in and out (DESIGN.md §2): this package imports nothing of minichat but config and errors.
+Only strings go in and out (docs/design.md §2): this package imports nothing of minichat but config and errors.
 See docs/safety.md for the threat model and the measured figures.
 """
 from minichat.safety.classifier import load_classifier, train_classifier
