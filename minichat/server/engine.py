@@ -18,49 +18,13 @@ loop with `call_soon_threadsafe`, so no thread blocks per stream. What it leaves
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from minichat.server.scheduler import Engine, EngineConfig, QueueFull
-from minichat.server.worker import EngineBusy
+from minichat.server.worker import EngineBusy, Generation
 
-__all__ = ["BatchingEngine", "BatchGeneration", "EngineBusy", "EngineConfig"]
-
-_DONE = object()
-
-
-class BatchGeneration:
-    """One request or job as seen from the event loop: an async iterator of its items, cancellable."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop):
-        self.id: str | None = None
-        self.cached_tokens = 0
-        self.cancelled = threading.Event()
-        self.started = asyncio.Event()  # set when the request gets a slot (its time in the queue ends)
-        self._loop, self._queue = loop, asyncio.Queue()
-
-    def _put(self, item: Any) -> None:  # any thread
-        try:
-            self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
-        except RuntimeError:  # the loop is closed: nobody is reading any more
-            pass
-
-    def cancel(self) -> None:
-        self.cancelled.set()
-
-    def __aiter__(self):
-        return self
-
-    async def __anext__(self) -> Any:
-        item = await self._queue.get()
-        if item is _DONE:
-            self._queue.put_nowait(_DONE)  # a second reader ends too
-            raise StopAsyncIteration
-        if isinstance(item, BaseException):
-            raise item
-        return item
-
+__all__ = ["BatchingEngine", "EngineBusy", "EngineConfig"]
 
 class BatchingEngine:
     """The server's engine: a started `Engine` (continuous batching, prefix cache) behind the routes' interface."""
@@ -69,8 +33,8 @@ class BatchingEngine:
         self.engine = Engine(model, tokenizer, config).start()
         self.model, self.tokenizer = model, tokenizer
 
-    def submit(self, request: Any) -> BatchGeneration:
-        g = BatchGeneration(asyncio.get_running_loop())
+    def submit(self, request: Any) -> Generation:
+        g = Generation(asyncio.get_running_loop())
         holder: dict[str, Any] = {}
 
         def on_step(step):
@@ -79,11 +43,11 @@ class BatchingEngine:
             elif step.finish_reason == "error":
                 g._put(RuntimeError(holder["req"].error or "the engine failed"))
             if step.finish_reason is not None:
-                g._put(_DONE)
+                g._done()
 
         def on_admit():
             g.cached_tokens = holder["req"].cached_tokens  # before the first Step is put
-            g._loop.call_soon_threadsafe(g.started.set)
+            g._start()
 
         try:
             holder["req"] = req = self.engine.submit(
@@ -95,16 +59,16 @@ class BatchingEngine:
         g.id = req.id
         return g
 
-    def run_exclusive(self, make_iterator: Callable[[], Iterator[Any]]) -> BatchGeneration:
-        g = BatchGeneration(asyncio.get_running_loop())
+    def run_exclusive(self, make_iterator: Callable[[], Iterator[Any]]) -> Generation:
+        g = Generation(asyncio.get_running_loop())
         g.started.set()
 
         def on_item(item):
             if isinstance(item, StopIteration):
-                g._put(_DONE)
+                g._done()
             elif isinstance(item, Exception):
                 g._put(item)
-                g._put(_DONE)
+                g._done()
             else:
                 g._put(item)
 

@@ -77,6 +77,9 @@ class Generation:
     def _start(self) -> None:
         self._call(self.started.set)
 
+    def _done(self) -> None:
+        self._put(_DONE)
+
     def _call(self, fn: Callable, *args: Any) -> None:
         try:
             self._loop.call_soon_threadsafe(fn, *args)
