@@ -17,7 +17,7 @@ Every loader treats the file as untrusted and is total: whatever the bytes, it r
 CheckpointError naming the file and the field or tensor at fault. Config values are type-checked (a string or NaN
 where a head count belongs), how they fit together is checked by ModelConfig, every tensor's name and shape is checked
 against the config before it is read, and sizes no tensor backs (the number of layers, the context length that sizes
-the RoPE tables) are checked against the file before anything is allocated for them.
+the RoPE tables) are checked against the file before anything is allocated for them (checkpoint_checks.py).
 
 Weights are copied into fresh float32 arrays (not left as memory-map views) so decoding never waits on the disk.
 What it leaves out: sharded checkpoints (model-0000x-of-0000y), PyTorch pickles (.bin: unsafe to open), other GGUF
@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -35,114 +34,15 @@ from typing import Any
 import numpy as np
 
 from minichat.config import ModelConfig
-from minichat.errors import CheckpointError, TokenizerError
+from minichat.errors import CheckpointError
+from minichat.model.checkpoint_checks import (REQUIRED, check_sizes, check_tokenizer_fits, f32, field,
+                                               make_config, no_leftovers, read_tokenizer, take)
 from minichat.model.safetensors import read_safetensors, short_repr, write_safetensors
 from minichat.model.transformer import Transformer, param_shapes
 from minichat.tokenizer import Tokenizer, load_tokenizer, save_tokenizer
 
 FORMAT, VERSION = "minichat", 1
 CONFIG_FILE, MODEL_FILE, TOKENIZER_FILE = "config.json", "model.safetensors", "tokenizer.bpe"
-
-
-def _f32(t: np.ndarray) -> np.ndarray:
-    """A fresh, C-contiguous float32 copy (detached from any memory map)."""
-    return np.array(t, dtype=np.float32, order="C")
-
-
-def _take(tensors: Mapping[str, Any], name: str, shape: tuple[int, ...], where: str) -> Any:
-    """tensors[name] (not yet copied), or CheckpointError if it is missing or has the wrong shape.
-
-    The values may be arrays or anything else with a `.shape` (a GGUF TensorInfo: checked before it is decoded)."""
-    if name not in tensors:
-        raise CheckpointError(f"{where}: missing tensor {name!r} (expected shape {shape}); the file is incomplete "
-                              f"or does not match the configuration it declares")
-    t = tensors[name]
-    if tuple(t.shape) != tuple(shape):
-        raise CheckpointError(f"{where}: tensor {name!r} has shape {tuple(t.shape)}, expected {tuple(shape)} from "
-                              f"the config")
-    return t
-
-
-def _no_leftovers(tensors: Mapping[str, Any], used: set[str], where: str) -> None:
-    extra = sorted(set(tensors) - used)
-    if extra:
-        raise CheckpointError(f"{where}: unexpected tensor(s) {extra[:5]}; the file holds more than its config "
-                              f"describes (wrong n_layer? another architecture?)")
-
-
-def check_tokenizer_fits(model: Transformer, tokenizer: Tokenizer | None, where: str = "") -> None:
-    """Raise CheckpointError if the tokenizer can produce ids the model has no embedding row for."""
-    if tokenizer is None:
-        return
-    top = max([*tokenizer.vocab, *tokenizer.special_tokens.values()], default=-1)
-    if top >= model.config.vocab_size:
-        raise CheckpointError(f"{where}: the tokenizer produces ids up to {top} but the model's vocab_size is "
-                              f"{model.config.vocab_size}; they do not belong together")
-
-
-# -- untrusted values: config.json fields and GGUF metadata --------------------------------------------------------
-
-_REQUIRED = object()
-_KINDS: dict[str, tuple[Callable[[Any], bool], str]] = {  # kind -> (test, what the message says it must be)
-    "count": (lambda v: type(v) is int and v > 0, "a positive integer"),  # type(): a bool is no count
-    "number": (lambda v: type(v) in (int, float) and 0 < v <= sys.float_info.max, "a positive finite number"),
-    "flag": (lambda v: type(v) is bool, "true or false"),
-    "object": (lambda v: isinstance(v, dict), "an object"),
-}
-TABLE_BYTES_FLOOR = 16 * 2**20  # position tables this big are allowed even for a tiny file (see _check_sizes)
-
-
-def _field(source: Mapping[str, Any], key: str, kind: str, where: str, default: Any = _REQUIRED) -> Any:
-    """source[key] if it is of `kind` (a key of _KINDS); `default` when it is absent or null, if a default is given.
-
-    Anything else is a CheckpointError naming the file and the key: a string, a list or a NaN where a head count
-    belongs must stop here, not surface later as a TypeError or a ZeroDivisionError inside the model."""
-    value = source.get(key)
-    if value is None:
-        if default is _REQUIRED:
-            raise CheckpointError(f"{where}: {key!r} is missing, and the model needs it")
-        return default
-    test, words = _KINDS[kind]
-    if not test(value):
-        raise CheckpointError(f"{where}: {key!r} is {short_repr(value)}, but it must be {words}")
-    return float(value) if kind == "number" else value
-
-
-def _make_config(where: str, make: Callable[..., ModelConfig], **fields: Any) -> ModelConfig:
-    """make(**fields), with ModelConfig's checks of how the fields fit together (n_head a multiple of n_kv_head, an
-    even head_dim for RoPE, ...) reported as CheckpointError naming the file."""
-    try:
-        return make(**fields)
-    except (TypeError, ValueError, OverflowError) as e:
-        raise CheckpointError(f"{where}: the model it describes is impossible: {e}") from None
-
-
-def _check_sizes(config: ModelConfig, n_tensors: int, file_bytes: int, where: str, ctx_key: str) -> None:
-    """Refuse the sizes no tensor backs before anything is allocated for them.
-
-    Every tensor's shape is checked against its bytes, so most config values are bounded by the file. Two are not:
-    n_layer is only a loop count until the tensors are looked up (and param_shapes lists every layer first), and
-    the RoPE or sinusoid tables have n_ctx rows however small the file is, so a corrupt context length of 2^32
-    would ask for terabytes. The tables may be as big as the file itself, or TABLE_BYTES_FLOOR for tiny files.
-    """
-    if config.n_layer > n_tensors:
-        raise CheckpointError(f"{where}: the config declares {config.n_layer} layers but the file holds only "
-                              f"{n_tensors} tensors")
-    width = {"rope": config.head_dim, "sinusoidal": config.n_embd}.get(config.positions, 0)
-    table = config.n_ctx * width * 4  # float32: cos and sin of (n_ctx, D/2) each, or one (n_ctx, C) sinusoid table
-    if table > max(file_bytes, TABLE_BYTES_FLOOR):
-        raise CheckpointError(f"{where}: {ctx_key!r} is {config.n_ctx}, which needs {table} bytes of position "
-                              f"tables, more than the {file_bytes}-byte file itself (or {TABLE_BYTES_FLOOR} bytes); "
-                              f"the value is corrupt")
-
-
-def _read_tokenizer(where: str, read: Callable[..., Tokenizer], *args: Any) -> Tokenizer:
-    """read(*args), with a broken tokenizer inside a model file reported as CheckpointError (it is part of the file)."""
-    try:
-        return read(*args)
-    except TokenizerError as e:
-        detail = str(e).removeprefix(f"{where}: ")  # the GGUF tokenizer's messages name the file already
-        raise CheckpointError(f"{where}: the tokenizer cannot be read: {detail}") from e
 
 
 # -- minichat's own --------------------------------------------------------------------------------------------------
@@ -163,7 +63,7 @@ def save_checkpoint(path: str | os.PathLike, model: Transformer, tokenizer: Toke
 def checkpoint_metadata(path: str | os.PathLike) -> dict[str, Any]:
     """The `metadata` dict stored by `save_checkpoint` ({} if none)."""
     folder = Path(path)
-    return dict(_field(_read_config(folder), "metadata", "object", str(folder / CONFIG_FILE), {}))
+    return dict(field(_read_config(folder), "metadata", "object", str(folder / CONFIG_FILE), {}))
 
 
 def load_checkpoint(path: str | os.PathLike) -> tuple[Transformer, Tokenizer | None]:
@@ -181,12 +81,12 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[Transformer, Tokenizer | N
         raise CheckpointError(f"{folder / CONFIG_FILE}: invalid model config: {e}") from None
     tensors = _read_weights(folder)
     where = str(folder / MODEL_FILE)
-    _check_sizes(config, len(tensors), os.path.getsize(where), str(folder / CONFIG_FILE), "n_ctx")
+    check_sizes(config, len(tensors), os.path.getsize(where), str(folder / CONFIG_FILE), "n_ctx")
     shapes = param_shapes(config)
-    params = {name: _f32(_take(tensors, name, shape, where)) for name, shape in shapes.items()}
-    _no_leftovers(tensors, set(shapes), where)
+    params = {name: f32(take(tensors, name, shape, where)) for name, shape in shapes.items()}
+    no_leftovers(tensors, set(shapes), where)
     tok_path = folder / TOKENIZER_FILE
-    tokenizer = _read_tokenizer(str(tok_path), load_tokenizer, tok_path) if tok_path.exists() else None
+    tokenizer = read_tokenizer(str(tok_path), load_tokenizer, tok_path) if tok_path.exists() else None
     model = Transformer(config, params)
     check_tokenizer_fits(model, tokenizer, str(folder))
     return model, tokenizer
@@ -221,8 +121,8 @@ def config_from_hf(hf: dict[str, Any], where: str = "config.json") -> ModelConfi
     """A ModelConfig from an HF config.json (model_type "gpt2" or "llama"), refusing options minichat lacks."""
     kind = hf.get("model_type")
 
-    def get(key: str, kind: str, default: Any = _REQUIRED) -> Any:
-        return _field(hf, key, kind, where, default)
+    def get(key: str, kind: str, default: Any = REQUIRED) -> Any:
+        return field(hf, key, kind, where, default)
 
     if kind == "gpt2":
         act = hf.get("activation_function", "gelu_new")
@@ -231,7 +131,7 @@ def config_from_hf(hf: dict[str, Any], where: str = "config.json") -> ModelConfi
                                   f"tanh GELU)")
         if hf.get("scale_attn_by_inverse_layer_idx") or hf.get("scale_attn_weights") is False:
             raise CheckpointError(f"{where}: GPT-2 attention-scaling variants are not supported")
-        return _make_config(
+        return make_config(
             where, ModelConfig.gpt2, vocab_size=get("vocab_size", "count"), n_ctx=get("n_positions", "count"),
             n_embd=get("n_embd", "count"), n_layer=get("n_layer", "count"), n_head=get("n_head", "count"),
             n_inner=get("n_inner", "count", None), norm_eps=get("layer_norm_epsilon", "number", 1e-5),
@@ -246,8 +146,8 @@ def config_from_hf(hf: dict[str, Any], where: str = "config.json") -> ModelConfi
         if hf.get("hidden_act", "silu") != "silu":
             raise CheckpointError(f"{where}: Llama hidden_act {short_repr(hf['hidden_act'])} is not supported "
                                   f"(only silu)")
-        theta = _field(rope, "rope_theta", "number", where, get("rope_theta", "number", 1e4))  # HF 5 moved it
-        return _make_config(
+        theta = field(rope, "rope_theta", "number", where, get("rope_theta", "number", 1e4))  # HF 5 moved it
+        return make_config(
             where, ModelConfig.llama, vocab_size=get("vocab_size", "count"),
             n_ctx=get("max_position_embeddings", "count"), n_embd=get("hidden_size", "count"),
             n_layer=get("num_hidden_layers", "count"), n_head=get("num_attention_heads", "count"),
@@ -267,11 +167,11 @@ def params_from_hf_gpt2(tensors: dict[str, np.ndarray], config: ModelConfig, whe
     params, used = {}, set()
     for name, shape in param_shapes(config).items():
         source = rename.get(name, name)
-        params[name] = _f32(_take(named, source, shape, where))
+        params[name] = f32(take(named, source, shape, where))
         used.add(source)
     if config.tie_embeddings and "lm_head.weight" in named:  # some writers store the tied copy anyway
         used.add("lm_head.weight")
-    _no_leftovers(named, used, where)
+    no_leftovers(named, used, where)
     return params
 
 
@@ -317,30 +217,30 @@ def params_from_llama(tensors: Mapping[str, Any], load: Callable[[str], np.ndarr
     C, F, D, H, K = c.n_embd, c.n_inner, c.head_dim, c.n_head, c.n_kv_head
     used: set[str] = set()
 
-    def take(role: str, shape: tuple[int, ...], i: int = 0) -> np.ndarray:
+    def weight(role: str, shape: tuple[int, ...], i: int = 0) -> np.ndarray:
         name = names[role].format(i=i)
-        _take(tensors, name, shape, where)
+        take(tensors, name, shape, where)
         used.add(name)
         return load(name)
 
-    params = {"wte": _f32(take("embed", (c.vocab_size, C))), "ln_f.weight": _f32(take("norm", (C,)))}
+    params = {"wte": f32(weight("embed", (c.vocab_size, C))), "ln_f.weight": f32(weight("norm", (C,)))}
     if not c.tie_embeddings:
-        params["lm_head"] = _f32(take("head", (c.vocab_size, C)))
+        params["lm_head"] = f32(weight("head", (c.vocab_size, C)))
     elif names["head"] in tensors:  # some writers store the tied copy anyway
         used.add(names["head"])
     for i in range(c.n_layer):
         p = f"h.{i}."
-        q, k, v = take("q", (H * D, C), i), take("k", (K * D, C), i), take("v", (K * D, C), i)  # (H*D | K*D, C)
+        q, k, v = weight("q", (H * D, C), i), weight("k", (K * D, C), i), weight("v", (K * D, C), i)  # (H*D | K*D, C)
         if rope_interleaved:
             q, k = unpermute_rope_rows(q, H), unpermute_rope_rows(k, K)
-        params[p + "attn.c_attn.weight"] = _f32(np.concatenate([q, k, v]).T)  # (C, (H + 2K) D)
-        params[p + "attn.c_proj.weight"] = _f32(take("o", (C, H * D), i).T)  # (H*D, C)
-        params[p + "mlp.c_gate.weight"] = _f32(take("gate", (F, C), i).T)  # (C, F)
-        params[p + "mlp.c_fc.weight"] = _f32(take("up", (F, C), i).T)  # (C, F)
-        params[p + "mlp.c_proj.weight"] = _f32(take("down", (C, F), i).T)  # (F, C)
-        params[p + "ln_1.weight"] = _f32(take("ln_1", (C,), i))
-        params[p + "ln_2.weight"] = _f32(take("ln_2", (C,), i))
-    _no_leftovers(tensors, used, where)
+        params[p + "attn.c_attn.weight"] = f32(np.concatenate([q, k, v]).T)  # (C, (H + 2K) D)
+        params[p + "attn.c_proj.weight"] = f32(weight("o", (C, H * D), i).T)  # (H*D, C)
+        params[p + "mlp.c_gate.weight"] = f32(weight("gate", (F, C), i).T)  # (C, F)
+        params[p + "mlp.c_fc.weight"] = f32(weight("up", (F, C), i).T)  # (C, F)
+        params[p + "mlp.c_proj.weight"] = f32(weight("down", (C, F), i).T)  # (F, C)
+        params[p + "ln_1.weight"] = f32(weight("ln_1", (C,), i))
+        params[p + "ln_2.weight"] = f32(weight("ln_2", (C,), i))
+    no_leftovers(tensors, used, where)
     return params
 
 
@@ -356,7 +256,7 @@ def load_hf(path: str | os.PathLike, with_tokenizer: bool = True) -> tuple[Trans
     config = config_from_hf(_read_config(folder), str(folder / CONFIG_FILE))
     tensors = _read_weights(folder)
     where = str(folder / MODEL_FILE)
-    _check_sizes(config, len(tensors), os.path.getsize(where), str(folder / CONFIG_FILE),
+    check_sizes(config, len(tensors), os.path.getsize(where), str(folder / CONFIG_FILE),
                  "n_positions" if config.family == "gpt2" else "max_position_embeddings")
     convert = params_from_hf_gpt2 if config.family == "gpt2" else params_from_hf_llama
     model = Transformer(config, convert(tensors, config, where))
@@ -365,9 +265,9 @@ def load_hf(path: str | os.PathLike, with_tokenizer: bool = True) -> tuple[Trans
         from minichat.tokenizer import from_gpt2_files, from_hf_tokenizer_json
 
         if (folder / "tokenizer.json").exists():
-            tokenizer = _read_tokenizer(str(folder), from_hf_tokenizer_json, folder / "tokenizer.json")
+            tokenizer = read_tokenizer(str(folder), from_hf_tokenizer_json, folder / "tokenizer.json")
         elif (folder / "vocab.json").exists() and (folder / "merges.txt").exists():
-            tokenizer = _read_tokenizer(str(folder), from_gpt2_files, folder / "vocab.json", folder / "merges.txt")
+            tokenizer = read_tokenizer(str(folder), from_gpt2_files, folder / "vocab.json", folder / "merges.txt")
     check_tokenizer_fits(model, tokenizer, str(folder))
     return model, tokenizer
 
@@ -383,8 +283,8 @@ def config_from_gguf(metadata: dict[str, Any], vocab_size: int | None = None, ti
         raise CheckpointError(f"{where}: GGUF architecture {short_repr(arch)} is not supported (minichat loads "
                               f"'llama')")
 
-    def get(key: str, kind: str, default: Any = _REQUIRED) -> Any:
-        return _field(metadata, f"llama.{key}", kind, where, default)
+    def get(key: str, kind: str, default: Any = REQUIRED) -> Any:
+        return field(metadata, f"llama.{key}", kind, where, default)
 
     n_embd, n_head = get("embedding_length", "count"), get("attention.head_count", "count")
     head_dim = get("attention.key_length", "count", n_embd // n_head)
@@ -397,7 +297,7 @@ def config_from_gguf(metadata: dict[str, Any], vocab_size: int | None = None, ti
     vocab = get("vocab_size", "count", vocab_size)
     if vocab is None:
         raise CheckpointError(f"{where}: the metadata lacks 'llama.vocab_size' and the token embedding is missing")
-    return _make_config(
+    return make_config(
         where, ModelConfig.llama, vocab_size=vocab, n_ctx=get("context_length", "count"), n_embd=n_embd,
         n_layer=get("block_count", "count"), n_head=n_head, n_kv_head=get("attention.head_count_kv", "count", n_head),
         head_dim=head_dim, n_inner=get("feed_forward_length", "count"),
@@ -417,13 +317,13 @@ def load_gguf(path: str | os.PathLike, with_tokenizer: bool = True) -> tuple[Tra
                               f"width)")
     vocab = embd.shape[0] if embd is not None else None
     c = config_from_gguf(g.metadata, vocab, tied=LLAMA_GGUF_NAMES["head"] not in infos, where=where)
-    _check_sizes(c, len(infos), os.path.getsize(path), where, "llama.context_length")
+    check_sizes(c, len(infos), os.path.getsize(path), where, "llama.context_length")
     params = params_from_llama(infos, g.tensor, LLAMA_GGUF_NAMES, c, where, rope_interleaved=True)
     tokenizer = None
     if with_tokenizer and "tokenizer.ggml.model" in g.metadata:
         from minichat.model.gguf_tokenizer import tokenizer_from_gguf
 
-        tokenizer = _read_tokenizer(where, tokenizer_from_gguf, g)
+        tokenizer = read_tokenizer(where, tokenizer_from_gguf, g)
     model = Transformer(c, params)
     check_tokenizer_fits(model, tokenizer, where)
     return model, tokenizer
