@@ -318,8 +318,8 @@ def test_server_killed_mid_call():
 
 
 def test_a_line_too_long_is_refused(monkeypatch):
-    import minichat.tools.mcp as mcp
-    monkeypatch.setattr(mcp, "MAX_LINE", 4096)  # 16 MiB in earnest; the reader thread reads the module's value
+    import minichat.tools.mcp_stdio as stdio
+    monkeypatch.setattr(stdio, "MAX_LINE", 4096)  # 16 MiB in earnest; the reader thread reads the module's value
     with MCPClient(sdk(), probe_timeout=SURE) as client:
         assert client.call_tool("echo", {"text": "x" * 1000}).text == "x" * 1000
         with pytest.raises(MCPProtocolError, match="a line longer than 4096 bytes"):

@@ -8,6 +8,7 @@
     builtin.py     the four tools the built-in model was trained on: calculator, get_time, search_notes, remember
     listing.py     how the tools are listed to the model (the trained listing, and a compact one)
     mcp.py         an MCP client over stdio (JSON-RPC 2.0, both protocol eras), standard library only
+    mcp_errors.py  what an MCP call returns or raises;  mcp_stdio.py  the server process and its pipes
     mcp_tools.py   an MCP server's tools for the chat: the Tools socket, Toolbox entries, merged sources
 
 Like safety and memory, this package knows only strings and config (docs/design.md §2): it never imports the model

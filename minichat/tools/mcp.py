@@ -23,7 +23,8 @@ can no longer be trusted), answers with a JSON-RPC error (`MCPRemoteError`, e.g.
 reports a failed tool with `isError: true` (`MCPToolError`, whose text is meant for the model). Every raw line sent
 and received is kept in `transcript` (for `--trace`).
 
-minichat/tools/mcp_tools.py presents a server's tools to the chat (`MCPTools`, `tool_specs`, `merge_tools`).
+minichat/tools/mcp_tools.py presents a server's tools to the chat (`MCPTools`, `tool_specs`, `merge_tools`); the
+errors and results are in mcp_errors.py, the process and its pipes in mcp_stdio.py.
 
 Left out: HTTP transports, resources, prompts, completion, subscriptions, sampling/elicitation and the multi
 round-trip `input_required` results (reported as unsupported), progress, and validating arguments on the client
@@ -38,15 +39,18 @@ import os
 import queue
 import re
 import shlex
-import signal
 import subprocess
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from minichat.errors import MinichatError
+from minichat.tools.mcp_errors import (MCPConnectionError, MCPError, MCPProtocolError, MCPRemoteError, MCPTimeout,
+                                       MCPToolError, ToolResult, result_text)
+from minichat.tools.mcp_stdio import SAFE_ENV, exit_reason, kill, pump_stderr, pump_stdin, pump_stdout, terminate
+
+__all__ = ["MCPClient", "MCPConnectionError", "MCPError", "MCPProtocolError", "MCPRemoteError", "MCPTimeout",
+           "MCPToolError", "ToolResult", "result_text"]  # the errors and results are mcp_errors.py's, re-exported
 
 MODERN_VERSIONS = ("2026-07-28",)  # newest first; spoken with the per-request `_meta` envelope
 LEGACY_VERSIONS = ("2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05")  # spoken after `initialize`
@@ -59,118 +63,11 @@ UNSUPPORTED_PROTOCOL_VERSION, MISSING_CAPABILITY, HEADER_MISMATCH = -32022, -320
 MODERN_ERRORS = (UNSUPPORTED_PROTOCOL_VERSION, MISSING_CAPABILITY, HEADER_MISMATCH)  # only a modern server sends these
 ERROR_NAMES = {-32700: "parse error", -32600: "invalid request", -32601: "method not found", -32602: "invalid params",
                -32603: "internal error", -32022: "unsupported protocol version", -32021: "missing client capability"}
-MAX_LINE = 16 * 2**20  # bytes; a longer "line" is a broken server, not a message
 MAX_PAGES = 100  # tools/list pages followed before we call the pagination broken
-# The environment a server inherits unless told otherwise (as the official SDK does): enough to find programs and a
-# home directory, but none of the API keys and tokens that may sit in the user's environment.
-SAFE_ENV = ("HOME", "LOGNAME", "PATH", "SHELL", "TERM", "USER", "LANG", "TMPDIR",
-            "APPDATA", "LOCALAPPDATA", "PATHEXT", "SYSTEMDRIVE", "SYSTEMROOT", "TEMP", "USERNAME", "USERPROFILE")
-
-
-class MCPError(MinichatError):
-    """Something went wrong talking to an MCP server; the message names the server and what to do."""
-
-
-class MCPConnectionError(MCPError):
-    """The server could not be started, or its process exited (or was closed)."""
-
-
-class MCPTimeout(MCPError, TimeoutError):
-    """The server did not answer within the time limit."""
-
-
-class MCPProtocolError(MCPError):
-    """The server broke the protocol: a line that is not JSON-RPC, a malformed result, an unknown `resultType`."""
-
-
-class MCPRemoteError(MCPError):
-    """The server answered with a JSON-RPC error object."""
-
-    def __init__(self, message: str, code: int, data: Any = None):
-        super().__init__(message)
-        self.code, self.data = code, data
-
-
-class MCPToolError(MCPError):
-    """The tool ran and failed (`isError: true`); the message is the server's text, meant for the model."""
-
-
-@dataclass(frozen=True)
-class ToolResult:
-    text: str  # the content blocks as text, what the model reads
-    is_error: bool
-    content: tuple[Mapping[str, Any], ...]  # the raw content blocks
-    structured: Any = None  # `structuredContent`, if the tool declared an output schema
-
-
-def _pump_stdout(stream, inbox: queue.Queue) -> None:
-    """Reader thread: each stdout line becomes ("message", obj, raw) or ("garbage", raw); end of file -> ("eof",).
-    The thread owns the stream and closes it at the end (closing it from another thread could block on its lock)."""
-    with stream:
-        while True:
-            line = stream.readline(MAX_LINE + 1)
-            if not line:
-                inbox.put(("eof",))
-                return
-            if len(line) > MAX_LINE:
-                inbox.put(("garbage", f"<a line longer than {MAX_LINE} bytes>"))
-                return  # the framing is lost; nothing after this can be trusted
-            raw = line.decode("utf-8", "replace").rstrip("\r\n")
-            if not raw.strip():
-                continue  # a blank line carries no message; tolerate it
-            try:
-                inbox.put(("message", json.loads(line), raw))
-            except ValueError:  # not JSON (UnicodeDecodeError is a ValueError too)
-                inbox.put(("garbage", raw))
-
-
-def _pump_stdin(stream, outbox: queue.Queue) -> None:
-    """Writer thread: write each queued line; None closes stdin. A server that stops reading fills the pipe and
-    blocks this thread, never the caller, whose wait for the answer keeps its time limit."""
-    try:
-        for data in iter(outbox.get, None):
-            stream.write(data)
-            stream.flush()
-    except (OSError, ValueError):  # BrokenPipeError: the server is gone; its stdout's end of file says so
-        pass
-    finally:
-        try:
-            stream.close()  # flushes what is left, which fails the same way when the server is gone
-        except (OSError, ValueError):
-            pass
-
-
-def _pump_stderr(stream, tail: collections.deque) -> None:
-    """Reader thread: keep the server's last log lines (and keep its stderr pipe from filling up and blocking it)."""
-    with stream:
-        for line in iter(stream.readline, b""):
-            tail.append(line.decode("utf-8", "replace").rstrip())
 
 
 def _short(text: str, n: int = 200) -> str:
     return text if len(text) <= n else text[:n] + f"... ({len(text)} characters)"
-
-
-def result_text(result: Mapping[str, Any]) -> str:
-    """A `tools/call` result's content blocks as the text a language model can read."""
-    parts = []
-    for block in result.get("content") or ():
-        kind = block.get("type") if isinstance(block, Mapping) else None
-        if kind == "text":
-            parts.append(str(block.get("text", "")))
-        elif kind in ("image", "audio"):  # base64 data: the model cannot read it, say what it was
-            size = len(str(block.get("data", ""))) * 3 // 4
-            parts.append(f"[{kind} {block.get('mimeType', '?')}, {size} bytes, not shown]")
-        elif kind == "resource_link":
-            parts.append(f"[resource link {block.get('uri', '?')} {block.get('name', '')}]".replace(" ]", "]"))
-        elif kind == "resource":
-            res = block.get("resource") if isinstance(block.get("resource"), Mapping) else {}
-            parts.append(str(res["text"]) if "text" in res else f"[resource {res.get('uri', '?')}, binary, not shown]")
-        else:
-            parts.append(f"[content of unknown type {kind!r}]")
-    if not parts and result.get("structuredContent") is not None:
-        parts.append(json.dumps(result["structuredContent"], ensure_ascii=False))
-    return "\n".join(parts)
 
 
 class MCPClient:
@@ -245,7 +142,7 @@ class MCPClient:
                 return
             self._down = self._down or "closed by the client"
             self.stopped_by = None
-            for step, send in (("stdin", self._end_input), ("terminate", _terminate), ("kill", _kill)):
+            for step, send in (("stdin", self._end_input), ("terminate", terminate), ("kill", kill)):
                 if proc.poll() is not None:
                     break
                 send(proc)
@@ -255,7 +152,7 @@ class MCPClient:
                 except subprocess.TimeoutExpired:
                     continue
             self._end_input(proc)  # each pipe is closed by the thread that uses it (another could block on its lock)
-            self._log("--", f"server stopped ({_exit_reason(proc.returncode)}; {self.stopped_by or 'already gone'})")
+            self._log("--", f"server stopped ({exit_reason(proc.returncode)}; {self.stopped_by or 'already gone'})")
 
     def _end_input(self, proc: subprocess.Popen) -> None:
         self._outbox.put(None)  # the writer thread closes stdin once the lines queued before are written
@@ -279,9 +176,9 @@ class MCPClient:
                                      f"{e.strerror or e}; check the command and that the program is installed") from e
         self._proc, self._down, self._inbox, self._outbox = proc, None, queue.Queue(), queue.Queue()
         self.stderr_tail.clear()
-        self._stderr_thread = threading.Thread(target=_pump_stderr, args=(proc.stderr, self.stderr_tail), daemon=True)
-        threading.Thread(target=_pump_stdout, args=(proc.stdout, self._inbox), daemon=True).start()
-        threading.Thread(target=_pump_stdin, args=(proc.stdin, self._outbox), daemon=True).start()
+        self._stderr_thread = threading.Thread(target=pump_stderr, args=(proc.stderr, self.stderr_tail), daemon=True)
+        threading.Thread(target=pump_stdout, args=(proc.stdout, self._inbox), daemon=True).start()
+        threading.Thread(target=pump_stdin, args=(proc.stdin, self._outbox), daemon=True).start()
         self._stderr_thread.start()
         self._log("--", f"started {shlex.join(self.argv)} (pid {proc.pid})")
 
@@ -499,7 +396,7 @@ class MCPClient:
             except subprocess.TimeoutExpired:
                 pass
             self._stderr_thread.join(0.5)  # let the last log lines (a traceback, say) arrive
-            self._down = _exit_reason(proc.returncode) if proc.returncode is not None else "closed its stdout"
+            self._down = exit_reason(proc.returncode) if proc.returncode is not None else "closed its stdout"
             self._log("--", f"server {self._down}")
             self.close(grace=0.5)
         return MCPConnectionError(f"MCP server {self.name!r} {self._down}{self._stderr_hint()}; "
@@ -526,32 +423,6 @@ def _supported(data: Any) -> list[str] | None:
 def _slug(name: str) -> str:
     """A server name usable as a tool-name prefix (MCP tool names allow letters, digits, `_`, `-`, `.`)."""
     return re.sub(r"[^A-Za-z0-9_-]+", "_", name).strip("_") or "mcp"
-
-
-def _exit_reason(code: int | None) -> str:
-    if code is None:
-        return "is still running"
-    return f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
-
-
-def _signal_group(proc: subprocess.Popen, sig: int) -> bool:
-    if os.name != "posix":
-        return False
-    try:
-        os.killpg(proc.pid, sig)  # the group the server leads (start_new_session): the server and its children
-        return True
-    except (ProcessLookupError, PermissionError):
-        return False
-
-
-def _terminate(proc: subprocess.Popen) -> None:
-    if not _signal_group(proc, signal.SIGTERM):
-        proc.terminate()
-
-
-def _kill(proc: subprocess.Popen) -> None:
-    if not _signal_group(proc, getattr(signal, "SIGKILL", signal.SIGTERM)):
-        proc.kill()
 
 
 # -- the chat's view: an MCP server's tools through the `Tools` socket -------------------------------------------------

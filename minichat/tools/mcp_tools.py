@@ -19,7 +19,8 @@ import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from minichat.tools.mcp import MCPClient, MCPError, MCPToolError
+from minichat.tools.mcp import MCPClient
+from minichat.tools.mcp_errors import MCPError, MCPToolError
 
 
 def compact_schema(node: Any) -> Any:
