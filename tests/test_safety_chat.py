@@ -4,8 +4,6 @@ a reply is redacted in what the user sees, in Done.text and in the history; the 
 the system prompt."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pytest
 
@@ -14,27 +12,10 @@ from minichat.chat.session import Chat
 from minichat.safety import Guard
 from minichat.safety.guard import INSTRUCTIONS
 from minichat.tokenizer.io import open_tokenizer
+from test_chat_session import ScriptCache, _Config  # the scripted model's parts (a KV cache of ids)
 
 TOK = open_tokenizer()
 IM_END = TOK.special_tokens["<|im_end|>"]
-
-
-@dataclass
-class _Config:
-    vocab_size: int
-    n_ctx: int
-
-
-class _Cache:
-    def __init__(self):
-        self.ids: list[int] = []
-
-    @property
-    def lengths(self) -> np.ndarray:
-        return np.array([len(self.ids)])
-
-    def crop(self, n: int) -> None:
-        del self.ids[n:]
 
 
 class ScriptedModel:
@@ -48,7 +29,7 @@ class ScriptedModel:
         self.prompts: list[str] = []
 
     def new_cache(self, batch_size, max_len):
-        return _Cache()
+        return ScriptCache()
 
     def forward(self, ids, cache=None, lengths=None, last_only=False):
         self.calls += 1

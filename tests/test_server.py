@@ -12,7 +12,6 @@ import socket
 import ssl
 import threading
 import time
-from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -20,6 +19,7 @@ import pytest
 from conftest import peers_required, require_peer
 from minichat.chat.template import IM_START, Message, render_text
 from minichat.tokenizer.io import open_tokenizer
+from test_chat_session import ScriptCache, _Config  # the scripted model's parts (a KV cache of ids)
 
 try:  # the serve extra: CI installs it, so there a missing one fails instead of skipping
     import starlette  # noqa: F401
@@ -35,24 +35,6 @@ CALL = '<tool_call>{"name": "calculator", "arguments": {"expression": "17*23"}}<
 
 
 # -- a scripted model --------------------------------------------------------------------------------------------------
-
-@dataclass
-class _Config:
-    vocab_size: int
-    n_ctx: int
-
-
-class ScriptCache:
-    def __init__(self):
-        self.ids: list[int] = []
-
-    @property
-    def lengths(self):
-        return np.array([len(self.ids)])
-
-    def crop(self, n: int) -> None:
-        del self.ids[n:]
-
 
 class ScriptedModel:
     """Replies `script(prompt text)` token by token, then <|im_end|>; `delay` seconds per forward (slow clients)."""
