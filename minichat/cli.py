@@ -14,7 +14,7 @@
     minichat keys add|list|revoke                                  API keys for `minichat serve`
     minichat export --format hf|gguf MODEL OUT                     write a model for other engines (HF folder, GGUF)
     minichat train --preset builtin [--out DIR] [--resume] [--seed N]  train a chat model from scratch on CPU
-    minichat eval --preset builtin [--model PATH]                  score a chat model on held-out conversations
+    minichat eval --preset builtin [--model PATH] [--probes DIR]   score a chat model: hand-written probes, held-out set
 
 Without --model (or --tokenizer) every subcommand uses the built-in chat model and its tokenizer.
 
@@ -311,11 +311,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from minichat.builtin.evaluate import evaluate
+    from minichat.builtin.probes import cli_eval
 
-    model, tok = _load(args.model)
-    evaluate(model, tok, n=args.n, **({"seed": args.seed} if args.seed is not None else {}))
-    return 0
+    return cli_eval(args, _load)  # the hand-written probe set (primary figure), then the generated held-out set
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -404,6 +402,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="the model to score (default: the built-in model)")
     p.add_argument("-n", type=_positive, default=200, help="held-out probes per category")
     p.add_argument("--seed", type=int, default=None, help="held-out seed (default: the corpus's held-out seed)")
+    p.add_argument("--probes", metavar="DIR", help="the hand-written probe set (default: tests/data/probes)")
+    p.add_argument("--no-probes", action="store_true", help="skip the probe set; only the generated held-out set")
     p.set_defaults(run=_cmd_eval)
     return ap
 
