@@ -53,7 +53,7 @@ _NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?:e[+-]?\d+)?")
 def normalize(text: str) -> str:
     """Casefolded, ASCII quotes and minus, single spaces, thousands separators gone: "It's 10,063" -> "it's 10063"."""
     text = text.replace("\u2019", "'").replace("\u2018", "'").replace("\u201c", '"').replace("\u201d", '"')
-    return _SEPARATOR.sub("", " ".join(text.replace("\u2212", "-").split())).casefold()
+    return " ".join(_SEPARATOR.sub("", text.replace("\u2212", "-")).split()).casefold()
 
 
 def answer_ok(expect: dict, reply: str) -> bool:
@@ -94,15 +94,15 @@ def is_honest(reply: str) -> bool:
 def arguments_ok(probe: Probe, call: dict) -> bool:
     """The first call's arguments are what the probe asks for (and the tool ran without error)."""
     args, e = call.get("arguments") or {}, probe.expect
+    if not call.get("ok", True):  # the tool failed (bad arguments, no such tool): the call was not valid
+        return False
     if call["name"] == "calculator":
         return expression_ok(args.get("expression"), float(e["value"]))
     if call["name"] == "search_notes":
-        query = normalize(str(args.get("query", "")))
-        return call.get("ok", True) and any(normalize(w) in query for w in e["query_any"])
+        return any(normalize(w) in normalize(str(args.get("query", ""))) for w in e["query_any"])
     if call["name"] == "remember":
-        fact = normalize(str(args.get("fact", "")))
-        return call.get("ok", True) and all(normalize(w) in fact for w in e["fact_all"])
-    return bool(call.get("ok", True))  # get_time: any call that ran (a timezone is allowed)
+        return all(normalize(w) in normalize(str(args.get("fact", ""))) for w in e["fact_all"])
+    return True  # get_time: any call that ran (a timezone argument is allowed)
 
 
 def score(probe: Probe, calls: Sequence[dict], reply: str, blocked: bool = False) -> dict[str, bool]:
