@@ -41,6 +41,7 @@ class Recipe:
     n_conversations: int  # synthetic training conversations (one pass is n_conversations * ~300 tokens)
     n_heldout: int  # held-out conversations for the eval loss
     vocab_size: int  # ids in the trained vocabulary, special tokens included
+    corpus: str = "v1"  # which synthetic corpus: "v1" (corpus/synthetic.py) or "v2" (corpus/corpus_v2.py)
 
 
 RECIPES: dict[str, Recipe] = {
@@ -50,6 +51,10 @@ RECIPES: dict[str, Recipe] = {
     # and the evaluation)
     "builtin": Recipe(replace(TRAIN_PRESETS["builtin"], steps=3800), n_conversations=52_000, n_heldout=400,
                       vocab_size=4096),
+    # v2 corpus (issue 19): compositional frames, open vocabularies, held-out frames. RECIPE_V2_NOTE below.
+    "builtin-v2": Recipe(replace(TRAIN_PRESETS["builtin"], steps=2600, batch_size=4, seq_len=1024,
+                                 model=TRAIN_PRESETS["builtin"].model.replace(n_ctx=1024)),
+                         n_conversations=30_000, n_heldout=400, vocab_size=4096, corpus="v2"),
     # seconds: for tests and notebooks
     "tiny": Recipe(replace(TRAIN_PRESETS["tiny"], seq_len=512, batch_size=2,
                            model=TRAIN_PRESETS["tiny"].model.replace(n_ctx=512)),
@@ -68,13 +73,19 @@ def run_recipe(name: str, out_dir: str | Path, *, resume: bool = False, steps: i
     say = progress or (lambda line: None)
     out = Path(out_dir)
     t0 = time.perf_counter()
-    conversations = generate_corpus(recipe.n_conversations)
-    heldout = heldout_corpus(recipe.n_heldout)
+    if recipe.corpus == "v2":
+        from minichat.builtin.corpus.corpus_v2 import generate_corpus_v2, heldout_corpus_v2
+        from minichat.builtin.corpus.vocab_v2 import LISTED_WORDS_V2
+        conversations, heldout = generate_corpus_v2(recipe.n_conversations), heldout_corpus_v2(recipe.n_heldout)
+        listed = LISTED_WORDS_V2
+    else:
+        conversations, heldout, listed = generate_corpus(recipe.n_conversations), heldout_corpus(recipe.n_heldout), \
+            LISTED_WORDS
     say(f"corpus: {len(conversations)} training and {len(heldout)} held-out conversations "
         f"({time.perf_counter() - t0:.1f}s)")
     # no listed name, surname, city or pet name gets a token of its own: a held-out name (every fifth listed one) then
     # tokenizes like a training name, into common pieces, and copying it is the skill the training names taught
-    tok = train_chat_tokenizer(conversations, recipe.vocab_size, name=f"minichat-{name}", exclude=LISTED_WORDS)
+    tok = train_chat_tokenizer(conversations, recipe.vocab_size, name=f"minichat-{name}", exclude=listed)
     config = replace(recipe.train, model=recipe.train.model.replace(vocab_size=tok.n_vocab),
                      steps=steps or recipe.train.steps, seed=recipe.train.seed if seed is None else seed)
     batches = chat_batches(tok, conversations, config.batch_size, config.seq_len, seed=config.seed)

@@ -45,9 +45,10 @@ from minichat.tools.builtin import BUILTIN_TOOL_SCHEMAS
 TRAIN_SEED, HELDOUT_SEED = 0, 7919
 ALL_TOOLS = 0.5  # chance that all four tools are listed (the CLI's default for the built-in model)
 TOOL_ENABLED = 0.5  # otherwise: chance that a tool the conversation does not call is listed anyway
-NO_TOOLS = 0.1  # chance that a conversation which calls no tool lists none
+NO_TOOLS = 0.25  # chance that a conversation which calls no tool lists none (the chat may run without tools)
+COPY_NO_TOOLS = 0.7  # the same for copying drills, kept short so that most of their tokens are copy targets
 GUARD_TEXT = 0.1  # chance of the guard's safety instructions in the system prompt
-CHAIN_CHARS = 2400  # a chain stops adding episodes beyond this many characters of ChatML after the system prompt
+CHAIN_CHARS = 2200  # a chain stops adding episodes beyond this many characters of ChatML after the system prompt
 # the guard's instructions (minichat/safety/guard.py INSTRUCTIONS), copied so the corpus does not import safety
 GUARD_INSTRUCTIONS = ("Safety policy: do not help with violence, weapons capable of mass harm, self-harm, sexual "
                       "content involving minors, explicit sexual content, hate or harassment, crimes, or deliberate "
@@ -62,9 +63,10 @@ EPISODES: dict[str, Generator] = {
     "knowledge": talk_v2.knowledge, "smalltalk": talk_v2.smalltalk, "copy": talk_v2.copy_drill,
 }
 # refusal and lookalike have equal weights (and equal chances in chains): as many harmless look-alikes as refusals
-MIX: dict[str, float] = {"copy": 0.17, "calculator": 0.16, "time": 0.06, "notes": 0.11, "remember": 0.07,
-                         "memory": 0.06, "memory_list": 0.015, "forget": 0.02, "refusal": 0.06, "lookalike": 0.06,
-                         "out_of_scope": 0.05, "knowledge": 0.045, "smalltalk": 0.03, "chain": 0.12}
+# chains are a quarter: several turns share one system prompt (denser in assistant tokens) and fill the window
+MIX: dict[str, float] = {"copy": 0.18, "calculator": 0.13, "time": 0.045, "notes": 0.085, "remember": 0.055,
+                         "memory": 0.05, "memory_list": 0.012, "forget": 0.018, "refusal": 0.05, "lookalike": 0.05,
+                         "out_of_scope": 0.04, "knowledge": 0.037, "smalltalk": 0.023, "chain": 0.25}
 CHAINABLE = ("calculator", "time", "notes", "remember", "memory", "refusal", "lookalike", "out_of_scope",
              "knowledge", "copy", "forget")
 
@@ -108,7 +110,7 @@ def chain(rng: np.random.Generator, V: Vocab) -> Ep:
 def listed_tools(rng: np.random.Generator, ep: Ep) -> tuple[dict, ...]:
     """The schemas listed for a conversation (see the module docstring)."""
     called = {c.name for m in ep.messages for c in m.tool_calls}
-    if not called and rng.random() < NO_TOOLS:
+    if not called and rng.random() < (COPY_NO_TOOLS if ep.kind == "copy" else NO_TOOLS):
         return ()
     every = rng.random() < ALL_TOOLS
     keep = [s["name"] not in ep.absent and (every or s["name"] in called or rng.random() < TOOL_ENABLED)

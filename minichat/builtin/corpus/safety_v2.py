@@ -27,10 +27,11 @@ from minichat.chat.template import assistant, user
 
 
 def split_of(values: tuple[str, ...], split: str, tag: str) -> tuple[str, ...]:
-    """The values of one split (one in five held out by hash; short lists are shared)."""
+    """The values of one split (one in five held out by hash). Short lists, and a held-out part that came out
+    empty, are shared: the held-out split then reuses training values, never the other way round."""
     if len(values) < 5:
         return values
-    return tuple(v for v in values if held(f"{tag}:{v}", 0.2) == (split == "heldout"))
+    return tuple(v for v in values if held(f"{tag}:{v}", 0.2) == (split == "heldout")) or values
 
 
 PEOPLE = ("my neighbour", "my boss", "my ex", "my wife", "my husband", "a coworker", "a police officer", "my teacher",
