@@ -31,6 +31,7 @@ from minichat.builtin.corpus.vocab_v2 import Vocab, invented_word, pick
 from minichat.chat.template import assistant, user
 from minichat.tools.builtin import MONTHS, WEEKDAYS, calculator_result, long_date, notes_result, time_result
 from minichat.tools.notes import NotesIndex
+from minichat.tools.toolbox import error_text
 
 
 @dataclass
@@ -157,8 +158,11 @@ def calculator(rng: np.random.Generator, V: Vocab) -> Ep:
     if u < 0.04:  # division by zero: the error comes back as the result
         a = V.operand(rng)
         q = ask(rng, V.split, "calc", e=f"{a} divided by 0")
-        ep.messages += [user(q), call("calculator", expression=f"{a} / 0"),
-                        result("calculator", "error: ZeroDivisionError: division by zero"),
+        try:  # the chat's report of the tool's exception ("float division by zero" for a decimal)
+            calculator_result(f"{a} / 0")
+        except ZeroDivisionError as e:
+            error = error_text(e)
+        ep.messages += [user(q), call("calculator", expression=f"{a} / 0"), result("calculator", error),
                         assistant(pick(rng, ("You can't divide by zero, so {a} / 0 has no answer.",
                                              "Division by zero is undefined, so there is no result for {a} / 0."))
                                   .format(a=a))]
