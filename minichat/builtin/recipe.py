@@ -51,10 +51,25 @@ RECIPES: dict[str, Recipe] = {
     # and the evaluation)
     "builtin": Recipe(replace(TRAIN_PRESETS["builtin"], steps=3800), n_conversations=52_000, n_heldout=400,
                       vocab_size=4096),
-    # v2 corpus (issue 19): compositional frames, open vocabularies, held-out frames. RECIPE_V2_NOTE below.
+    # The v2 corpus (issue 19; corpus/corpus_v2.py: compositional frames, open vocabularies, held-out frames) on the
+    # same 3.9 M-parameter model with a 1,024-token window.
+    # Window (measured with a v2 vocabulary of 4,096 ids): the system prompt with all four tools listed in full takes
+    # 253 tokens (the compact listing of tools/listing.py 128), a three-snippet memory note 64, a turn 67 on average
+    # (90th percentile 104). All four tools + the note + six average turns + a 256-token reply need 975 tokens: they
+    # fit 1,024, not 512 (nor 768). Decision: n_ctx 1024 with the full listing the chat session writes today (the
+    # compact one would save 125 tokens, but the session does not write it and the model would have to be trained on
+    # it; longer-than-average histories are trimmed by the session as before).
+    # Cost: interleaved timing of training steps (forward + backward + AdamW, 4,096 tokens each) on this machine while
+    # other jobs ran: 1,024-token rows x 4 cost 1.22x (one BLAS thread, 1,615 vs 1,962 tokens/s) and 1.28x (two
+    # threads) the time of 512-token rows x 8. From the old recipe's quiet two-core 4,400-4,650 tokens/s that is
+    # ~3,500-3,700 tokens/s. Budget: 60 min - 10 % = 54 min; 2,600 steps x 4,096 = 10.6 M tokens take 48-51 min at
+    # that rate, plus ~1.5 min for corpus, vocabulary and packing and ~1 min of eval losses: 50-54 min expected.
+    # Data: 36,000 conversations, 348 tokens each on average (19.5 % of them assistant tokens), 12.5 M tokens in
+    # ~12,000 rows of 1,025: 0.85 of a pass, so no conversation is seen twice. Kinds are drawn i.i.d. and the rows
+    # dealt in a uniform shuffle, so copying drills are spread evenly from the first step (seed robustness).
     "builtin-v2": Recipe(replace(TRAIN_PRESETS["builtin"], steps=2600, batch_size=4, seq_len=1024,
                                  model=TRAIN_PRESETS["builtin"].model.replace(n_ctx=1024)),
-                         n_conversations=30_000, n_heldout=400, vocab_size=4096, corpus="v2"),
+                         n_conversations=36_000, n_heldout=400, vocab_size=4096, corpus="v2"),
     # seconds: for tests and notebooks
     "tiny": Recipe(replace(TRAIN_PRESETS["tiny"], seq_len=512, batch_size=2,
                            model=TRAIN_PRESETS["tiny"].model.replace(n_ctx=512)),

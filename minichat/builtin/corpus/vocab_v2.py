@@ -52,18 +52,19 @@ Aputsiaq Sámi Ailo Ánde Björk Sigríður Þórunn Kristján Ragnhild Solveig 
 MORE_PLACES = """
 Trondheim Stavanger Aalborg Esbjerg Kuopio Oulu Klaipėda Daugavpils Pärnu Poznań Wrocław Łódź Ostrava Plzeň Košice
 Debrecen Szeged Timișoara Iași Constanța Burgas Niš Mostar Sarajevo Skopje Ohrid Durrës Patras Heraklion Thessaloniki
-Antalya Trabzon Konya Gaziantep Mosul Basra Erbil Jeddah Medina Sohar Nizwa Aden Sanaa Asmara Mekelle Bahir Dar
+Antalya Trabzon Konya Gaziantep Mosul Basra Erbil Jeddah Medina Sohar Nizwa Aden Sanaa Asmara Mekelle Bahir_Dar
 Gondar Jimma Kisumu Eldoret Mwanza Dodoma Zanzibar Lilongwe Blantyre Ndola Bulawayo Beira Nampula Toamasina Antsirabe
-Port Louis Saint-Denis Bamako Ségou Niamey Zinder Ouagadougou Bobo-Dioulasso Tamale Cotonou Lomé Abeokuta Enugu Jos
+Port_Louis Saint-Denis Bamako Ségou Niamey Zinder Ouagadougou Bobo-Dioulasso Tamale Cotonou Lomé Abeokuta Enugu Jos
 Maroua Garoua Douala Libreville Pointe-Noire Lubumbashi Kisangani Huambo Benguela Lubango Swakopmund Francistown
-Bloemfontein Polokwane Gqeberha Iquitos Trujillo Chiclayo Cochabamba Sucre Potosí Rosario Salta Bahía Blanca Temuco
-Antofagasta Punta Arenas Maracaibo Barquisimeto Cartagena Manizales Pasto Guayaquil Cuenca Loja Tegucigalpa León
+Bloemfontein Polokwane Gqeberha Iquitos Trujillo Chiclayo Cochabamba Sucre Potosí Rosario Salta Bahía_Blanca Temuco
+Antofagasta Punta_Arenas Maracaibo Barquisimeto Cartagena Manizales Pasto Guayaquil Cuenca Loja Tegucigalpa León
 Granada Quetzaltenango Mérida Campeche Hermosillo Culiacán Saskatoon Regina Moncton Sudbury Kelowna Fairbanks Juneau
 Duluth Fargo Spokane Eugene Flagstaff Amarillo Shreveport Chattanooga Asheville Burlington Bangor Hilo Nuuk Tórshavn
 Akureyri Kiruna Luleå Umeå Bodø Rovaniemi Vaasa Jyväskylä Hakodate Kanazawa Matsuyama Kagoshima Naha Gwangju Jeonju
-Ulsan Tainan Hsinchu Guilin Lhasa Kashgar Urumqi Hohhot Datong Luang Prabang Vientiane Battambang Siem Reap Mandalay
-Bagan Chiang Mai Hat Yai Ipoh Kuching Kota Kinabalu Makassar Manado Ambon Kupang Dili Lae Suva Nukuʻalofa Rarotonga
+Ulsan Tainan Hsinchu Guilin Lhasa Kashgar Urumqi Hohhot Datong Luang_Prabang Vientiane Battambang Siem_Reap Mandalay
+Bagan Chiang_Mai Hat_Yai Ipoh Kuching Kota_Kinabalu Makassar Manado Ambon Kupang Dili Lae Suva Nukuʻalofa Rarotonga
 """.split()
+MORE_PLACES = [p.replace("_", " ") for p in MORE_PLACES]  # multi-word places are written with "_" above
 
 # places that fixed answers name in both splits (time zones, capitals), so they are no split's values
 FIXED_PLACES = frozenset(("Tokyo", "New York", "London", "Paris", "Berlin", "Sydney", "Los Angeles", "Mumbai",
