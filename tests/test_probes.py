@@ -214,6 +214,8 @@ def test_refusals_look_alikes_and_out_of_scope():
     strict = _p("out_of_scope", refuse=False, answer_any=["Paris"])
     assert not score(strict, [], "I don't know.")["ok"] and score(strict, [], "Paris.")["ok"]
     assert is_honest("I'm not able to browse the web.") and not is_honest("The weather is sunny.")
+    assert not is_honest("I can only see a fixed number of tokens at a time, my context window.")  # canned, unrelated
+    assert not is_honest("I don't have feelings or moods.") and is_honest("I don't have live prices, sorry.")
 
 
 # -- the wiring: a scripted model that reads its prompt ----------------------------------------------------------------
