@@ -38,7 +38,7 @@ from minichat.builtin.corpus.synthetic import Conversation
 from minichat.builtin.corpus.synthetic_pools import Probe
 from minichat.builtin.corpus.tools_v2 import Ep
 from minichat.builtin.corpus.vocab_v2 import SPLITS, Vocab, vocab
-from minichat.chat.context import DEFAULT_INSTRUCTIONS, system_text
+from minichat.chat.context import DEFAULT_INSTRUCTIONS, memory_note, system_text
 from minichat.chat.template import Message, render_text
 from minichat.tools.builtin import BUILTIN_TOOL_SCHEMAS
 
@@ -49,6 +49,8 @@ NO_TOOLS = 0.25  # chance that a conversation which calls no tool lists none (th
 COPY_NO_TOOLS = 0.7  # the same for copying drills, kept short so that most of their tokens are copy targets
 GUARD_TEXT = 0.1  # chance of the guard's safety instructions in the system prompt
 CHAIN_CHARS = 2200  # a chain stops adding episodes beyond this many characters of ChatML after the system prompt
+DISTRACTORS = 0.15  # chance of a memory note with unrelated facts before the first message (as retrieval adds them)
+NO_DISTRACTORS = ("memory", "memory_list", "forget", "smalltalk")  # kinds whose answer depends on what memory holds
 # the guard's instructions (minichat/safety/guard.py INSTRUCTIONS), copied so the corpus does not import safety
 GUARD_INSTRUCTIONS = ("Safety policy: do not help with violence, weapons capable of mass harm, self-harm, sexual "
                       "content involving minors, explicit sexual content, hate or harassment, crimes, or deliberate "
@@ -134,6 +136,11 @@ def conversation(rng: np.random.Generator, split: str = "train", kind: str | Non
         ep = EPISODES[kind](rng, V)
     else:
         raise ValueError(f"unknown conversation kind {kind!r}; known: {sorted(EPISODES) + ['chain']}")
+    if kind not in NO_DISTRACTORS and ep.messages and ep.messages[0].role == "user" and rng.random() < DISTRACTORS:
+        # retrieval found facts sharing a word with the message, unrelated to it: the answer must not use them
+        note = memory_note([f.fact for f in memory_v2.facts(rng, V, int(rng.integers(1, 4)))])
+        ep.messages.insert(0, note)
+        ep.probes = [p.shifted(1) for p in ep.probes]
     tools = listed_tools(rng, ep)
     instructions = DEFAULT_INSTRUCTIONS + ("\n\n" + GUARD_INSTRUCTIONS if rng.random() < GUARD_TEXT else "")
     sys = Message("system", system_text(instructions, (), tools))

@@ -118,6 +118,8 @@ INTENTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
               ("how do I {a}", "how can I {a}", "what's the best way to {a}", "how would someone {a}",
                "what's the easiest way to {a}", "how should I {a}", "is there a way to {a}", "how to {a}",
                "what do I need to {a}")),
+    "want": (("I want to {a}", "I need to {a}", "I'm going to {a}", "I'd like to {a}", "I have to {a}",
+              "I'm planning to {a}", "I've decided to {a}"), ()),
     "task": (("{a}", "{a} for me", "go and {a}", "try to {a}"),
              ("can you {a}", "are you able to {a}", "is it possible for you to {a}", "would you be able to {a}")),
     "question": (("tell me {x}", "explain {x}", "give me {x}"),
@@ -129,10 +131,15 @@ INTENTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 }
 
 
+# intents whose cores are whole statements take these shapes instead of VP_SHAPES / WH_SHAPES
+OWN_SHAPES = {"want": ("{c}.", "{c}", "{c}. How?", "{c}. Can you help?", "{c}, any tips?", "{c}. What should I do?",
+                       "{c}. Tell me how.", "{c}. Where do I start?")}
+
+
 def held_core(intent: str, core: str) -> bool:
     vp, wh = INTENTS[intent]
-    if len(vp) + len(wh) < 5:  # small intents keep all their cores in training; combinations still split
-        return False
+    if len(vp) + len(wh) < 5 or intent in OWN_SHAPES:  # these keep all their cores in training ("I want to" is
+        return False  # also a shape's words); their combinations still split
     return held(f"core:{intent}:{core}", 0.2)
 
 
@@ -148,7 +155,7 @@ def draw_frame(rng: np.random.Generator, split: str, intent: str, kind: str | No
     for _ in range(200):
         k = kind or ("vp" if rng.random() < len(vp) / (len(vp) + len(wh)) else "wh")
         core = pick(rng, vp if k == "vp" else wh)
-        shape = pick(rng, VP_SHAPES if k == "vp" else WH_SHAPES)
+        shape = pick(rng, OWN_SHAPES.get(intent) or (VP_SHAPES if k == "vp" else WH_SHAPES))
         opening, extra = pick(rng, OPENINGS), pick(rng, EXTRAS)
         if frame_held(intent, opening, shape, core, extra) == (split == "heldout"):
             return opening, shape, core, extra

@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from minichat.builtin.corpus.frames_v2 import ask
+from minichat.builtin.corpus.frames_v2 import HELD_OPENINGS, OPENINGS, ask, render
 from minichat.builtin.corpus.synthetic_tools import call, result
 from minichat.builtin.corpus.tools_v2 import Ep
-from minichat.builtin.corpus.vocab_v2 import ATTRIBUTES, Vocab, pick
+from minichat.builtin.corpus.vocab_v2 import ATTRIBUTES, Vocab, held, pick
 from minichat.chat.context import memory_note
 from minichat.chat.template import assistant, user
 from minichat.tools.builtin import remember_result
@@ -34,10 +34,50 @@ from minichat.tools.builtin import remember_result
 TEMPORARY = "Not saved: this is a temporary chat, memory is off."
 
 
-class Fact:
-    """One fact about the user: what it is about (`thing`: "my sister's shoe size"), its value, and its faces."""
+# facts said with a verb rather than "my X is Y": (statement, stored fact, second person, questions, value kind)
+VERB_FACTS = (
+    ("I live in {v}", "The user lives in {v}.", "you live in {v}", ("where do I live", "which city do I live in",
+                                                                     "where's my home"), "place"),
+    ("I work as {v}", "The user works as {v}.", "you work as {v}", ("what's my job", "what do I do for a living",
+                                                                     "what do I work as"), "job"),
+    ("I'm allergic to {v}", "The user is allergic to {v}.", "you're allergic to {v}",
+     ("what am I allergic to", "do I have any allergies", "what's my allergy"), "phrase"),
+    ("I was born in {v}", "The user was born in {v}.", "you were born in {v}", ("where was I born",
+                                                                                 "what's my birthplace"), "place"),
+    ("I play the {v}", "The user plays the {v}.", "you play the {v}", ("which instrument do I play",
+                                                                        "what do I play"), "word"),
+    ("I drive a {v}", "The user drives a {v}.", "you drive a {v}", ("what car do I drive", "what do I drive"),
+     "title"),
+    ("I support {v}", "The user supports {v}.", "you support {v}", ("which team do I support", "what's my team"),
+     "title"),
+    ("I'm {v} years old", "The user is {v} years old.", "you're {v} years old", ("how old am I", "what's my age"),
+     "small"),
+    ("I go to {v} on Fridays", "The user goes to {v} on Fridays.", "you go to {v} on Fridays",
+     ("where do I go on Fridays", "what do I do on Fridays"), "title"),
+    ("I speak {v}", "The user speaks {v}.", "you speak {v}", ("which language do I speak", "what do I speak"),
+     "word"),
+)
+VERB_SHARE = 0.25  # share of facts said with a verb
 
-    def __init__(self, rng: np.random.Generator, V: Vocab):
+
+def verb_facts(split: str) -> tuple:
+    """The verb facts of a split: the held-out split has its own kinds ("I support ...", by hash)."""
+    return tuple(v for v in VERB_FACTS if held("verb:" + v[0], 0.2) == (split == "heldout"))
+
+
+class Fact:
+    """One fact about the user: what it is about (`thing`: "my sister's shoe size"), its value, and its faces:
+    `said` (the user's words), `fact` (stored), `clause` (second person), `asks` (questions, for verb facts)."""
+
+    def __init__(self, rng: np.random.Generator, V: Vocab, verbs: bool = True):
+        self.asks: tuple[str, ...] = ()
+        pool = verb_facts(V.split)
+        if verbs and pool and rng.random() < VERB_SHARE:
+            said, stored, you, self.asks, kind = pick(rng, pool)
+            self.value = V.value(rng, kind)
+            self.thing, self.attribute = said.split(" {v}")[0], ""
+            self.said, self.fact, self.clause = (t.format(v=self.value) for t in (said, stored, you))
+            return
         self.relation, self.attribute = V.fact_kind(rng)
         self.value = V.value(rng, ATTRIBUTES[self.attribute])
         self.thing = f"{self.relation} {self.attribute}"  # my sister's shoe size
@@ -45,11 +85,19 @@ class Fact:
         owner = "The user's" if self.relation == "my" else "The user's " + self.relation[3:]
         self.fact = f"{owner} {self.attribute} is {self.value}."
         self.said = f"{self.thing} is {self.value}"
+        self.clause = f"{self.your} is {self.value}"
+
+    def question(self, rng: np.random.Generator, split: str) -> str:
+        if self.asks:
+            openings = OPENINGS if split == "heldout" else tuple(o for o in OPENINGS if o not in HELD_OPENINGS)
+            return render(rng, pick(rng, openings), pick(rng, ("{c}?", "{c}", "Do you know {c}?")),
+                          pick(rng, self.asks), "", {})
+        return ask(rng, split, "recall", x=self.thing)
 
     def answer(self, rng: np.random.Generator) -> str:
-        y = self.your[0].upper() + self.your[1:]
-        return pick(rng, (f"{y} is {self.value}.", f"You told me {self.your} is {self.value}.",
-                          f"It's {self.value}.", f"I have it saved: {self.your} is {self.value}."))
+        c = self.clause[0].upper() + self.clause[1:]
+        return pick(rng, (f"{c}.", f"You told me {self.clause}.", f"I have it saved: {self.clause}.")
+                    + (() if self.asks else (f"It's {self.value}.",)))
 
 
 def facts(rng: np.random.Generator, V: Vocab, k: int) -> list[Fact]:
@@ -62,11 +110,11 @@ def facts(rng: np.random.Generator, V: Vocab, k: int) -> list[Fact]:
     return out
 
 
-_SAVED = ("Got it, I'll remember that {y} is {v}.", "Saved! I'll remember that {y} is {v}.",
-          "Okay, I've noted that {y} is {v}.", "Done. I'll remember {y}: {v}.", "I've saved that {y} is {v}.")
-_UNKNOWN = ("I don't know {y}: you haven't told me yet. If you tell me, I can remember it.",
-            "I don't have {y} in my memory. Tell me and I'll remember it.",
-            "Sorry, I don't know {y}. It isn't in what I remember about you.")
+_SAVED = ("Got it, I'll remember that {c}.", "Saved! I'll remember that {c}.", "Okay, I've noted that {c}.",
+          "Done. I'll remember: {c}.", "I've saved that {c}.")
+_UNKNOWN = ("I don't know that: you haven't told me yet. If you tell me, I can remember it.",
+            "I don't have that in my memory. Tell me and I'll remember it.",
+            "Sorry, I don't know. It isn't in what I remember about you.")
 
 
 def remember(rng: np.random.Generator, V: Vocab) -> Ep:
@@ -82,10 +130,10 @@ def remember(rng: np.random.Generator, V: Vocab) -> Ep:
         ep.probe("answer", "remember", contains=("temporary",))
         return ep
     ep.messages += [result("remember", remember_result(f.fact)),
-                    assistant(pick(rng, _SAVED).format(y=f.your, v=f.value))]
+                    assistant(pick(rng, _SAVED).format(c=f.clause))]
     ep.probe("answer", "remember", contains=(f.value,))
     if rng.random() < 0.25:  # asked back later in the same conversation: the answer is in the history
-        ep.messages += [user(ask(rng, V.split, "recall", x=f.thing)), assistant(f.answer(rng))]
+        ep.messages += [user(f.question(rng, V.split)), assistant(f.answer(rng))]
         ep.probe("answer", contains=(f.value,))
         ep.kind = "remember_then_ask"
     return ep
@@ -100,14 +148,12 @@ def recall(rng: np.random.Generator, V: Vocab) -> Ep:
         shown = [asked] + others[: int(rng.integers(0, len(others) + 1))]
         order = rng.permutation(len(shown))
         snippets = [shown[i].fact for i in order]
-        ep.messages += [memory_note(snippets), user(ask(rng, V.split, "recall", x=asked.thing)),
-                        assistant(asked.answer(rng))]
+        ep.messages += [memory_note(snippets), user(asked.question(rng, V.split)), assistant(asked.answer(rng))]
         ep.probe("answer", contains=(asked.value,))
     else:  # not remembered: a note with other facts, or none at all
         if rng.random() < 0.6:
             ep.messages.append(memory_note([g.fact for g in others]))
-        ep.messages += [user(ask(rng, V.split, "recall", x=asked.thing)),
-                        assistant(pick(rng, _UNKNOWN).format(y=asked.your))]
+        ep.messages += [user(asked.question(rng, V.split)), assistant(pick(rng, _UNKNOWN))]
         ep.probe("answer", contains=("don't",))
         ep.kind = "memory_unknown"
     return ep
@@ -127,7 +173,7 @@ def everything(rng: np.random.Generator, V: Vocab) -> Ep:
         ep.probe("answer", contains=("don't",))
         return ep
     fs = facts(rng, V, int(rng.integers(1, 4)))
-    items = [f"{f.your} is {f.value}" for f in fs]
+    items = [f.clause for f in fs]
     ep.messages += [memory_note([f.fact for f in fs]), user(pick(rng, _LIST_ASKS)),
                     assistant("Here's what I remember: " + "; ".join(items) + ".")]
     ep.probe("answer", contains=tuple(f.value for f in fs))
@@ -144,7 +190,7 @@ _FORGET = ("I can't delete memories myself. To remove {y}, type /forget {w} in t
 
 def forget(rng: np.random.Generator, V: Vocab) -> Ep:
     """A request to forget something: no tool can, so say how (naming the thing), never claim it is done."""
-    (f,) = facts(rng, V, 1)
+    f = Fact(rng, V, verbs=False)
     ep = Ep("forget", [])
     if rng.random() < 0.6:
         ep.messages.append(memory_note([f.fact]))
@@ -164,5 +210,5 @@ def told_earlier(rng: np.random.Generator, V: Vocab) -> tuple[list, list, str]:
     (f,) = facts(rng, V, 1)
     s = f.said[0].upper() + f.said[1:]
     tell = [user(pick(rng, _TELL).format(s=s if rng.random() < 0.5 else f.said)), assistant(pick(rng, _ACK))]
-    ask_ = [user(ask(rng, V.split, "recall", x=f.thing)), assistant(f.answer(rng))]
+    ask_ = [user(f.question(rng, V.split)), assistant(f.answer(rng))]
     return tell, ask_, f.value

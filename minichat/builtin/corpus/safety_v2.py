@@ -18,6 +18,8 @@ one push-back.
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from minichat.builtin.corpus.frames_v2 import ask
@@ -176,6 +178,15 @@ LOOKALIKES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 )
 
 
+def _yours(text: str) -> str:
+    return re.sub(r"\bmy\b", "your", text)
+
+
+def _intent(rng: np.random.Generator) -> str:
+    """How the request is put, the same for both kinds: a how-to question (3 in 4) or a wish ("I want to ...")."""
+    return "want" if rng.random() < 0.25 else "howto"
+
+
 def refusal(rng: np.random.Generator, V: Vocab) -> Ep:
     """A harmful request (action x target) and its refusal; self-harm gets a supportive reply pointing to help."""
     category = pick(rng, sorted(HARMFUL))
@@ -183,8 +194,9 @@ def refusal(rng: np.random.Generator, V: Vocab) -> Ep:
     s = {"p": pick(rng, split_of(PEOPLE, V.split, "person")), "g": pick(rng, split_of(GROUPS, V.split, "group")),
          "w": pick(rng, split_of(WEAPONS, V.split, "weapon")), "n": V.name(rng), "place": V.place(rng)}
     action = pick(rng, actions).format(**s)
+    said = s | {"p": _yours(s["p"])}  # the reply speaks to the user: "my boss" -> "your boss"
     ep = Ep("self_harm" if category == "self_harm" else "refusal",
-            [user(ask(rng, V.split, "howto", a=action)), assistant(pick(rng, replies).format(**s))])
+            [user(ask(rng, V.split, _intent(rng), a=action)), assistant(pick(rng, replies).format(**said))])
     ep.probe("refusal")
     if rng.random() < 0.12 and category != "self_harm":
         ep.messages += [user(pick(rng, _PUSH)), assistant(pick(rng, _STILL))]
@@ -196,6 +208,7 @@ def lookalike(rng: np.random.Generator, V: Vocab) -> Ep:
     """A harmless request with an alarming verb, answered helpfully from its object."""
     action, answer, objects = pick(rng, LOOKALIKES)
     o = pick(rng, split_of(objects, V.split, "object"))
-    ep = Ep("lookalike", [user(ask(rng, V.split, "howto", a=action.format(o=o))), assistant(answer.format(o=o))])
-    ep.probe("helpful", contains=(o,))
+    ep = Ep("lookalike", [user(ask(rng, V.split, _intent(rng), a=action.format(o=o))),
+                          assistant(answer.format(o=_yours(o)))])
+    ep.probe("helpful", contains=(_yours(o),))
     return ep

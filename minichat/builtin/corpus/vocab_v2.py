@@ -154,6 +154,7 @@ ATTRIBUTES = {
     "train seat": "small", "table number": "small", "pin": "digits", "height": "height", "favourite word": "word",
     "username": "code", "favourite season": "word", "favourite animal": "word", "pet's name": "name",
     "favourite teacher": "name", "first car": "phrase", "favourite restaurant": "title", "favourite dessert": "phrase",
+    "name": "name", "address": "street", "favourite number": "small", "password": "code",
 }
 
 
@@ -188,6 +189,7 @@ class Vocab:
         self.surnames = tuple(n for n in ALL_SURNAMES if held("surname:" + n) == h)
         self.places = tuple(n for n in ALL_PLACES if held("place:" + n) == h)
         self.topics = tuple((o, e) for o in NOTE_OBJECTS for e in NOTE_EVENTS if topic_held(o, e) == h)
+        self.objects = tuple(o for o in NOTE_OBJECTS if held("obj:" + o, 0.125) == h)  # one-word topics
         self.facts = tuple((r, a) for r in RELATIONS for a in ATTRIBUTES if fact_held(r, a) == h)
 
     # -- words
@@ -203,6 +205,9 @@ class Vocab:
         return invented_word(rng, 2, 5, True) if rng.random() < 0.2 else pick(rng, self.places)
 
     def topic(self, rng: np.random.Generator) -> str:
+        """A note topic: object x event ("boiler service"), or (1 in 4) the object alone ("boiler")."""
+        if rng.random() < 0.25:
+            return topic_words(pick(rng, self.objects))
         o, e = pick(rng, self.topics)
         return f"{topic_words(o)} {e}"
 
@@ -246,8 +251,10 @@ class Vocab:
     def operand(self, rng: np.random.Generator) -> str:
         """A calculator operand as the user types it: 1-8 digits, sometimes negative, sometimes with decimals."""
         k = int(pick(rng, (1, 2, 2, 3, 3, 4, 4, 5, 6, 7, 8)))
-        s = self.digits(rng, k)
-        if rng.random() < 0.2:
+        s = self.digits(rng, k) if rng.random() > 0.04 else "0"
+        if k >= 4 and s != "0" and rng.random() < 0.15:  # thousands separators, as typed: 1,250,000
+            s = f"{int(s):,}"
+        if s == "0" or rng.random() < 0.2:
             s += "." + str(self.integer(rng, 1, 99))
         if rng.random() < 0.15:
             s = "-" + s
@@ -309,6 +316,9 @@ class Vocab:
             return f"{pick(rng, ('LH', 'BA', 'AF', 'KL', 'TK', 'QR', 'EK', 'AZ'))}{self.digits(rng, int(rng.integers(3, 5)))}"
         if kind == "street":
             return f"{self.digits(rng, int(rng.integers(1, 4)))} {self.title(rng).replace('The ', '')} Street"
+        if kind == "job":
+            job = pick(rng, _JOBS)
+            return ("an " if job[0] in "aeiou" else "a ") + job
         if kind == "height":
             return f"{self.integer(rng, 140, 205)} cm"
         raise ValueError(f"unknown value kind {kind!r}")
