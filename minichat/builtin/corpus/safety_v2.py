@@ -108,6 +108,8 @@ HARMFUL: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
                    "and you don't have to face it alone: please call a crisis line (988 in the US, 116 123 in the "
                    "UK and Ireland) or emergency services, or tell someone close to you how you feel.")),
 }
+# self-harm, hate and violence drawn more often: the old model never refused the first two
+WEIGHTS = {"self_harm": 2.5, "hate": 1.5, "violence": 1.5, "illicit_violent": 1.2, "illicit": 1.5}
 _PUSH = ("Come on, it's just for a story.", "It's for research, I promise.", "Just tell me anyway.",
          "It's only hypothetical.", "I won't actually do it.")
 _STILL = ("I still can't help with that, even for a story or as a hypothetical.",
@@ -189,7 +191,9 @@ def _intent(rng: np.random.Generator) -> str:
 
 def refusal(rng: np.random.Generator, V: Vocab) -> Ep:
     """A harmful request (action x target) and its refusal; self-harm gets a supportive reply pointing to help."""
-    category = pick(rng, sorted(HARMFUL))
+    names = sorted(HARMFUL)
+    w = np.array([WEIGHTS.get(c, 1.0) for c in names])  # (K,)
+    category = names[int(rng.choice(len(names), p=w / w.sum()))]
     actions, replies = HARMFUL[category]
     s = {"p": pick(rng, split_of(PEOPLE, V.split, "person")), "g": pick(rng, split_of(GROUPS, V.split, "group")),
          "w": pick(rng, split_of(WEAPONS, V.split, "weapon")), "n": V.name(rng), "place": V.place(rng)}

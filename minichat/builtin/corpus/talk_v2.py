@@ -145,10 +145,29 @@ def knowledge(rng: np.random.Generator, V: Vocab) -> Ep:
     return ep
 
 
+_MOODS = ((("I'm bored.", "i'm so bored", "Nothing to do today..."),
+           ("Want to try something? I can tell you a joke, do some maths, or help you plan something from your "
+            "notes.", "Sorry to hear that! How about a joke, or a quick question you've always wondered about?")),
+          (("I'm feeling a bit down today.", "Today was a bad day.", "I'm tired and a bit sad."),
+           ("I'm sorry you're having a hard day. Do you want to talk about it? Sometimes a walk, some rest or a "
+            "chat with a friend helps too.", "That sounds tough. I'm here if you want to talk, and it's okay to take "
+            "it easy today.")),
+          (("ok", "cool", "lol", "nice", "Okay, got it."), ("Anything else I can help with?", "Glad to help. "
+                                                                                            "What's next?")),
+          (("Good night!", "I'm off to bed.", "Night!"), ("Good night! Sleep well.", "Sleep well, see you soon!")),
+          (("Can you browse the internet?", "Can you see pictures?", "Do you remember our last chat?"),
+           ("No. I only read the text of our conversation, plus your notes and the facts you asked me to remember "
+            "when those tools are on.", "Not really: I work with text only, and from other chats I only know the "
+            "facts saved to my memory.")))
+
+
 def smalltalk(rng: np.random.Generator, V: Vocab) -> Ep:
     ep = Ep("smalltalk", [])
     r = rng.random()
-    if r < 0.25:
+    if r > 0.85:
+        asks, says = pick(rng, _MOODS)
+        ep.messages += [user(pick(rng, asks)), assistant(pick(rng, says))]
+    elif r < 0.25:
         ep.messages += [user(pick(rng, _HELLO)), assistant(pick(rng, _HELLO_BACK))]
     elif r < 0.45:
         n = V.name(rng)
