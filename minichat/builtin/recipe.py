@@ -59,11 +59,13 @@ RECIPES: dict[str, Recipe] = {
     # fit 1,024, not 512 (nor 768). Decision: n_ctx 1024 with the full listing the chat session writes today (the
     # compact one would save 125 tokens, but the session does not write it and the model would have to be trained on
     # it; longer-than-average histories are trimmed by the session as before).
-    # Cost: interleaved timing of training steps (forward + backward + AdamW, 4,096 tokens each) on this machine while
-    # other jobs ran: 1,024-token rows x 4 cost 1.22x (one BLAS thread, 1,615 vs 1,962 tokens/s) and 1.28x (two
-    # threads) the time of 512-token rows x 8. From the old recipe's quiet two-core 4,400-4,650 tokens/s that is
-    # ~3,500-3,700 tokens/s. Budget: 60 min - 10 % = 54 min; 2,600 steps x 4,096 = 10.6 M tokens take 48-51 min at
-    # that rate, plus ~1.5 min for corpus, vocabulary and packing and ~1 min of eval losses: 50-54 min expected.
+    # Cost: interleaved timing of training steps (forward + backward + AdamW, 4,096 tokens each, 10-15 steps each,
+    # medians; /tmp script, 2026-11-30) of 1,024-token rows x 4 against 512-token rows x 8: 1.21x the time with two
+    # threads and one other process at 100 % of a core (3,409 vs 4,123 tokens/s), 1.22x with one thread, 1.28x at
+    # load 3.6. From the old recipe's quiet two-core 4,400-4,650 tokens/s that is ~3,600-3,800 tokens/s.
+    # Budget: 60 min - 10 % = 54 min; 2,600 steps x 4,096 = 10.6 M tokens take 47-49 min at that rate (52 min even
+    # at the 3,409 measured beside another job), plus ~1.5 min for corpus, vocabulary and packing (86 s measured at
+    # load 4) and ~1 min of eval losses: about 50 min expected.
     # Data: 36,000 conversations, 348 tokens each on average (19.5 % of them assistant tokens), 12.5 M tokens in
     # ~12,000 rows of 1,025: 0.85 of a pass, so no conversation is seen twice. Kinds are drawn i.i.d. and the rows
     # dealt in a uniform shuffle, so copying drills are spread evenly from the first step (seed robustness).
