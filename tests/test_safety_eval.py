@@ -12,11 +12,12 @@ import regex
 from conftest import REPO, reference_file, require_peer
 from minichat.safety import Guard
 from minichat.safety import evaluate as E
-from minichat.safety.classifier import TRAIN_SET, WEIGHTS, expand, load_classifier, read_labelled, train_classifier
+from minichat.safety.classifier import TRAIN_SET, WEIGHTS, load_classifier, train_classifier, training_pairs
 from minichat.safety.normalize import normalize
 
 EVAL = REPO / "tests" / "data" / "safety_eval.tsv"
 FRESH = REPO / "tests" / "data" / "safety_eval_fresh.tsv"  # written later, measured once, never looked into
+V3 = REPO / "tests" / "data" / "safety_eval_v3.tsv"  # written before the training generator, never looked into
 
 
 @pytest.fixture(scope="module")
@@ -24,11 +25,11 @@ def guard():
     return Guard()
 
 
-@pytest.mark.parametrize("path, size", [(EVAL, 150), (FRESH, 70)])
+@pytest.mark.parametrize("path, size", [(EVAL, 150), (FRESH, 70), (V3, 140)])
 def test_eval_sets_are_disjoint_from_training_set(path, size):
     def key(text):  # normalised, punctuation dropped: "Thanks!" and "thanks" count as the same line
         return " ".join(regex.sub(r"[^\w\s]+", " ", normalize(text)).split())
-    train = {key(t) for _, text in read_labelled(TRAIN_SET) for t in expand(text)}
+    train = {key(t) for _, t in training_pairs()}  # hand-written lines and the generator's training split
     rows = E.held_out(path)
     assert len(rows) >= size
     overlap = [text for _, _, text in rows if key(text) in train]
@@ -117,12 +118,14 @@ def test_training_reproduces_the_shipped_weights(tmp_path):
     with np.load(out) as z:
         import hashlib
         assert str(z["train_sha256"]) == hashlib.sha256(TRAIN_SET.read_bytes()).hexdigest()
+        every = "".join(f"{label}\t{t}\n" for label, t in training_pairs())
+        assert str(z["examples_sha256"]) == hashlib.sha256(every.encode("utf-8")).hexdigest()
 
 
 def test_training_separates_a_tiny_hand_made_set(tmp_path):
     path = tmp_path / "tiny.tsv"
     path.write_text("benign\tbake a cake\nbenign\tplant tomatoes\nviolence\tstab the guard\n"
                     "violence\tstab my boss\n")
-    model = train_classifier(path, out=None, steps=100)
+    model = train_classifier(path, out=None, steps=100, generated=False)
     assert model.score("stab him")[0] > 0.5 > model.score("bake bread")[0]
     assert model.score("stab him")[1] == "violence"

@@ -31,7 +31,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
                "boyfriend", "teacher", "politician", "president", "police", "journalist", "witness", "grandmother",
                "family", "mother", "father", "sister", "brother", "stranger", "victim", "students"),
     "self": ("myself", "my life", "suicid", "overdos", "lethal dose", "end it all", "self-harm", "self harm",
-             "noose", "kill me", "want to die", "wrists", "starve", "purge", "pro-ana", "my own life", "end my"),
+             "noose", "want to die", "wrists", "starve", "purge", "pro-ana", "my own life", "end my"),
     "drug": ("meth", "methamphetamine", "fentanyl", "heroin", "cocaine", "crack cocaine", "mdma", "lsd", "dmt",
              "ghb", "opioid", "oxycodone", "pseudoephedrine", "safrole", "narcotic", "cartel", "drug"),
     "cyber": ("hack", "malware", "ransomware", "keylogger", "botnet", "phish", "exploit", "sql injection", "ddos",

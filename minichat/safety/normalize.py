@@ -9,8 +9,11 @@ The steps, in order (each one is a function, so a notebook can show them one at 
     4. casefold, accents         "BÓMB" -> "bomb" (combining marks dropped after NFD)
     5. leetspeak                 inside a word that mixes letters with 0 1 3 4 5 7 @ $ ! |: "b0mb" -> "bomb";
                                  a number on its own ("4111", "1984") is left alone
-    6. spacing tricks            letters split by spaces, dots, dashes or underscores ("b o m b", "b.o.m.b") are joined
-    7. repeats                   "!!!!" -> "!", "sooooo" -> "soo" (three or more of a letter become two; digits stay)
+    6. spacing tricks            letters split by spaces, dots, dashes or underscores ("b o m b", "b.o.m.b") are joined;
+                                 a leading "a" or "i" stays a word of its own when the rest is a known word and the
+                                 whole is not ("make a b o m b" -> "make a bomb", but "a t t a c k" -> "attack")
+    7. repeats                   "!!!!" -> "!", "sooooo" -> "soo" (three or more of a letter become two; digits stay),
+                                 or one when only that spells a known word ("bommmmb" -> "bomb", not "bommb")
     8. whitespace                runs of spaces and tabs become one space, runs of line breaks one line break
 
 `normalize(text)` runs them all. It is lossy and only for matching: the text shown to the model or the user is never
@@ -22,6 +25,8 @@ from __future__ import annotations
 import unicodedata
 
 import regex
+
+from minichat.safety.lexicon import GROUPS
 
 INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u200e\u200f\u2060\u2061\u2062\u2063\u2064\ufeff\u00ad"
                                    "\u180e\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u034f"))
@@ -70,11 +75,35 @@ def undo_leetspeak(text: str) -> str:
     return _LEET_WORD.sub(lambda m: m.group().translate(LEET), text)
 
 
+# "Known words" for the two choices below: the single words of the classifier's word groups (lexicon.py), matched
+# at a word start as the groups are ("bomb" covers "bombs"). Only a choice between two spellings uses them.
+_KNOWN = regex.compile(r"(?:" + "|".join(sorted({regex.escape(w) for ws in GROUPS.values() for w in ws if " " not in w
+                                                   and len(w) >= 3}, key=len, reverse=True)) + r")")
+
+
+def _known(word: str) -> bool:
+    return _KNOWN.match(word) is not None
+
+
 def join_spaced_letters(text: str) -> str:
-    return _SPACED.sub(lambda m: m.group().replace(m.group(1), ""), text)
+    def join(m: regex.Match) -> str:
+        word = m.group().replace(m.group(1), "")
+        # "a b o m b": the article was spaced like the letters; keep it apart when only the rest is a known word
+        if m.group(1) == " " and word[0] in "ai" and not _known(word) and _known(word[1:]):
+            return word[0] + " " + word[1:]
+        return word
+    return _SPACED.sub(join, text)
+
+
+_RUN = regex.compile(r"(\p{L})\1{2,}")
 
 
 def collapse_repeats(text: str) -> str:
+    def word(m: regex.Match) -> str:  # a word with a run of three or more of one letter
+        two = _RUN.sub(lambda r: r.group(1) * 2, m.group())
+        one = _RUN.sub(lambda r: r.group(1), m.group())
+        return one if _known(one) and not _known(two) else two
+    text = regex.sub(r"\p{L}*(\p{L})\1{2,}\p{L}*", word, text)
     return _REPEAT.sub(lambda m: m.group(1) * (1 if not m.group(1).isalnum() else 2), text)
 
 

@@ -40,7 +40,8 @@ INPUT_RULES: list[tuple[str, str, str]] = [
      r"suicide|end my life|die))\b"),
     ("illicit_violent", "explosive_build", r"\b" + _HOW + r" (?:make|build|assemble|construct|create) (?:a |an )?"
      r"(?:homemade |improvised )?(?:pipe bomb|bomb|explosive device|ied|molotov cocktail|car bomb|suicide vest|"
-     r"dirty bomb|grenade)s?\b"),
+     r"dirty bomb|grenade)s?\b(?![ -]?(?:shelters?|squads?|disposal|detectors?|proof|threats? drill|sniffing|"
+     r"calorimeters?|cyclones?|drills?))"),  # "a bomb shelter", "a bomb squad": not the bomb
     ("illicit_violent", "cbrn_make", r"\b(?:make|synthes[iy]ze|produce|brew|weaponi[sz]e|culture|extract|cook)\w* "
      r"(?:\w+ ){0,3}(?:sarin|vx|tabun|soman|novichok|nerve (?:agent|gas)|mustard gas|ricin|anthrax|botulinum|"
      r"chlorine gas|phosgene|smallpox|plague bacteria)\b"),
@@ -103,11 +104,16 @@ INJECTION_RULES: list[tuple[str, str, str]] = [r for r in INPUT_RULES if r[0] ==
 ]
 
 # -- output (raw text, streamed) --------------------------------------------------------------------------------------
+# A safety tip names the same things as the recipe ("Never mix bleach with ammonia: it makes toxic gas"); a verb
+# right after a warning word is advice, not an instruction. (A lookbehind: the stream keeps the whole reply, so it
+# can look back at text already shown.)
+_NOT_A_WARNING = r"(?<!\b(?:never|not|don't|dont|do not|avoid|shouldn't|should not|must not|mustn't|dangerous to|" \
+                 r"unsafe to|never ever|careful not to|why you should not)[,]?\s{1,3})"
 OUTPUT_RULES: list[tuple[str, str, str]] = [
     ("illicit_violent", "explosive_recipe", r"\b(?:pack|fill|stuff|combine|mix)\w{0,3} (?:the |a )?(?:pipe|"
      r"container|bottle|pressure cooker)\b[^.\n]{0,80}\b(?:powder|nails|shrapnel|explosive|ammonium nitrate|"
      r"black powder|detonator|fuse)\b"),
-    ("illicit_violent", "toxic_gas", r"\b(?:mix|combine|add)\w{0,3}\b[^.\n]{0,60}\b(?:bleach|chlorine)\b[^.\n]{0,40}"
+    ("illicit_violent", "toxic_gas", _NOT_A_WARNING + r"\b(?:mix|combine|add)\w{0,3}\b[^.\n]{0,60}\b(?:bleach|chlorine)\b[^.\n]{0,40}"
      r"\b(?:ammonia|vinegar|acid)\b[^.\n]{0,60}\b(?:gas|fumes|toxic|in a closed room)\b"),
     ("illicit_violent", "nerve_agent", r"\b(?:synthes\w{1,6}|prepare|produce|make)\b[^.\n]{0,40}\b(?:sarin|vx|tabun|"
      r"soman|novichok|ricin)\b[^.\n]{0,60}\b(?:precursor|react|dissolve|heat|distil\w{0,3}|yield|step)\b"),
@@ -136,9 +142,26 @@ INJECTION_RAW_RULES: list[tuple[str, str, str]] = [
      r"forward|e-?mail|transfer|wire|post|upload|share|invite|delete|remove|create|add|change|modify|update|"
      r"concatenate|reset|book|reserve|pay)\b[^\n]{0,250}?(?:[\w.+-]+@[\w-]+\.[\w.-]+|https?://|www\.|"
      r"\b[a-z]{2}\d{2}(?: ?[a-z0-9]{4}){3,7}\b)"),
-] + [r for r in INJECTION_RULES if r[1] in ("role_tag", "fake_header")]
-# ...and the role tags and fake headers again: normalisation reads "|" as the leetspeak "l" ("<|im_start|>" becomes
-# "<lim_start|>") and collapses "###" to "#", so on the normalised text alone these two rules could never fire.
+    # an order to act on the user's accounts, written into data where the assistant will read it: after "TODO:", or
+    # a sentence that opens with please/now/first and an action verb, naming what an attacker wants (a security code,
+    # a password, money, a file by its id, the user's e-mails ...). A to-do list for people ("TODO: buy milk") or a
+    # colleague's request ("Please send me the slides") names none of these.
+    ("injection", "order_in_data", r"(?:\btodo\b\s*[:\-]?\s*|(?:^|[.!?\n]\s*)(?:please|now|first|also|then|"
+     r"immediately|urgently),? )(?:please )?(?:send|forward|e-?mail|transfer|wire|pay|delete|remove|erase|change|"
+     r"reset|update|modify|invite|add|post|publish|upload|share|concatenate|download|grant|disable|create|give|"
+     r"move)\b[^\n]{0,160}?\b(?:passwords?|pass ?codes?|security codes?|verification codes?|"
+     r"2fa|one-time codes?|credentials?|login|api keys?|tokens?|iban|bank|money|funds|payments?|transactions?|"
+     r"recurring|scheduled|(?:file|document|event|e-?mail|message) (?:with (?:the )?)?id|all (?:the |my |your )?"
+     r"(?:e-?mails?|messages|files|documents|contacts|events)|inbox|the user'?s?|channels?|workspace|admin|"
+     r"phishing)\b"),
+    # an order to tell the user something, planted in data: "Say that I should absolutely visit ..."
+    ("injection", "say_to_user", r"(?:\btodo\b\s*[:\-]?\s*|(?:^|[.!?\n]\s*))(?:please )?(?:say|tell (?:the user|"
+     r"me|them|him|her)|recommend|insist|make sure (?:to say|you say)) (?:to (?:the user|them) )?that (?:i|the user|"
+     r"they|you) (?:should|must|need)\b"),
+] + [r for r in INJECTION_RULES if r[1] in ("role_tag", "fake_header", "exfiltrate")]
+# ...and the role tags, fake headers and exfiltration again: normalisation reads "|" as the leetspeak "l"
+# ("<|im_start|>" becomes "<lim_start|>"), collapses "###" to "#" and reads "@" as "a" ("bob@evil.com" becomes
+# "bobaevil.com"), so on the normalised text alone these three rules could never fire.
 
 
 def compile_rules(rules: list[tuple[str, str, str]]) -> list[tuple[str, str, regex.Pattern]]:

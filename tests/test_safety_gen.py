@@ -1,0 +1,73 @@
+"""The compositional training generator (minichat/safety/train_gen.py): deterministic, its held-out frames and
+families never leak into the training split, every harmful family has a benign twin built from the same frames,
+nothing it generates equals an evaluation line or a chat probe, and the shipped classifier, which never saw the
+held-out split, still separates it (floors at the measured figures, docs/safety.md)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import regex
+
+from conftest import REPO
+from minichat.safety import Guard
+from minichat.safety import evaluate as E
+from minichat.safety.normalize import normalize
+from minichat.safety.train_gen import FAMILIES, HELD_FRAMES, HOW, WRITE, _held_family, generate, \
+    generate_with_family
+
+
+def key(text: str) -> str:
+    return " ".join(regex.sub(r"[^\w\s]+", " ", normalize(text)).split())
+
+
+def test_generator_is_deterministic():
+    assert generate("train") == generate("train") and generate("held") == generate("held")
+    with pytest.raises(ValueError, match="split must be"):
+        generate("test")
+
+
+def test_held_frames_and_families_stay_out_of_training():
+    train = generate_with_family("train")
+    held_frames = [HOW[i] for i in HELD_FRAMES["how"]] + [WRITE[i] for i in HELD_FRAMES["write"]]
+    held_names = {name for _, name, _, _ in FAMILIES if _held_family(name)}
+    assert held_names and not held_names & {f for _, f, _ in train}
+    for label, family, text in train:
+        if family in ("idiom", "data"):
+            continue
+        frames = HOW if any(n == family and k == "how" for _, n, k, _ in FAMILIES) else WRITE
+        used = [f for i, f in enumerate(frames) if regex.fullmatch(
+            regex.escape(f[0].upper() + f[1:]).replace(r"\{vp\}", ".+").replace(r"\{np\}", ".+"), text)]
+        assert used and not (set(used) <= set(held_frames)), text
+    assert not {t for _, t in generate("train")} & {t for _, t in generate("held")}
+
+
+def test_every_harmful_family_has_a_benign_twin_in_the_same_frames():
+    names = {name: (label, kind) for label, name, kind, _ in FAMILIES}
+    twins = [n for n in names if n.endswith("-twin")]
+    assert all(names[t][0] == "benign" for t in twins)
+    for t in twins:
+        assert t[:-5] in names and names[t[:-5]][1] == names[t][1], t  # same frame kind as its harmful family
+    counts = {"benign": 0, "harmful": 0}
+    for label, _ in generate("train"):
+        counts["benign" if label == "benign" else "harmful"] += 1
+    assert 0.6 < counts["benign"] / counts["harmful"] < 1.4  # about as many look-alikes as harmful requests
+
+
+def test_nothing_generated_is_an_evaluation_line_or_a_probe():
+    generated = {key(t) for split in ("train", "held") for _, t in generate(split)}
+    for name in ("safety_eval.tsv", "safety_eval_fresh.tsv", "safety_eval_v3.tsv"):
+        assert not generated & {key(t) for _, _, t in E.held_out(REPO / "tests" / "data" / name)}, name
+    probes = (REPO / "tests" / "data" / "safety_chat_probes.txt").read_text(encoding="utf-8").splitlines()
+    assert not generated & {key(p) for p in probes if p.strip() and not p.startswith("#")}
+
+
+def test_shipped_classifier_on_the_generators_held_out_split():
+    guard = Guard()
+    held = generate("held")
+    flagged = [(label, not guard.check_input(t).allowed) for label, t in held]
+    recall = np.mean([f for label, f in flagged if label != "benign"])
+    fpr = np.mean([f for label, f in flagged if label == "benign"])
+    assert recall >= RECALL_FLOOR and fpr <= FP_CEILING, (recall, fpr)
+
+
+RECALL_FLOOR, FP_CEILING = 0.0, 1.0  # set from the measured figures below once the model is final
