@@ -13,9 +13,11 @@ A conversation is v1's `Conversation` (synthetic.py) and its probes v1's `Probe`
 scoring and rendering apply unchanged. Its first message is the system prompt as the chat session builds it:
 `system_text(instructions, (), tools)` with the tools listed in full (the Hermes JSON listing the session writes),
 all four built-in tools half of the time (as the CLI offers them), a random subset otherwise, never a tool the
-episode says is unavailable; one conversation in ten also carries the guard's safety instructions (as
-`ChatConfig.guard_instructions` adds them). Memory snippets are memory notes inside the history, never in the system
-prompt, exactly as the session puts them; `Conversation.memory` is therefore always empty.
+episode says is unavailable; a quarter of the conversations that call no tool list none (seven in ten copying
+drills, which stay short and dense in copy targets); one conversation in ten also carries the guard's safety
+instructions (as `ChatConfig.guard_instructions` adds them). Memory snippets are memory notes inside the history,
+never in the system prompt, exactly as the session puts them (`Conversation.memory` is therefore always empty); 15 %
+of the conversations about something else start with a note of unrelated facts, as retrieval adds them.
 
 Randomness: conversation i of (seed, split) draws from `np.random.default_rng([seed, split code, i, 2])`, so a corpus
 is a pure function of (n, seed, split) and a prefix of a bigger one. The held-out split draws held-out frames, names,

@@ -10,7 +10,7 @@ A user message is opening x shape x core x extra clause, then noise:
     ->        "quick question: could u work out 4417 minus -23.5 for me"
 
 Cores are imperative verb phrases (VP, "work out {e}") or questions (WH, "what is {e}"); each kind has its own shapes
-("Can you {c}?" / "Do you know {c}?"). The slots' values are filled in *after* the noise, so a typo never touches a
+("Can you {c}?" / "Do you know {c}?"); statement intents ("want": "I want to {a}") have their own (`OWN_SHAPES`). The slots' values are filled in *after* the noise, so a typo never touches a
 value the assistant must copy.
 
 The held-out split (`HELD_*`, `held`): some whole parts never appear in training (three openings, two VP shapes, two

@@ -1,7 +1,8 @@
 """Memory episodes of the v2 corpus: `remember` calls, answers from memory notes, "forget" requests, and details told
 earlier in the same conversation.
 
-A fact is relation x attribute x value (vocab_v2), in three faces generated from one record:
+A fact is relation x attribute x value (vocab_v2), or (a quarter) a verb fact ("I live in Kigali", `VERB_FACTS`, two
+kinds held out), in three faces generated from one record:
 
     the user says      "my sister's shoe size is 38"          (inside a frame: "Could you remember that ...?")
     the stored fact    "The user's sister's shoe size is 38."  (the remember call's argument; later a memory snippet)

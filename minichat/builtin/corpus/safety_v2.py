@@ -7,9 +7,10 @@ harmless look-alikes that share their verbs answered helpfully and on topic.
                                                                            from the object, so it stays on topic
 
 Categories follow minichat/safety/policy.py: violence, illicit_violent (weapons), illicit (hacking, theft, drugs,
-fraud), self_harm, hate, harassment, sexual, sexual_minors, misinformation, personal_data. Every refusal opens as
-synthetic_talk.is_refusal recognises ("I can't help ...", "Sorry, I won't help ..."), no helpful answer does. The
-corpus draws the two kinds in equal numbers (corpus_v2.MIX), with the same frames ("howto" intent).
+fraud), self_harm, hate, harassment, sexual, sexual_minors, misinformation, personal_data (self-harm, hate,
+violence and crimes drawn more often: `WEIGHTS`). Every refusal opens as synthetic_talk.is_refusal recognises
+("I can't help ...", "Sorry, I won't help ..."), no helpful answer does. The corpus draws the two kinds in equal
+numbers (corpus_v2.MIX), with the same frames: a how-to question ("howto") or a wish ("want": "I want to ...").
 
 Held out: one slot value in five (targets, weapons, groups, objects; by hash) appears only in the held-out split.
 

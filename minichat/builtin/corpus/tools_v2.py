@@ -3,7 +3,8 @@
 Every tool message is what the real tool (minichat/tools/builtin.py) returns for the call's arguments, and every
 answer copies the part of it that was asked for (tests/test_corpus_v2.py runs the real tools to check):
 
-    calculator   operands as users type them (signs, decimals, 1-8 digits), ~40 operator phrasings including
+    calculator   operands as users type them (signs, decimals, 0.x, 1-8 digits, thousands separators: the tool
+                 drops them), about 50 operator phrasings including
                  reversed orders ("subtract 7 from 19" -> "19 - 7", "divide 4 into 96" -> "96 / 4"), percent-of,
                  squared, cubed, square roots, three-term sums, word problems, follow-ups on the last result
     get_time     time, date, weekday, month, year, both, and the time in a city (the `timezone` argument)
