@@ -276,6 +276,18 @@ def test_mix_in_a_large_corpus(train):
 
 # -- memory placement -------------------------------------------------------------------------------------------------
 
+def test_a_tool_said_to_be_unavailable_is_not_listed(train):
+    n = 0
+    for conv in train:
+        listed = {s["name"] for s in conv.tools}
+        for m in conv.messages:
+            if m.role == "assistant" and "isn't enabled" in m.content:
+                n += 1
+                assert not any(t in listed and t in m.content for t in ("calculator", "get_time", "search_notes",
+                                                                       "remember")), (listed, m.content)
+    assert n > 20
+
+
 def test_memory_notes_sit_before_their_user_message(train):
     notes = 0
     for conv in train:

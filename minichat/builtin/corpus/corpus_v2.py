@@ -97,6 +97,9 @@ def chain(rng: np.random.Generator, V: Vocab) -> Ep:
         size = _chars(part.messages)
         if ep.messages and used + size > CHAIN_CHARS:
             break
+        calls = {c.name for m in part.messages for c in m.tool_calls}
+        if part.absent & _called(ep) or calls & ep.absent:  # a tool cannot be both missing and called: skip it
+            continue
         base = len(ep.messages)
         ep.messages += part.messages
         ep.probes += [p.shifted(base) for p in part.probes]
@@ -106,9 +109,11 @@ def chain(rng: np.random.Generator, V: Vocab) -> Ep:
     if ask is not None:
         ep.messages += ask
         ep.probe("answer", contains=(value,))
-    called = {c.name for m in ep.messages for c in m.tool_calls}
-    ep.absent -= called  # a tool called in one part cannot be missing in another: list it
     return ep
+
+
+def _called(ep: Ep) -> set[str]:
+    return {c.name for m in ep.messages for c in m.tool_calls}
 
 
 def listed_tools(rng: np.random.Generator, ep: Ep) -> tuple[dict, ...]:

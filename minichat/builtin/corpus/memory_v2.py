@@ -122,6 +122,12 @@ def remember(rng: np.random.Generator, V: Vocab) -> Ep:
     """The user asks to remember a fact: call `remember` with the stored fact, then confirm (or explain a temporary
     chat); sometimes asked back later in the same conversation."""
     (f,) = facts(rng, V, 1)
+    if rng.random() < 0.04:  # the remember tool is not listed: say so, never claim it was saved
+        ep = Ep("remember_unavailable", [user(ask(rng, V.split, "remember", s=f.said)), assistant(
+            "I can't save that: the remember tool isn't enabled in this chat, so I'll only know it until this "
+            "conversation ends.")], absent={"remember"})
+        ep.probe("answer", contains=("remember",))
+        return ep
     ep = Ep("remember", [], uses_tools=True)
     ep.messages += [user(ask(rng, V.split, "remember", s=f.said)), call("remember", fact=f.fact)]
     ep.probe("tool_call", "remember", {"fact": f.fact}, contains=(f.value,))

@@ -220,6 +220,14 @@ _TIME_SAYS = {
 def clock(rng: np.random.Generator, V: Vocab) -> Ep:
     ep = Ep("time", [], uses_tools=True)
     what = pick(rng, tuple(_TIME_SAYS))  # one in seven asks for the time in a city (the timezone argument)
+    if rng.random() < 0.05:  # get_time is not listed: say so instead of inventing a time
+        ep.messages += [user(ask(rng, V.split, "time_clock")), assistant(pick(rng, (
+            "I can't check the time in this chat: the get_time tool isn't enabled. Your device's clock will show it.",
+            "I don't have the clock tool here (get_time isn't enabled), so I can't tell you the time.")))]
+        ep.probe("answer", contains=("get_time",))
+        ep.absent.add("get_time")
+        ep.uses_tools, ep.kind = False, "time_unavailable"
+        return ep
     d = V.date(rng)
     when = dt.datetime(d.year, d.month, d.day, int(rng.integers(24)), int(rng.integers(60)), tzinfo=dt.timezone.utc)
     slots: dict[str, str] = {}
