@@ -64,10 +64,12 @@ RECIPES: dict[str, Recipe] = {
     # threads and one other process at 100 % of a core (3,409 vs 4,123 tokens/s), 1.22x with one thread, 1.28x at
     # load 3.6. From the old recipe's quiet two-core 4,400-4,650 tokens/s that is ~3,600-3,800 tokens/s.
     # Budget: 60 min - 10 % = 54 min; 2,600 steps x 4,096 = 10.6 M tokens take 47-49 min at that rate (52 min even
-    # at the 3,409 measured beside another job), plus ~1.5 min for corpus, vocabulary and packing (86 s measured at
-    # load 4) and ~1 min of eval losses: about 50 min expected.
-    # Data: 36,000 conversations, 348 tokens each on average (19.5 % of them assistant tokens), 12.5 M tokens in
-    # ~12,000 rows of 1,025: 0.85 of a pass, so no conversation is seen twice. Kinds are drawn i.i.d. and the rows
+    # at the 3,409 measured beside another job), plus ~1 min for corpus, vocabulary and packing and ~1 min of eval
+    # losses: about 50 min expected. NOT on one thread: the real path gave 2,445 tokens/s with OPENBLAS_NUM_THREADS=1
+    # (73 min), and two threads beside other jobs collapse (279-559 tokens/s seen in smoke runs at load 3-5).
+    # Data: 36,000 conversations, 347 tokens each on average (19.5 % of them assistant tokens; the longest 914, none
+    # cut), packed into 12,803 rows of 1,025: 2,600 steps x 4 rows are 0.81 of a pass, no conversation is seen twice.
+    # Corpus, vocabulary and packing took 45 s (16 + 14 + 13) at load ~2.5. Kinds are drawn i.i.d. and the rows
     # dealt in a uniform shuffle, so copying drills are spread evenly from the first step (seed robustness).
     "builtin-v2": Recipe(replace(TRAIN_PRESETS["builtin"], steps=2600, batch_size=4, seq_len=1024,
                                  model=TRAIN_PRESETS["builtin"].model.replace(n_ctx=1024)),

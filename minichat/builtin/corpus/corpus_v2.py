@@ -50,7 +50,7 @@ TOOL_ENABLED = 0.5  # otherwise: chance that a tool the conversation does not ca
 NO_TOOLS = 0.25  # chance that a conversation which calls no tool lists none (the chat may run without tools)
 COPY_NO_TOOLS = 0.7  # the same for copying drills, kept short so that most of their tokens are copy targets
 GUARD_TEXT = 0.1  # chance of the guard's safety instructions in the system prompt
-CHAIN_CHARS = 2200  # a chain stops adding episodes beyond this many characters of ChatML after the system prompt
+CHAIN_CHARS = 2000  # a chain stops adding episodes beyond this many characters of ChatML after the system prompt
 DISTRACTORS = 0.15  # chance of a memory note with unrelated facts before the first message (as retrieval adds them)
 NO_DISTRACTORS = ("memory", "memory_list", "forget", "smalltalk")  # kinds whose answer depends on what memory holds
 # the guard's instructions (minichat/safety/guard.py INSTRUCTIONS), copied so the corpus does not import safety
