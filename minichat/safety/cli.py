@@ -10,7 +10,7 @@ import hashlib
 from collections.abc import Iterable
 from pathlib import Path
 
-from minichat.safety.classifier import TRAIN_SET, WEIGHTS, expand, read_labelled, train_classifier
+from minichat.safety.classifier import TRAIN_SET, WEIGHTS, train_classifier, training_pairs
 from minichat.safety.guard import Guard
 
 CHECK_KEYS = ("allowed", "action", "category", "layer", "score", "threshold", "policy", "reason")
@@ -27,10 +27,11 @@ def cli_check(texts: Iterable[str], policy: str | Path | None = None) -> list[di
 
 
 def cli_train(out: str | Path | None = None) -> dict:
-    """Train on minichat/safety/train_set.tsv and write the weights (default: the package's classifier.npz)."""
+    """Train on minichat/safety/train_set.tsv plus the generator's training split (train_gen.py) and write the
+    weights (default: the package's classifier.npz). A few minutes."""
     path = Path(out) if out is not None else WEIGHTS
     model = train_classifier(TRAIN_SET, path)
-    pairs = [(label, t) for label, text in read_labelled(TRAIN_SET) for t in expand(text)]
+    pairs = training_pairs(TRAIN_SET)
     correct = sum((model.score(t)[0] >= 0.5) == (label != "benign") for label, t in pairs)
     return {"weights": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "examples": len(pairs),
             "train_accuracy": round(correct / len(pairs), 4), "features": int(model.W.shape[0]),
