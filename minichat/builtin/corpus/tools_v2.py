@@ -6,7 +6,8 @@ answer copies the part of it that was asked for (tests/test_corpus_v2.py runs th
     calculator   operands as users type them (signs, decimals, 0.x, 1-8 digits, thousands separators: the tool
                  drops them), about 50 operator phrasings including
                  reversed orders ("subtract 7 from 19" -> "19 - 7", "divide 4 into 96" -> "96 / 4"), percent-of,
-                 squared, cubed, square roots, three-term sums, word problems, follow-ups on the last result
+                 squared, cubed, square roots, averages, halves and doubles, three-term sums, word problems,
+                 follow-ups on the last result
     get_time     time, date, weekday, month, year, both, and the time in a city (the `timezone` argument)
     search_notes the query is the topic's words; the result is ranked as the real tool ranks a folder of one-note
                  files (note0.txt, note1.txt, ...); the answer copies the whole note or the asked detail (when, who,
@@ -87,12 +88,20 @@ def _expression(rng: np.random.Generator, V: Vocab) -> tuple[str, str, str]:
         p = str(V.integer(rng, 1, 99)) if rng.random() < 0.8 else f"{V.integer(rng, 1, 99)}.5"
         x = V.operand(rng).lstrip("-")
         return pick(rng, _PERCENT).format(p=p, x=x), f"{x} * {p} / 100", "calc"
-    if r < 0.9:
+    if r < 0.88:
         said, expr = pick(rng, _POWER)
         k = str(int(rng.integers(2, 5)))
         base = V.digits(rng, int(rng.integers(1, 3))) if "{k}" in expr or "3" in expr else V.digits(
             rng, int(rng.integers(1, 5)))
         return said.format(a=base, k=k), expr.format(a=base, k=k), "calc"
+    if r < 0.95:  # averages and simple fractions/multiples, in words
+        c = V.operand(rng)
+        forms = ((f"the average of {a}, {b} and {c}", f"({a} + {b} + {c}) / 3"),
+                 (f"the mean of {a} and {b}", f"({a} + {b}) / 2"), (f"the average of {a} and {b}", f"({a} + {b}) / 2"),
+                 (f"half of {a}", f"{a} / 2"), (f"a third of {a}", f"{a} / 3"), (f"a quarter of {a}", f"{a} / 4"),
+                 (f"double {a}", f"{a} * 2"), (f"twice {a}", f"{a} * 2"), (f"triple {a}", f"{a} * 3"))
+        said, expr = pick(rng, forms)
+        return said, expr, "calc"
     c = V.operand(rng)
     o1, o2 = pick(rng, "+-*"), pick(rng, "+-")
     text = f"({a} {o1} {b}) {o2} {c}" if rng.random() < 0.5 else f"{a} {o1} {b} {o2} {c}"
