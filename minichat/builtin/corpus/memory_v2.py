@@ -93,6 +93,8 @@ class Fact:
             openings = OPENINGS if split == "heldout" else tuple(o for o in OPENINGS if o not in HELD_OPENINGS)
             return render(rng, pick(rng, openings), pick(rng, ("{c}?", "{c}", "Do you know {c}?")),
                           pick(rng, self.asks), "", {})
+        if ATTRIBUTES[self.attribute] == "day" and rng.random() < 0.5:  # "when is my sister's birthday?"
+            return ask(rng, split, "recall_when", x=self.thing)
         return ask(rng, split, "recall", x=self.thing)
 
     def answer(self, rng: np.random.Generator) -> str:
