@@ -110,7 +110,7 @@ INTENTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
                 "say what {x} is", "recall {x}", "check {x} in your memory"),
                ("what is {x}", "what's {x}", "do you remember {x}", "do you know {x}", "what was {x} again",
                 "can you recall {x}", "what did I say {x} was", "what's {x} again", "have I told you {x}")),
-    "recall_when": (("remind me when {x} is",), ("when is {x}", "when's {x}", "what date is {x}")),
+    "recall_when": (("remind me when {x} is",), ("when is {x}", "what date is {x}")),
     "forget": (("forget {x}", "delete {x} from your memory", "remove {x} from memory", "erase {x}",
                 "stop remembering {x}", "wipe {x} from your memory", "drop {x} from what you remember"),
                ("can you forget {x}", "could you delete {x}", "will you forget {x}")),
