@@ -342,9 +342,15 @@ def test_speed():
     assert time.perf_counter() - t < 10  # ~0.7 ms a conversation on a quiet machine: 35 s for the recipe's 50,000
 
 
-def test_probe_set_v2():
-    from minichat.builtin.evaluate import score
+def test_probe_set_v2(tokenizer):
+    from minichat.builtin.evaluate import prompt_ids, score
     items = probe_set_v2(4)
+    T = ChatTemplate(tokenizer)
+    for it in items:  # rendered as the chat session renders the turn, a 256-token reply reserved in 1,024
+        ids = prompt_ids(T, it, 1024, 256)
+        assert len(ids) <= 1024 - 256
+        notes = [m for m in it.conversation.messages[1: it.probe.index] if is_memory_note(m)]
+        assert all(tokenizer.decode(T.render_message(n)) in tokenizer.decode(ids) for n in notes[-1:])
     assert len(items) == 4 * len(CATEGORIES_V2)
     for it in items:
         target = it.conversation.messages[it.probe.index]
