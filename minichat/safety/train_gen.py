@@ -392,6 +392,6 @@ def generate_with_family(split: str = "train", per_item: int = 4) -> list[tuple[
     for ask in HUMAN_ASKS:
         for c in CARRIERS:
             extra.append(("benign", c.format(x=ask)))
-    out += [(label, "idiom" if label == "benign" and "{" not in t and t in IDIOMS else "data", t)
+    out += [(label, "idiom" if t in IDIOMS else "data", t)
             for label, t in extra if (zlib.crc32(t.encode()) % 5 == 0) == (split == "held")]
     return out
