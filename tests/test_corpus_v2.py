@@ -317,6 +317,21 @@ def test_deterministic_and_prefix_stable():
         heldout_corpus_v2(3, seed=corpus_v2.TRAIN_SEED)
 
 
+def test_the_same_corpus_in_every_process():
+    """String hashing differs between processes (PYTHONHASHSEED): no set order may reach the corpus, or a resumed
+    run would rebuild another corpus than the one it started with."""
+    import os
+    import subprocess
+    import sys
+    code = ("import hashlib; from minichat.builtin.corpus.corpus_v2 import generate_corpus_v2; "
+            "from minichat.chat.template import render_text; "
+            "print(hashlib.sha256('|'.join(render_text(c.messages, False) for c in generate_corpus_v2(400))"
+            ".encode()).hexdigest())")
+    digests = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                              env=os.environ | {"PYTHONHASHSEED": seed}).stdout for seed in ("1", "2")}
+    assert len(digests) == 1
+
+
 @pytest.fixture(scope="module")
 def tokenizer(train):
     from minichat.builtin.data import train_chat_tokenizer

@@ -10,8 +10,8 @@ A user message is opening x shape x core x extra clause, then noise:
     ->        "quick question: could u work out 4417 minus -23.5 for me"
 
 Cores are imperative verb phrases (VP, "work out {e}") or questions (WH, "what is {e}"); each kind has its own shapes
-("Can you {c}?" / "Do you know {c}?"); statement intents ("want": "I want to {a}") have their own (`OWN_SHAPES`). The slots' values are filled in *after* the noise, so a typo never touches a
-value the assistant must copy.
+("Can you {c}?" / "Do you know {c}?"); statement intents ("want": "I want to {a}") have their own (`OWN_SHAPES`).
+The slots' values are filled in *after* the noise, so a typo never touches a value the assistant must copy.
 
 The held-out split (`HELD_*`, `held`): some whole parts never appear in training (three openings, two VP shapes, two
 WH shapes, two extras, about a fifth of each intent's cores), and a sixth of the remaining (opening, shape, core)
@@ -42,7 +42,8 @@ VP_SHAPES = ("{c}.", "{c}", "{c}.", "Can you {c}?", "Could you {c}?", "Could you
              "{c}, would you?")
 HELD_VP = ("Be a dear and {c}.", "{c}, would you?")
 WH_SHAPES = ("{c}?", "{c}", "{c}?", "Do you know {c}?", "Can you tell me {c}?", "Tell me {c}.", "I want to know {c}.",
-             "I'm wondering {c}.", "So {c}?", "Could you tell me {c}?", "I need to know {c}.", "{c}? Thanks in advance.",
+             "I'm wondering {c}.", "So {c}?", "Could you tell me {c}?", "I need to know {c}.",
+             "{c}? Thanks in advance.",
              "I was wondering {c}.", "Any idea {c}?")
 HELD_WH = ("I was wondering {c}.", "Any idea {c}?")
 
@@ -96,7 +97,8 @@ INTENTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
                   ("who is the {t} with", "who's my {t} with", "who did I write the {t} is with",
                    "who am I meeting for the {t}")),
     "notes_where": (("check my notes for where the {t} is", "find out where the {t} is"),
-                    ("where is the {t}", "where's my {t}", "where did I write the {t} is", "where do I go for the {t}")),
+                    ("where is the {t}", "where's my {t}", "where did I write the {t} is",
+                     "where do I go for the {t}")),
     "notes_number": (("look up the number for the {t}", "find the number in my {t} note"),
                      ("what's the number for the {t}", "which number did I note for the {t}",
                       "what number is in my {t} note", "what's the {t} number")),
@@ -127,7 +129,8 @@ INTENTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "question": (("tell me {x}", "explain {x}", "give me {x}"),
                  ("{x}", "do you know {x}")),
     "copy": (("repeat exactly: {s}", "say this back to me: {s}", "copy this: {s}", "echo {s}", "type back {s}",
-              "repeat after me: {s}", "write this exactly: {s}", "read this back: {s}", "repeat this word for word: {s}",
+              "repeat after me: {s}", "write this exactly: {s}", "read this back: {s}",
+              "repeat this word for word: {s}",
               "say {s}", "print {s}"),
              ("can you repeat {s}", "could you say back {s}")),
 }

@@ -200,7 +200,7 @@ def _thing(rng: np.random.Generator, V: Vocab) -> str:
         return V.place(rng)
     if k == 6:
         return V.title(rng)
-    return V.value(rng, pick(rng, tuple(set(ATTRIBUTES.values()))))
+    return V.value(rng, pick(rng, tuple(sorted(set(ATTRIBUTES.values())))))  # sorted: set order varies by process
 
 
 def copy_drill(rng: np.random.Generator, V: Vocab) -> Ep:

@@ -69,7 +69,8 @@ _VERB = {
 }
 _PERCENT = ("{p}% of {x}", "{p} percent of {x}", "{p} per cent of {x}", "{p}% of {x}")
 _POWER = (("{a} squared", "{a} ** 2"), ("the square of {a}", "{a} ** 2"), ("{a} cubed", "{a} ** 3"),
-          ("{a} to the power of {k}", "{a} ** {k}"), ("{a}^{k}", "{a} ** {k}"), ("the square root of {a}", "{a} ** 0.5"))
+          ("{a} to the power of {k}", "{a} ** {k}"), ("{a}^{k}", "{a} ** {k}"),
+          ("the square root of {a}", "{a} ** 0.5"))
 _SAY = ("{x} = {r}.", "The answer is {r}.", "That's {r}.", "It comes to {r}.", "The result is {r}.", "{r}.",
         "{x} is {r}.", "That makes {r}.", "You get {r}.")
 
@@ -125,7 +126,8 @@ def _word_problem(rng: np.random.Generator, V: Vocab) -> tuple[str, str, str]:
         (f"{a} {item} are shared equally among {b} people. How many does each get?", f"{a} / {b}",
          f"Each person gets {{r}} {item}."),
         (f"A ticket costs {b} euros. What do {a} tickets cost?", f"{b} * {a}", "They cost {r} euros."),
-        (f"The temperature was {b} degrees and dropped by {a}. What is it now?", f"{b} - {a}", "It is now {r} degrees."),
+        (f"The temperature was {b} degrees and dropped by {a}. What is it now?", f"{b} - {a}",
+         "It is now {r} degrees."),
         (f"I drove {a} km on Monday and {b} km on Tuesday. How far did I drive in total?", f"{a} + {b}",
          "You drove {r} km in total."),
         (f"{p}% of the {a} people in {V.place(rng)} voted. How many people voted?", f"{a} * {p} / 100",
@@ -283,7 +285,8 @@ def make_note(rng: np.random.Generator, V: Vocab, topic: str) -> tuple[str, dict
          "phone": V.value(rng, "phone"), "code": V.code(rng) if rng.random() < 0.5 else V.digits(rng, 6),
          "amount": V.operand(rng).lstrip("-"), "weekday": pick(rng, WEEKDAYS), "room": V.value(rng, "small")}
     text = form.format(**s)
-    number = next(s[k] for k in ("phone", "code", "amount", "room") if "{" + k + "}" in form) if "number" in holds else ""
+    numbers = [s[k] for k in ("phone", "code", "amount", "room") if "{" + k + "}" in form]
+    number = numbers[0] if "number" in holds else ""
     when = s["date"] if "{date}" in form else s["weekday"]
     details = {"when": (when + (f" at {s['time']}" if "{time}" in form else "")) if "when" in holds else "",
                "who": s["who"] if "who" in holds else "", "where": s["where"] if "where" in holds else "",

@@ -313,7 +313,8 @@ class Vocab:
         if kind == "plate":
             return f"{self.code(rng)[:3].upper()} {self.digits(rng, 3)}"
         if kind == "flight":
-            return f"{pick(rng, ('LH', 'BA', 'AF', 'KL', 'TK', 'QR', 'EK', 'AZ'))}{self.digits(rng, int(rng.integers(3, 5)))}"
+            airline = pick(rng, ("LH", "BA", "AF", "KL", "TK", "QR", "EK", "AZ"))
+            return airline + self.digits(rng, int(rng.integers(3, 5)))
         if kind == "street":
             return f"{self.digits(rng, int(rng.integers(1, 4)))} {self.title(rng).replace('The ', '')} Street"
         if kind == "job":
