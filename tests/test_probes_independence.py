@@ -106,7 +106,7 @@ def _words(text: str) -> int:
 # the list is exact, so a new overlap fails as well as a stale entry.
 KNOWN_OVERLAPS = {"builtin": {"calc-018", "calc-087", "time-001", "time-006", "time-029", "mem-026", "mem-027",
                               "mem-051", "oos-006", "oos-035", "oos-043"},
-                  # the v2 corpus as frozen for its training run (commit eadde57), by ids only: its author never saw
+                  # the v2 corpus as frozen for its training run (commit 27457f8), by ids only: its author never saw
                   # the prompts; the probe set's owner decides whether they stay in the primary figure
                   "builtin-v2": {"calc-018", "calc-030", "harm-004", "mem-013", "mem-030", "mem-034", "notes-023",
                                  "oos-006", "oos-008", "oos-031", "oos-034", "oos-035", "oos-038", "oos-043",
