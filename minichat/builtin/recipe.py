@@ -67,9 +67,9 @@ RECIPES: dict[str, Recipe] = {
     # at the 3,409 measured beside another job), plus ~1 min for corpus, vocabulary and packing and ~1 min of eval
     # losses: about 50 min expected. NOT on one thread: the real path gave 2,445 tokens/s with OPENBLAS_NUM_THREADS=1
     # (73 min), and two threads beside other jobs collapse (279-559 tokens/s seen in smoke runs at load 3-5).
-    # Data: 36,000 conversations, 347 tokens each on average (19.5 % of them assistant tokens; the longest 914, none
-    # cut), packed into 12,803 rows of 1,025: 2,600 steps x 4 rows are 0.81 of a pass, no conversation is seen twice.
-    # Corpus, vocabulary and packing took 45 s (16 + 14 + 13) at load ~2.5. Kinds are drawn i.i.d. and the rows
+    # Data: 36,000 conversations, 346 tokens each on average (19.5 % of them assistant tokens; the longest 858, none
+    # cut), packed into 12,796 rows of 1,025: 2,600 steps x 4 rows are 0.81 of a pass, no conversation is seen twice.
+    # Corpus, vocabulary and packing took 42 s (17 + 13 + 11) at load ~1.8. Kinds are drawn i.i.d. and the rows
     # dealt in a uniform shuffle, so copying drills are spread evenly from the first step (seed robustness).
     "builtin-v2": Recipe(replace(TRAIN_PRESETS["builtin"], steps=2600, batch_size=4, seq_len=1024,
                                  model=TRAIN_PRESETS["builtin"].model.replace(n_ctx=1024)),
