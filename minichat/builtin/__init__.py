@@ -4,7 +4,9 @@
     data.py       its vocabulary (BPE learned from the corpus) and its batches (conversations with the chat
                   template's assistant-only loss mask, packed into rows)
     recipe.py     `run_recipe`: `minichat train --preset builtin`, from nothing to a model folder
-    evaluate.py   `evaluate`: `minichat eval`, tool calls, answers after tool results, stopping, refusals, loss
+    evaluate.py   `evaluate`: held-out conversations of the generator: tool calls, answers, refusals, loss
+    probes.py     the hand-written probe set (tests/data/probes/) through the public `Chat`: `minichat eval`'s
+                  primary figure; probe_scores.py says what counts as right
 
 It sits above both `chat` (the template renders the conversations; the evaluation assembles prompts as the session
 does) and `train` (the learning algorithm it runs), and below the CLI. Nothing is imported here, so that importing
