@@ -237,7 +237,7 @@ def _guard(args: argparse.Namespace):
         return None
     from minichat.safety.guard import Guard
 
-    return Guard(args.policy)
+    return Guard(args.policy, semantic=True if getattr(args, "safety_model", None) == "smollm2" else None)
 
 
 def _cmd_safety_check(args: argparse.Namespace) -> int:
@@ -248,7 +248,7 @@ def _cmd_safety_check(args: argparse.Namespace) -> int:
     texts = [" ".join(args.text)] if args.text else [line for line in sys.stdin.read().splitlines() if line.strip()]
     if not texts:
         raise MinichatError("nothing to check: give TEXT or lines on standard input")
-    for verdict in cli_check(texts, args.policy):
+    for verdict in cli_check(texts, args.policy, semantic=args.semantic or None):
         print(json.dumps(verdict, ensure_ascii=False))
     return 0
 
@@ -258,7 +258,7 @@ def _cmd_safety_train(args: argparse.Namespace) -> int:
 
     from minichat.safety.cli import cli_train
 
-    print(json.dumps(cli_train(args.out), ensure_ascii=False))
+    print(json.dumps(cli_train(args.out, semantic=args.semantic), ensure_ascii=False))
     return 0
 
 
@@ -365,15 +365,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--policy", metavar="FILE", help="a safety policy (TOML) instead of the default one")
     p.add_argument("--steer", action="store_true", help="also put the guard's policy text in the system prompt (the "
                                                         "alignment layer; small models answer worse with it)")
+    p.add_argument("--safety-model", choices=["ngram", "smollm2"], help="smollm2: add the semantic input classifier "
+                   "(a probe on SmolLM2-135M; 98 MB download, ~0.1 s per message)")
     p.set_defaults(run=_cmd_chat)
 
     s = sub.add_parser("safety", help="the guardrails on their own").add_subparsers(dest="action", required=True)
     p = s.add_parser("check", help="one JSON verdict per input (TEXT, or one input per line of standard input)")
     p.add_argument("text", nargs="*")
     p.add_argument("--policy", metavar="FILE", help="a safety policy (TOML) instead of the default one")
+    p.add_argument("--semantic", action="store_true", help="add the semantic classifier (SmolLM2-135M probe)")
     p.set_defaults(run=_cmd_safety_check)
     p = s.add_parser("train", help="rebuild the input classifier's weights from the shipped training set")
     p.add_argument("--out", help="where to write the weights (default: the package's own file)")
+    p.add_argument("--semantic", action="store_true", help="rebuild the semantic probe (semantic.npz) instead")
     p.set_defaults(run=_cmd_safety_train)
 
     t = sub.add_parser("tools", help="tool tools").add_subparsers(dest="action", required=True)
@@ -398,7 +402,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_cmd_train)
 
     p = sub.add_parser("eval", help="score a chat model on held-out synthetic conversations")
-    p.add_argument("--preset", default="builtin", choices=["builtin"], help="the evaluation set (only 'builtin')")
+    p.add_argument("--preset", default="builtin", choices=["builtin", "builtin-v2"],
+                   help="whose generated held-out set follows the probes: builtin (v1 corpus) or builtin-v2")
     p.add_argument("--model", help="the model to score (default: the built-in model)")
     p.add_argument("-n", type=_positive, default=200, help="held-out probes per category")
     p.add_argument("--seed", type=int, default=None, help="held-out seed (default: the corpus's held-out seed)")

@@ -171,16 +171,30 @@ def heldout_loss(model: Any, tokenizer: Any, conversations: Sequence[Conversatio
     return total / max(count, 1)
 
 
-def evaluate(model: Any, tokenizer: Any, n: int = 200, seed: int = HELDOUT_SEED, *, n_loss: int = 64,
+def evaluate(model: Any, tokenizer: Any, n: int = 200, seed: int | None = None, *, n_loss: int = 64,
              max_new_tokens: int = 96, batch_size: int = 16, out: TextIO | None = sys.stdout,
-             categories: Sequence[str] = tuple(CATEGORIES)) -> dict:
+             categories: Sequence[str] | None = None, corpus: str = "v1") -> dict:
     """Score `model` on n held-out probes per category (and the held-out loss on n_loss conversations); print a
     table to `out` (None: silent) and return the numbers: percentages 0-100 per category (and "tool_calls_by_tool",
-    "ends_properly"), "heldout_loss" in nats, "counts", "seconds", and up to three "failures" per category."""
+    "ends_properly"), "heldout_loss" in nats, "counts", "seconds", and up to three "failures" per category.
+    corpus: "v1" (synthetic.py, the `builtin` recipe's) or "v2" (corpus_v2.py, the `builtin-v2` recipe's held-out
+    frames, topics and fact kinds); seed: the held-out seed (default: that corpus's own)."""
     t0 = time.perf_counter()
     template = ChatTemplate(tokenizer)
     n_ctx = int(model.config.n_ctx)
-    items = probe_set(n, seed, categories)
+    if corpus == "v1":
+        seed = HELDOUT_SEED if seed is None else seed
+        categories = tuple(CATEGORIES) if categories is None else categories
+        items = probe_set(n, seed, categories)
+        loss_conversations = lambda: generate_corpus(n_loss, seed, "heldout")  # noqa: E731
+    elif corpus == "v2":
+        from minichat.builtin.corpus import corpus_v2  # only when asked: v1's evaluation needs none of it
+        seed = corpus_v2.HELDOUT_SEED if seed is None else seed
+        categories = tuple(corpus_v2.CATEGORIES_V2) if categories is None else categories
+        items = corpus_v2.probe_set_v2(n, seed, categories)
+        loss_conversations = lambda: corpus_v2.heldout_corpus_v2(n_loss, seed)  # noqa: E731
+    else:
+        raise ValueError(f"unknown corpus {corpus!r}; choose 'v1' or 'v2'")
     prompts = [prompt_ids(template, it, n_ctx, max_new_tokens) for it in items]
     replies = _replies(model, template, prompts, max_new_tokens, batch_size)
     per: dict[str, list[dict]] = {c: [] for c in categories}
@@ -201,8 +215,7 @@ def evaluate(model: Any, tokenizer: Any, n: int = 200, seed: int = HELDOUT_SEED,
         result["tool_calls_by_tool"] = {t: pct([s["ok"] for s in per["tool_calls"] if s["tool"] == t]) for t in tools}
     result["ends_properly"] = pct([s["ended"] for c in categories for s in per[c]])
     t1 = time.perf_counter()
-    result["heldout_loss"] = (heldout_loss(model, tokenizer, generate_corpus(n_loss, seed, "heldout"))
-                              if n_loss else None)
+    result["heldout_loss"] = heldout_loss(model, tokenizer, loss_conversations()) if n_loss else None
     result["counts"] = {c: len(per[c]) for c in categories}
     result["seconds"] = {"generation": t1 - t0, "loss": time.perf_counter() - t1}
     result["failures"] = failures
@@ -224,7 +237,8 @@ def format_table(result: dict) -> str:
             ("correct answers from memory", "memory_answers"), ("exact copies (echo drills)", "copies"),
             ("replies ending with <|im_end|>", "ends_properly"),
             ("refusals on harmful prompts", "refusal_harmful"), ("refusals on harmless look-alikes",
-                                                                 "refusal_harmless")]
+                                                                 "refusal_harmless"),
+            ("out of scope: the expected answer (v2)", "out_of_scope")]
     counts = result.get("counts", {})
     lines = [f"{'metric':<36} {'value':>8} {'target':>8}  {'met':<4} n", "-" * 64]
     for label, key in rows:

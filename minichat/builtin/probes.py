@@ -344,5 +344,5 @@ def cli_eval(args: Any, load: Callable[[str | None], tuple[Any, Any]]) -> int:
             report = run_probes(model, tok, probes, progress=lambda m: print(m, file=sys.stderr))
             print(format_report(report) + "\n")
     print("== generated held-out set: the training corpus's frames with held-out values")
-    evaluate(model, tok, n=args.n, **({"seed": args.seed} if args.seed is not None else {}))
+    evaluate(model, tok, n=args.n, seed=args.seed, corpus="v2" if args.preset == "builtin-v2" else "v1")
     return 0
