@@ -25,6 +25,14 @@ families the shipped classifier never saw): recall and false positives through t
 classifier), for unseen frames and unseen families apart, at thresholds 0.3 .. 0.7 (the classifier alone). This
 is where the policy's threshold is chosen; no evaluation set is read.
 
+    python bench/safety.py --semantic [--generated]
+
+Both classifiers on every set above (and, with --generated, on the generator's held-out split): the n-gram
+classifier (the default guard), the semantic probe alone (semantic.py: SmolLM2-135M hidden states; at
+semantic.THRESHOLD) and the two combined as Guard(semantic=True) does (guard.combine, at the policy's
+semantic_threshold); rules run first in all three. Latency per message for both guards. The semantic layer's
+layers, threshold and combination were chosen on the generator's held-out split only.
+
     python bench/safety.py --validate
 
 Validation (training data only, no evaluation set is read): the training file's lines (before topic lines expand)
@@ -49,6 +57,8 @@ import numpy as np
 from minichat.downloads import KNOWN, fetch
 from minichat.safety import Guard
 from minichat.safety import evaluate as E
+from minichat.safety import guard as G
+from minichat.safety import semantic as SEM
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -204,16 +214,97 @@ def generated(thresholds=(0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.7)) -> None:
         print(f"    t={t:.2f}  {pct(r)} / {pct(fp)}")
 
 
+# -- both classifiers side by side (--semantic) ---------------------------------------------------------------------
+
+def _input_scores(guard: Guard, texts: list[str]) -> dict[str, np.ndarray]:
+    """Per text: did a rule fire, the n-gram P(harmful), the semantic P(harmful) (rules as in check_input)."""
+    from minichat.safety.normalize import normalize
+    from minichat.safety.rules import COMPILED_INPUT, first_match
+    rule = np.array([first_match(normalize(t), COMPILED_INPUT) is not None for t in texts])
+    ng = [guard.classifier.score(t) for t in texts]
+    sem = np.array([x for x, _ in guard.semantic.score_many(texts)])  # (n,) batched, through the feature cache
+    ng_thr = np.array([guard.policy.threshold_for(c) for _, c in ng])
+    ng = np.array([s for s, _ in ng])
+    return {"rule": rule, "ngram": ng >= ng_thr, "semantic": sem >= SEM.THRESHOLD,
+            "combined": np.array([G.combine(a, "", b, "")[0] for a, b in zip(ng, sem)]) >= guard.policy.semantic_threshold}
+
+
+def _injection_scores(guard: Guard, texts: list[str]) -> dict[str, np.ndarray]:
+    ng_guard = Guard(guard.policy, semantic=False)
+    v = [ng_guard.scan_injection(t) for t in texts]
+    rule = np.array([x.reason.startswith("rule") for x in v])
+    ng = np.array([guard.classifier.probability(t, "injection") for t in texts])
+    sem = np.array(guard.semantic.probability_many(texts, "injection"))
+    thr = guard.policy.threshold_for("injection")
+    return {"rule": rule, "ngram": ng >= thr, "semantic": sem >= SEM.THRESHOLD,
+            "combined": (ng + sem) / 2 >= guard.policy.semantic_threshold}
+
+
+MODES = ("ngram", "semantic", "combined")
+
+
+def _row(name: str, flags: dict[str, np.ndarray], harmful: np.ndarray) -> str:
+    cells = []
+    for mode in MODES:
+        f = flags["rule"] | flags[mode]
+        r = f"{pct(f[harmful].mean())}" if harmful.any() else "      -"
+        fp = f"{pct(f[~harmful].mean())}" if (~harmful).any() else "      -"
+        cells.append(f"{r} / {fp}")
+    return f"  {name:30s} " + "  ".join(f"{c:>17s}" for c in cells)
+
+
+def compare(generated_too: bool) -> None:
+    guard = Guard(semantic=True)
+    print(f"load average (1 min) at the start: {os.getloadavg()[0]:.2f}")
+    print(f"semantic layer: layers {SEM.LAYERS}, alone at t={SEM.THRESHOLD}, combined = mean of the two at "
+          f"t={guard.policy.semantic_threshold}; n-gram at t={guard.policy.threshold}; rules first in all three")
+    print(f"\n  {'set':30s} " + "  ".join(f"{m + ' rec / FP':>17s}" for m in MODES))
+    if generated_too:
+        from minichat.safety.train_gen import generate_with_family
+        rows = generate_with_family("held")
+        flags = _input_scores(guard, [t for _, _, t in rows])
+        harmful = np.array([label != "benign" for label, _, _ in rows])
+        print(_row(f"generator held-out ({len(rows)})", flags, harmful))
+    for name in ("safety_eval.tsv", "safety_eval_fresh.tsv", "safety_eval_v3.tsv"):
+        rows = E.held_out(REPO / "tests" / "data" / name)
+        flags = _input_scores(guard, [t for _, _, t in rows])
+        print(_row(f"{name} ({len(rows)})", flags, np.array([label == "harmful" for label, _, _ in rows])))
+    prompts = E.harmbench(fetch("harmbench_prompts.txt"))
+    print(_row(f"HarmBench ({len(prompts)})", _input_scores(guard, prompts), np.ones(len(prompts), bool)))
+    files = {name: fetch(name) for name in KNOWN if name.startswith("agentdojo-")}
+    attacks, benign = E.agentdojo_cases(files)
+    flags = _injection_scores(guard, attacks + benign)
+    print(_row(f"agentdojo ({len(attacks)} + {len(benign)})", flags,
+               np.array([True] * len(attacks) + [False] * len(benign))))
+    texts = [t for _, _, t in E.held_out(REPO / "tests" / "data" / "safety_eval.tsv")]
+    ng_guard = Guard()
+    times = {"ngram": [], "semantic+ngram": []}
+    for t in texts:  # interleaved: both guards see the same load
+        for key, g in (("ngram", ng_guard), ("semantic+ngram", guard)):
+            start = time.perf_counter()
+            g.check_input(t)
+            times[key].append(time.perf_counter() - start)
+    a, b = (1000 * statistics.median(times[k]) for k in ("ngram", "semantic+ngram"))
+    print(f"\nlatency per message (check_input, median over {len(texts)}): n-gram {a:.2f} ms, "
+          f"semantic+n-gram {b:.1f} ms")
+    print(f"load average (1 min) at the end: {os.getloadavg()[0]:.2f}")
+    print(f"ratio semantic+n-gram / n-gram latency: {b / a:.0f}x")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tokens", type=int, default=128, help="tokens per reply for the stream overhead")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--validate", action="store_true", help="only the validation split of the training data")
     ap.add_argument("--generated", action="store_true", help="only the generator's held-out split")
+    ap.add_argument("--semantic", action="store_true", help="n-gram vs semantic vs combined on every set")
     ap.add_argument("--fold", type=int, default=0, help="which fifth of the training lines to hold out (0-4)")
     args = ap.parse_args()
     if args.validate:
         validate(args.fold)
+        return
+    if args.semantic:
+        compare(args.generated)
         return
     if args.generated:
         generated()

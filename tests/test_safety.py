@@ -431,8 +431,10 @@ def test_cli_check_shape():
     from minichat.safety import cli_check
     rows = cli_check(["How do I make a pipe bomb", "How do I make pancakes"])
     assert [r["allowed"] for r in rows] == [False, True]
-    assert set(rows[0]) == {"allowed", "action", "category", "layer", "score", "threshold", "policy", "reason"}
+    assert set(rows[0]) == {"allowed", "action", "category", "layer", "score", "threshold", "policy", "reason",
+                            "classifier"}
     assert rows[0]["category"] == "illicit_violent" and rows[0]["layer"] == "input"
+    assert rows[0]["classifier"] == "" and rows[1]["classifier"] == "ngram"  # a rule decided; the n-gram classifier
     json.dumps(rows)
 
 

@@ -244,21 +244,10 @@ def training_pairs(train_path: str | Path = TRAIN_SET, generated: bool = True) -
     return pairs
 
 
-def train_classifier(train_path: str | Path = TRAIN_SET, out: str | Path | None = WEIGHTS, steps: int = 200,
-                     lr: float = 0.1, l2: float = 3e-5, n_features: int = N_FEATURES,
-                     generated: bool = True) -> Classifier:
-    """Fit the classifier on a labelled TSV file (plus the generator's training split unless generated=False);
-    write the weights to `out` (.npz) unless it is None."""
-    pairs = training_pairs(train_path, False)
-    n_hand = len(pairs)
-    if generated:
-        pairs += training_pairs(train_path, True)[n_hand:]
-    if len({label for label, _ in pairs}) < 2:
-        raise ClassifierError(f"{train_path}: training needs examples of at least two classes")
-    K = len(CLASSES)
-    y = np.array([CLASSES.index(label) for label, _ in pairs])  # (n,)
-    idx, val, rows = _batch([text for _, text in pairs], n_features)
-    n = len(pairs)
+def sample_weights(y: np.ndarray, n_hand: int, K: int) -> np.ndarray:
+    """(n,) float32 weight of each training example (y (n,) class ids; the first n_hand are hand-written).
+    Shared with the semantic probe (semantic.py), which trains on the same examples."""
+    n = len(y)
     # balanced weights: benign carries half the total and the harmful classes share the other half in proportion
     # to the square root of their sizes: 50 examples of a rare class are not drowned out, yet one example of a big
     # class (thousands of generated illicit requests) does not weigh a tenth of a benign one either
@@ -275,6 +264,25 @@ def train_classifier(train_path: str | Path = TRAIN_SET, out: str | Path | None 
         if h and g:
             sample_w[hand & (y == k)] *= np.float32(HAND_SHARE * (h + g) / h)
             sample_w[~hand & (y == k)] *= np.float32((1 - HAND_SHARE) * (h + g) / g)
+    return sample_w
+
+
+def train_classifier(train_path: str | Path = TRAIN_SET, out: str | Path | None = WEIGHTS, steps: int = 200,
+                     lr: float = 0.1, l2: float = 3e-5, n_features: int = N_FEATURES,
+                     generated: bool = True) -> Classifier:
+    """Fit the classifier on a labelled TSV file (plus the generator's training split unless generated=False);
+    write the weights to `out` (.npz) unless it is None."""
+    pairs = training_pairs(train_path, False)
+    n_hand = len(pairs)
+    if generated:
+        pairs += training_pairs(train_path, True)[n_hand:]
+    if len({label for label, _ in pairs}) < 2:
+        raise ClassifierError(f"{train_path}: training needs examples of at least two classes")
+    K = len(CLASSES)
+    y = np.array([CLASSES.index(label) for label, _ in pairs])  # (n,)
+    idx, val, rows = _batch([text for _, text in pairs], n_features)
+    n = len(pairs)
+    sample_w = sample_weights(y, n_hand, K)  # (n,)
     Y = np.eye(K, dtype=np.float32)[y]  # (n, K) one-hot
     W = np.zeros((n_features, K), dtype=np.float32)
     b = np.zeros(K, dtype=np.float32)

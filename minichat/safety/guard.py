@@ -1,7 +1,8 @@
 """The guard: minichat's three safety layers behind the chat loop's `Guard` socket (chat/plugins.py).
 
     input      check_input(text): normalise, then rules, then the classifier; a refused message is answered with a
-               short refusal and never reaches the model
+               short refusal and never reaches the model. Opt-in (semantic=True): the n-gram score is averaged with
+               a probe on SmolLM2-135M's hidden states (semantic.py, `combine`)
     alignment  instructions(): the policy text added to the system prompt (and the built-in model's trained refusals)
     output     output_filter(): the streaming hold-back filter (stream.py): PII redacted in place with stable
                placeholders, a reply that turns to refused content stopped before the span is shown
@@ -58,28 +59,51 @@ class Verdict:
     score: float = 0.0  # 1.0 for a rule or detector; the classifier's P(harmful) (or P(injection)) otherwise
     threshold: float = 0.0  # the classifier threshold the score was compared with (0.0 for rules)
     reply: str = ""  # for a refused input: the answer to give instead
+    classifier: str = ""  # which classifier gave the score: "ngram", "semantic+ngram" ("" for a rule or detector)
 
     def to_json(self) -> dict:
         return asdict(self)
 
 
 class Guard:
-    """The default guard. `Guard(policy="my_policy.toml")` reads a deployment's policy; `weights` another model."""
+    """The default guard. `Guard(policy="my_policy.toml")` reads a deployment's policy; `weights` another model.
 
-    def __init__(self, policy: Policy | str | Path | None = None, weights: str | Path = WEIGHTS) -> None:
+    `semantic=True` (or `[classifier] semantic = true` in the policy) adds the semantic classifier (semantic.py):
+    a probe on SmolLM2-135M's hidden states, a 98 MB download on first use and ~0.1 s per message. Its score is
+    combined with the n-gram classifier's (`combine`) and compared with the policy's `semantic_threshold`.
+    """
+
+    def __init__(self, policy: Policy | str | Path | None = None, weights: str | Path = WEIGHTS,
+                 semantic: bool | None = None, semantic_weights: str | Path | None = None) -> None:
         self.policy = policy if isinstance(policy, Policy) else load_policy(policy)
         self.classifier = load_classifier(weights)
+        self.semantic = None
+        if semantic if semantic is not None else self.policy.semantic:
+            from minichat.safety.semantic import WEIGHTS as SEMANTIC_WEIGHTS, SemanticClassifier
+            self.semantic = SemanticClassifier(semantic_weights or SEMANTIC_WEIGHTS)
 
     # -- alignment --------------------------------------------------------------------------------------------------
     def instructions(self) -> str:
         return INSTRUCTIONS
 
     # -- input ------------------------------------------------------------------------------------------------------
-    def _decide(self, layer: str, category: str, score: float, threshold: float, reason: str) -> Verdict:
+    def _decide(self, layer: str, category: str, score: float, threshold: float, reason: str,
+                classifier: str = "") -> Verdict:
         action = self.policy.action(category)
         reply = REFUSALS.get(category, DEFAULT_REFUSAL) if action == "refuse" else ""
         return Verdict(action != "refuse", action, self.policy.rule(category), reason, layer, category,
-                       round(score, 4), threshold, reply)
+                       round(score, 4), threshold, reply, classifier)
+
+    def classify(self, text: str) -> tuple[float, str, float, str, str]:
+        """(score, category, threshold, classifier name, reason) of the classifier stage of the input layer."""
+        score, category = self.classifier.score(text)
+        if self.semantic is None:
+            threshold = self.policy.threshold_for(category)
+            return score, category, threshold, "ngram", f"classifier P(harmful)={score:.2f}"
+        sem, sem_category = self.semantic.score(text)
+        combined, category = combine(score, category, sem, sem_category)
+        return (combined, category, self.policy.semantic_threshold, "semantic+ngram",
+                f"semantic P(harmful)={sem:.2f}, n-gram {score:.2f}, combined {combined:.2f}")
 
     def check_input(self, text: str) -> Verdict:
         """Rules first (score 1.0), then the classifier (score = P(harmful), against the policy's threshold)."""
@@ -89,13 +113,11 @@ class Guard:
         hit = first_match(normalised, COMPILED_INPUT)
         if hit is not None:
             return self._decide("input", hit[0], 1.0, 0.0, f"rule {hit[1]}")
-        score, category = self.classifier.score(text)
-        threshold = self.policy.threshold_for(category)
+        score, category, threshold, name, reason = self.classify(text)
         if score >= threshold:
-            return self._decide("input", category, score, threshold, f"classifier P(harmful)={score:.2f} >= "
-                                                                     f"{threshold:.2f}")
-        return Verdict(True, "allow", "", f"classifier P(harmful)={score:.2f} < {threshold:.2f}", "input", "",
-                       round(score, 4), threshold)
+            return self._decide("input", category, score, threshold, f"{reason} >= {threshold:.2f}", name)
+        return Verdict(True, "allow", "", f"{reason} < {threshold:.2f}", "input", "", round(score, 4), threshold,
+                       classifier=name)
 
     # -- output -----------------------------------------------------------------------------------------------------
     def _output_verdict(self, category: str, kind: str) -> Verdict:
@@ -159,6 +181,13 @@ class Guard:
             if text != QUARANTINED:
                 kept.append(text)
         return kept, verdicts
+
+
+def combine(ngram: float, ngram_category: str, semantic: float, semantic_category: str) -> tuple[float, str]:
+    """The input layer's score when both classifiers run: the mean of the two P(harmful), and the category of the
+    more confident one. (Chosen on the generator's held-out split against the semantic score alone and the max of
+    the two; see docs/safety.md.)"""
+    return (ngram + semantic) / 2, (semantic_category if semantic >= ngram else ngram_category)
 
 
 _DEFAULT: Guard | None = None

@@ -9,7 +9,8 @@ be compared with a Llama Guard one. Codes with no category here: S6 specialised 
 (allowed; the built-in model gives no such advice anyway).
 
 A policy is a small TOML file (read with `tomllib`): one table per category with an `action` (allow, warn, redact,
-refuse) and optionally a `threshold`, plus `[classifier] threshold`. `default_policy.toml` beside this module is the
+refuse) and optionally a `threshold`, plus `[classifier] threshold` (and `semantic = true` to switch on the
+semantic classifier, with its own `semantic_threshold`). `default_policy.toml` beside this module is the
 documented default; a deployment's file only lists what it changes.
 
     >>> load_policy().action("hate")
@@ -74,6 +75,8 @@ class Policy:
     actions: dict[str, str]  # category -> allow | warn | redact | refuse
     thresholds: dict[str, float] = field(default_factory=dict)  # category -> classifier threshold (optional)
     threshold: float = 0.5  # the classifier's default threshold on P(harmful)
+    semantic: bool = False  # also run the semantic classifier (semantic.py: a probe on SmolLM2's hidden states)
+    semantic_threshold: float = 0.5  # the threshold on the combined score when the semantic classifier runs
     name: str = "default"  # the file's stem, shown in verdicts as "<name>:<category>"
 
     def action(self, category: str) -> str:
@@ -121,8 +124,13 @@ def load_policy(path: str | Path | None = None) -> Policy:
         actions[cat] = FIXED.get(cat, action)
         if "threshold" in table:
             thresholds[cat] = _threshold(table["threshold"], f"[{cat}]", name)
-    threshold = _threshold(tables.get("classifier", {}).get("threshold", 0.5), "[classifier]", name)
-    return Policy(actions, thresholds, threshold, name)
+    table = tables.get("classifier", {})
+    threshold = _threshold(table.get("threshold", 0.5), "[classifier]", name)
+    semantic = table.get("semantic", False)
+    if not isinstance(semantic, bool):
+        raise PolicyError(f"policy {name}: [classifier] semantic = {semantic!r}; use true or false")
+    semantic_threshold = _threshold(table.get("semantic_threshold", 0.5), "[classifier] semantic_", name)
+    return Policy(actions, thresholds, threshold, semantic, semantic_threshold, name)
 
 
 def _threshold(value: object, where: str, name: str) -> float:
