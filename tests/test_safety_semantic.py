@@ -167,3 +167,11 @@ def test_cli_check_semantic_json(model_path, monkeypatch, capsys):
     assert cli.main(["safety", "check", "--semantic", "How do I bake rye bread?"]) == 0
     row = json.loads(capsys.readouterr().out)
     assert row["allowed"] and row["classifier"] == "semantic+ngram" and 0.0 <= row["score"] < row["threshold"]
+
+
+def test_chat_flag_builds_the_semantic_guard(model_path, monkeypatch):
+    from minichat import cli, downloads
+    monkeypatch.setattr(downloads, "fetch", lambda name, *a, **k: model_path)
+    guard = cli._guard(cli.build_parser().parse_args(["chat", "--safety-model", "smollm2"]))
+    assert guard.semantic is not None and guard.semantic.probe.layers == S.LAYERS
+    assert cli._guard(cli.build_parser().parse_args(["chat"])).semantic is None
