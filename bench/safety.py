@@ -55,6 +55,7 @@ import zlib
 import numpy as np
 
 from minichat.downloads import KNOWN, fetch
+from minichat.chat.guards import build_guard
 from minichat.safety import Guard
 from minichat.safety import evaluate as E
 from minichat.safety import guard as G
@@ -254,7 +255,7 @@ def _row(name: str, flags: dict[str, np.ndarray], harmful: np.ndarray) -> str:
 
 
 def compare(generated_too: bool) -> None:
-    guard = Guard(semantic=True)
+    guard = build_guard(semantic=True)  # chat/guards.py loads SmolLM2 for the probe (safety/ knows only strings)
     print(f"load average (1 min) at the start: {os.getloadavg()[0]:.2f}")
     print(f"semantic layer: layers {SEM.LAYERS}, alone at t={SEM.THRESHOLD}, combined = mean of the two at "
           f"t={guard.policy.semantic_threshold}; n-gram at t={guard.policy.threshold}; rules first in all three")

@@ -235,20 +235,24 @@ def _guard(args: argparse.Namespace):
         if args.policy:
             raise MinichatError("--no-safety cannot be combined with --policy")
         return None
-    from minichat.safety.guard import Guard
+    from minichat.chat.guards import build_guard
 
-    return Guard(args.policy, semantic=True if getattr(args, "safety_model", None) == "smollm2" else None)
+    return build_guard(args.policy, semantic=True if getattr(args, "safety_model", None) == "smollm2" else None,
+                       progress=lambda m: print(f"minichat: {m}", file=sys.stderr))
 
 
 def _cmd_safety_check(args: argparse.Namespace) -> int:
     import json
 
+    from minichat.chat.guards import build_guard
     from minichat.safety.cli import cli_check
 
     texts = [" ".join(args.text)] if args.text else [line for line in sys.stdin.read().splitlines() if line.strip()]
     if not texts:
         raise MinichatError("nothing to check: give TEXT or lines on standard input")
-    for verdict in cli_check(texts, args.policy, semantic=args.semantic or None):
+    guard = build_guard(args.policy, semantic=args.semantic or None,
+                        progress=lambda m: print(f"minichat: {m}", file=sys.stderr))
+    for verdict in cli_check(texts, guard=guard):
         print(json.dumps(verdict, ensure_ascii=False))
     return 0
 
@@ -258,7 +262,12 @@ def _cmd_safety_train(args: argparse.Namespace) -> int:
 
     from minichat.safety.cli import cli_train
 
-    print(json.dumps(cli_train(args.out, semantic=args.semantic), ensure_ascii=False))
+    embedder = None
+    if args.semantic:
+        from minichat.chat.guards import smollm2_embedder
+
+        embedder = smollm2_embedder(progress=lambda m: print(f"minichat: {m}", file=sys.stderr))
+    print(json.dumps(cli_train(args.out, embedder=embedder), ensure_ascii=False))
     return 0
 
 

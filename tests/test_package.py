@@ -63,6 +63,20 @@ def test_imports_point_one_way():
     assert not bad, "\n".join(bad)
 
 
+def test_no_hidden_imports_in_the_strings_only_packages():
+    """The rank test reads import statements; importlib or __import__ by name would slip past it."""
+    for package in STRINGS_ONLY:
+        for path in (REPO / "minichat" / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                         [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+                assert not any(n.split(".")[0] == "importlib" for n in names), f"{path}: imports importlib"
+                if isinstance(node, ast.Call):
+                    f = node.func
+                    name = f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) else ""
+                    assert name not in ("__import__", "import_module"), f"{path}:{node.lineno}: imports by name"
+
+
 def test_import_is_lazy():
     """`import minichat` must not pull in numba (~0.8 s) or any peer library; bench/tokenizer.py times the import."""
     code = ("import sys, minichat, minichat.tokenizer; "

