@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -71,18 +71,20 @@ class Item:
     probe: Probe
 
 
-def probe_set(n: int, seed: int = HELDOUT_SEED, categories: Sequence[str] = tuple(CATEGORIES)) -> list[Item]:
+def probe_set(n: int, seed: int = HELDOUT_SEED, categories: Sequence[str] = tuple(CATEGORIES),
+              table: Mapping[str, tuple[tuple[str, ...], Callable[[Probe], bool]]] = CATEGORIES,
+              generate: Callable[..., list[Conversation]] = generate_corpus) -> list[Item]:
     """n held-out probes per category (the last matching probe of each conversation: for a follow-up, the turn
     that depends on the earlier one). Deterministic for (n, seed); a category's probes are the same whichever other
-    categories are asked for."""
+    categories are asked for. table/generate: another corpus's categories and generator (corpus_v2's)."""
     items = []
     for cat in categories:
-        kinds, wanted = CATEGORIES[cat]
-        c = list(CATEGORIES).index(cat)
+        kinds, wanted = table[cat]
+        c = list(table).index(cat)
         got, start = [], 0
         while len(got) < n:
             # offset each category's conversations so categories never share one
-            batch = generate_corpus(2 * n, seed + 1009 * c, "heldout", kinds=kinds, start=start)
+            batch = generate(2 * n, seed + 1009 * c, "heldout", kinds=kinds, start=start)
             start += 2 * n
             for conv in batch:
                 hits = [p for p in conv.probes if wanted(p)]
@@ -191,7 +193,7 @@ def evaluate(model: Any, tokenizer: Any, n: int = 200, seed: int | None = None, 
         from minichat.builtin.corpus import corpus_v2  # only when asked: v1's evaluation needs none of it
         seed = corpus_v2.HELDOUT_SEED if seed is None else seed
         categories = tuple(corpus_v2.CATEGORIES_V2) if categories is None else categories
-        items = corpus_v2.probe_set_v2(n, seed, categories)
+        items = probe_set(n, seed, categories, corpus_v2.CATEGORIES_V2, corpus_v2.generate_corpus_v2)
         loss_conversations = lambda: corpus_v2.heldout_corpus_v2(n_loss, seed)  # noqa: E731
     else:
         raise ValueError(f"unknown corpus {corpus!r}; choose 'v1' or 'v2'")

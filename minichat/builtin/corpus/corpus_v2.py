@@ -36,7 +36,7 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 
 from minichat.builtin.corpus import memory_v2, safety_v2, talk_v2, tools_v2
-from minichat.builtin.corpus.synthetic import Conversation
+from minichat.builtin.corpus.synthetic import Conversation, draw_kind
 from minichat.builtin.corpus.synthetic_pools import Probe
 from minichat.builtin.corpus.tools_v2 import Ep
 from minichat.builtin.corpus.vocab_v2 import SPLITS, Vocab, vocab
@@ -131,12 +131,7 @@ def conversation(rng: np.random.Generator, split: str = "train", kind: str | Non
                  mix: Mapping[str, float] = MIX) -> Conversation:
     """One conversation of `split`; `kind` None draws it from `mix`."""
     V = vocab(split)
-    if kind is None:
-        names = sorted(mix)
-        weights = np.array([mix[k] for k in names], dtype=np.float64)  # (K,)
-        if (weights < 0).any() or weights.sum() <= 0:
-            raise ValueError(f"mix weights must be >= 0 and not all zero, got {dict(mix)}")
-        kind = names[int(rng.choice(len(names), p=weights / weights.sum()))]
+    kind = draw_kind(rng, mix) if kind is None else kind
     if kind == "chain":
         ep = chain(rng, V)
     elif kind in EPISODES:
@@ -195,24 +190,10 @@ CATEGORIES_V2: dict[str, tuple[tuple[str, ...], Callable[[Probe], bool]]] = {
 
 def probe_set_v2(n: int, seed: int = HELDOUT_SEED, categories: Sequence[str] = tuple(CATEGORIES_V2)) -> list:
     """n held-out probes per category as minichat.builtin.evaluate.Item (the last matching probe of each
-    conversation), for evaluate.score / evaluate.prompt_ids. Deterministic for (n, seed)."""
-    from minichat.builtin.evaluate import Item  # here, not at import: evaluate may import this module
+    conversation), for evaluate.score / evaluate.prompt_ids: evaluate.probe_set on this corpus. Deterministic."""
+    from minichat.builtin.evaluate import probe_set  # here, not at import: evaluate imports this module lazily
 
-    items = []
-    for c, cat in enumerate(categories):
-        kinds, wanted = CATEGORIES_V2[cat]
-        got, start = [], 0
-        while len(got) < n:
-            batch = generate_corpus_v2(2 * n, seed + 1009 * c, "heldout", kinds=kinds, start=start)
-            start += 2 * n
-            for conv in batch:
-                hits = [p for p in conv.probes if wanted(p)]
-                if hits and len(got) < n:
-                    got.append(Item(cat, conv, hits[-1]))
-            if start > 100 * n + 1000:
-                raise ValueError(f"could not find {n} probes for {cat!r}")
-        items += got
-    return items
+    return probe_set(n, seed, categories, CATEGORIES_V2, generate_corpus_v2)
 
 
 def kind_counts(conversations: Sequence[Conversation]) -> dict[str, int]:

@@ -124,16 +124,20 @@ def _chain(rng: np.random.Generator, P: Pools) -> Episode:
     return ep
 
 
+def draw_kind(rng: np.random.Generator, mix: Mapping[str, float]) -> str:
+    """A conversation kind drawn with the mix's weights (in sorted order of the kinds, so the draw is reproducible)."""
+    names = sorted(mix)
+    weights = np.array([mix[k] for k in names], dtype=np.float64)  # (K,)
+    if (weights < 0).any() or weights.sum() <= 0:
+        raise ValueError(f"mix weights must be >= 0 and not all zero, got {dict(mix)}")
+    return names[int(rng.choice(len(names), p=weights / weights.sum()))]
+
+
 def conversation(rng: np.random.Generator, split: str = "train", kind: str | None = None,
                  instructions: str = DEFAULT_INSTRUCTIONS, mix: Mapping[str, float] = MIX) -> Conversation:
     """One conversation drawn with `rng` from the pools of `split`; `kind` None draws it from `mix`."""
     P = pools(split)
-    if kind is None:
-        names = sorted(mix)
-        weights = np.array([mix[k] for k in names], dtype=np.float64)  # (K,)
-        if (weights < 0).any() or weights.sum() <= 0:
-            raise ValueError(f"mix weights must be >= 0 and not all zero, got {dict(mix)}")
-        kind = names[int(rng.choice(len(names), p=weights / weights.sum()))]
+    kind = draw_kind(rng, mix) if kind is None else kind
     if kind == "chain":
         ep = _chain(rng, P)
     elif kind in EPISODES:
