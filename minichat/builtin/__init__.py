@@ -5,8 +5,8 @@
                   template's assistant-only loss mask, packed into rows)
     recipe.py     `run_recipe`: `minichat train --preset builtin`, from nothing to a model folder
     evaluate.py   `evaluate`: held-out conversations of the generator: tool calls, answers, refusals, loss
-    probes.py     the hand-written probe set (tests/data/probes/) through the public `Chat`: `minichat eval`'s
-                  primary figure; probe_scores.py says what counts as right
+    probes.py     the hand-written evaluation set, read through the public `Chat`: `minichat eval`'s primary
+                  figure (its scoring module says what counts as right)
 
 It sits above both `chat` (the template renders the conversations; the evaluation assembles prompts as the session
 does) and `train` (the learning algorithm it runs), and below the CLI. Nothing is imported here, so that importing
