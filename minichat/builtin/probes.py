@@ -343,6 +343,8 @@ def cli_eval(args: Any, load: Callable[[str | None], tuple[Any, Any]]) -> int:
             print(f"== probe set (primary): {len(probes)} hand-written prompts from {folder}, through Chat")
             report = run_probes(model, tok, probes, progress=lambda m: print(m, file=sys.stderr))
             print(format_report(report) + "\n")
-    print("== generated held-out set: the training corpus's frames with held-out values")
+    print("== generated held-out set: " + ("held-out sentence frames, topics, fact kinds and values of the v2 corpus"
+                                          if args.preset == "builtin-v2" else
+                                          "the training corpus's frames with held-out values"))
     evaluate(model, tok, n=args.n, seed=args.seed, corpus="v2" if args.preset == "builtin-v2" else "v1")
     return 0
