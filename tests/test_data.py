@@ -7,7 +7,8 @@ import pytest
 
 from minichat.builtin.corpus.synthetic import generate_corpus
 from minichat.builtin.corpus.synthetic_pools import LISTED_WORDS
-from minichat.builtin.data import CHAT_PATTERN, SPECIAL_TOKENS, chat_batches, masked_text, train_chat_tokenizer
+from minichat.builtin.data import (CHAT_PATTERN, SPECIAL_TOKENS, Curriculum, chat_batches, masked_text,
+                                   train_chat_tokenizer)
 from minichat.chat.template import ChatTemplate, ToolCall, assistant, message_body, system, tool_result, user
 from minichat.config import ModelConfig
 from minichat.model.transformer import Transformer, init_params
@@ -156,6 +157,31 @@ def test_batches_resume_exactly_across_epochs(corpus, tok):
         chat_batches(tok, corpus[:30], batch_size=4, seq_len=512, seed=7).restore(state)
     other = chat_batches(tok, corpus[:30], batch_size=3, seq_len=512, seed=8)
     assert not np.array_equal(other.batch(0).ids, a.batch(0).ids)
+
+
+def test_curriculum_switches_data_at_its_step_and_resumes_exactly(corpus, tok):
+    def phases():
+        first = chat_batches(tok, corpus[:30], batch_size=3, seq_len=512, seed=7)
+        then = chat_batches(tok, corpus[30:80], batch_size=3, seq_len=512, seed=9)
+        return first, Curriculum(first, 5, then), then
+
+    first, c, then = phases()
+    got = [next(c) for _ in range(12)]
+    for i in range(5):  # steps 0-4: the first data's own steps 0-4
+        assert all(np.array_equal(u, v) for u, v in zip(got[i], first.batch(i)))
+    for i in range(5, 12):  # then the second's steps 0.., not its 5..
+        assert all(np.array_equal(u, v) for u, v in zip(got[i], then.batch(i - 5)))
+    _, c2, _ = phases()
+    c2.restore(c.state())
+    for x in (next(c) for _ in range(4)):
+        assert all(np.array_equal(u, v) for u, v in zip(x, next(c2)))
+    _, _, other_then = phases()
+    with pytest.raises(ValueError, match="first data"):
+        Curriculum(first, 4, other_then).restore(c.state())
+    with pytest.raises(ValueError, match="batch size"):
+        Curriculum(chat_batches(tok, corpus[:30], batch_size=2, seq_len=512, seed=7), 5, then)
+    with pytest.raises(ValueError, match="non-negative"):
+        Curriculum(first, -1, then)
 
 
 def test_one_pass_visits_every_row_once(corpus, tok):

@@ -6,6 +6,7 @@
                            render_with_mask: 1 only on what the assistant wrote), packed whole into (B, T + 1) rows
                            (minichat.train.data.pack) and served as resumable Batches
     masked_text            the text a loss mask trains on, run by run (for reading and for tests)
+    Curriculum             one Batches for the first steps, another after (a drill-heavy start), resumable
 
 The vocabulary's pattern is GPT-4's with every digit a chunk of its own (as Llama and DeepSeek do), so that a number
 the model never saw tokenizes like the ones it did: digit by digit, which keeps copying numbers from the context
@@ -25,7 +26,7 @@ import regex
 from minichat.chat.template import IM_END, IM_START, ChatTemplate, render_text
 from minichat.tokenizer import Tokenizer, train
 from minichat.tokenizer.patterns import GPT4_PATTERN
-from minichat.train.data import ENDOFTEXT, Batches, pack
+from minichat.train.data import ENDOFTEXT, Batch, Batches, pack
 
 SPECIAL_TOKENS = (ENDOFTEXT, IM_START, IM_END)
 # GPT-4's pattern with `\p{N}{1,3}+` (numbers in groups of up to three digits) replaced by `\p{N}` (one digit each)
@@ -65,6 +66,44 @@ def chat_batches(tokenizer: Tokenizer, conversations: Iterable[Any], batch_size:
     encoded = (template.render_with_mask(getattr(convs[i], "messages", convs[i])) for i in order)
     rows, masks, cut = pack(encoded, seq_len, tokenizer.encode_special(ENDOFTEXT), open_rows)
     return Batches(rows, masks, batch_size, seed, cut)
+
+
+class Curriculum:
+    """Batches from `first` for steps 0 .. `steps`-1, then from `then` (its own step 0 onwards): a start on other
+    data, e.g. one dense in copying drills so the copy circuit forms before the full mix. Resumable like Batches."""
+
+    def __init__(self, first: Batches, steps: int, then: Batches):
+        if not isinstance(steps, int) or steps < 0:
+            raise ValueError(f"steps must be a non-negative integer, not {steps!r}")
+        if first.batch_size != then.batch_size:
+            raise ValueError(f"both phases need the same batch size, not {first.batch_size} and {then.batch_size}")
+        self.first, self.steps, self.then, self.step = first, steps, then, 0
+
+    @property
+    def batch_size(self) -> int:
+        return self.then.batch_size
+
+    def batch(self, step: int) -> Batch:
+        return self.first.batch(step) if step < self.steps else self.then.batch(step - self.steps)
+
+    def __iter__(self) -> "Curriculum":
+        return self
+
+    def __next__(self) -> Batch:
+        b = self.batch(self.step)
+        self.step += 1
+        return b
+
+    def state(self) -> dict:
+        return {"step": self.step, "first_steps": self.steps, "first": self.first.state(), "then": self.then.state()}
+
+    def restore(self, state: dict) -> None:
+        if state.get("first_steps") != self.steps:
+            raise ValueError(f"cannot resume: the saved run started with {state.get('first_steps')} steps of its "
+                             f"first data, this one with {self.steps}")
+        self.first.restore(state["first"])  # checks the saved shapes and seeds against these
+        self.then.restore(state["then"])
+        self.step = int(state["step"])
 
 
 def masked_text(tokenizer: Tokenizer, ids: Sequence[int], mask: Sequence[int]) -> list[str]:
