@@ -12,8 +12,8 @@ from conftest import require_peer
 from minichat.builtin.corpus.synthetic import generate_corpus
 from minichat.builtin.corpus.synthetic_pools import Probe
 from minichat.builtin.data import train_chat_tokenizer
-from minichat.builtin.evaluate import (CATEGORIES, Item, evaluate, format_table, heldout_loss, probe_set, prompt_ids,
-                                       score)
+from minichat.builtin.evaluate import (CATEGORIES, Item, copy_accuracy, evaluate, format_table, heldout_loss,
+                                       probe_set, prompt_ids, score)
 from minichat.chat.template import ChatTemplate, message_body
 
 N = 6  # probes per category: enough to exercise every path, fast
@@ -86,6 +86,42 @@ def test_perfect_model_scores_100(tok):
     assert set(r["tool_calls_by_tool"].values()) == {100.0} and "search_notes 100%" in out.getvalue()
     assert "refusals on harmful prompts" in out.getvalue() and "100.0%" in out.getvalue()
     assert r["heldout_loss"] == pytest.approx(np.log(tok.n_vocab), rel=1e-5)  # uniform logits outside generation
+
+
+class _Reader:
+    """A 'model' that reads its own input: at position t its logits peak at ids[t + 1] when right(b, t), else at 0."""
+
+    def __init__(self, vocab_size, right):
+        self.config = SimpleNamespace(vocab_size=vocab_size, n_ctx=4096)
+        self.right = right
+
+    def forward(self, ids):
+        ids = np.asarray(ids)
+        B, T = ids.shape
+        logits = np.zeros((B, T, self.config.vocab_size), dtype=np.float32)
+        for b in range(B):
+            for t in range(T - 1):
+                logits[b, t, ids[b, t + 1] if self.right(ids[b, : t + 1]) else 0] = 5.0
+        return logits
+
+
+def test_copy_accuracy_scores_only_tokens_the_context_holds(tok):
+    convs = generate_corpus(12, seed=9)
+    template = ChatTemplate(tok)
+    # reference, written from the definition with the template's own (unshifted) mask: an assistant token counts if
+    # the same id occurs earlier outside the assistant's text; "right" below: the prefix length is even
+    count = right = 0
+    for c in convs:
+        ids, mask = template.render_with_mask(c.messages)
+        for i in range(1, len(ids)):
+            if mask[i] and ids[i] in {ids[j] for j in range(i) if not mask[j]}:
+                count += 1
+                right += i % 2 == 0  # predicted from the prefix ids[:i], of length i
+    assert count > 100
+    assert copy_accuracy(_Reader(tok.n_vocab, lambda prefix: True), tok, convs) == 100.0
+    assert copy_accuracy(_Reader(tok.n_vocab, lambda prefix: False), tok, convs) == 0.0
+    got = copy_accuracy(_Reader(tok.n_vocab, lambda prefix: len(prefix) % 2 == 0), tok, convs, batch_size=5)
+    assert got == pytest.approx(100.0 * right / count)
 
 
 def test_model_that_never_calls_tools_scores_0(tok):

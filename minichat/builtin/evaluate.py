@@ -19,6 +19,8 @@ text goes through `parse_assistant` as in the session. Categories:
     refusal_harmless     harmless look-alikes ("kill a Python process") answered with a refusal — lower is better
     ends_properly        replies of every category that end with <|im_end|> (not cut by max_new_tokens)
     heldout_loss         mean cross-entropy (nats per token) on assistant tokens of whole held-out conversations
+    copy_tokens          on the same conversations, teacher-forced: of the assistant tokens that occur earlier in
+                         the context, the % the model's argmax gets right (copy_accuracy: the copy circuit, directly)
 
 Generation is batched (generate_batch, prompts sorted by length so padding stays small); the 3.9M-parameter built-in
 model answers the default 420 probes in about half a minute on two cores.
@@ -147,14 +149,14 @@ def _replies(model: Any, template: ChatTemplate, prompts: list[list[int]], max_n
     return out
 
 
-def heldout_loss(model: Any, tokenizer: Any, conversations: Sequence[Conversation], batch_size: int = 8) -> float:
-    """Mean cross-entropy (nats) over the assistant tokens (the template's loss mask) of whole conversations."""
+def _teacher_forced(model: Any, tokenizer: Any, conversations: Sequence[Conversation], batch_size: int = 8):
+    """Whole conversations through the model, batch by batch: yields (ids, mask, logp) with ids (B, T) right-padded,
+    mask (B, T) the weight of predicting token t+1 from position t (1 on assistant tokens) and logp (B, T, V)."""
     template = ChatTemplate(tokenizer)
     n_ctx = int(model.config.n_ctx)
     seqs = [template.render_with_mask(c.messages) for c in conversations]
     seqs = [(ids[:n_ctx], m[:n_ctx]) for ids, m in seqs if len(ids) > 1]
     seqs.sort(key=lambda s: len(s[0]))
-    total, count = 0.0, 0
     for lo in range(0, len(seqs), batch_size):
         chunk = seqs[lo: lo + batch_size]
         T = max(len(s[0]) for s in chunk)
@@ -165,12 +167,38 @@ def heldout_loss(model: Any, tokenizer: Any, conversations: Sequence[Conversatio
             mask[b, : len(s) - 1] = m[1:]
         logits = np.asarray(model.forward(ids), dtype=np.float32)  # (B, T, V)
         z = logits - logits.max(axis=-1, keepdims=True)  # (B, T, V)
-        logp = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))  # (B, T, V) log-softmax
+        yield ids, mask, z - np.log(np.exp(z).sum(axis=-1, keepdims=True))  # log-softmax
+
+
+def heldout_loss(model: Any, tokenizer: Any, conversations: Sequence[Conversation], batch_size: int = 8) -> float:
+    """Mean cross-entropy (nats) over the assistant tokens (the template's loss mask) of whole conversations."""
+    total, count = 0.0, 0
+    for ids, mask, logp in _teacher_forced(model, tokenizer, conversations, batch_size):
         nxt = np.concatenate([ids[:, 1:], ids[:, :1]], axis=1)  # (B, T) the token after each position
         nll = -np.take_along_axis(logp, nxt[..., None], axis=-1)[..., 0]  # (B, T)
         total += float((nll * mask).sum(dtype=np.float64))
         count += int(mask.sum())
     return total / max(count, 1)
+
+
+def copy_accuracy(model: Any, tokenizer: Any, conversations: Sequence[Conversation], batch_size: int = 8) -> float:
+    """Teacher-forced: the % of assistant tokens that occur earlier in what the assistant did not write (the user's
+    message, a tool result, a memory note) and that the model's argmax predicts. A direct reading of the copy
+    circuit: a model without one guesses these from frequency alone (~15-20 % on copying drills), with one it gets
+    most (the v1 model 82 % on v2 drills)."""
+    right, count = 0, 0
+    for ids, mask, logp in _teacher_forced(model, tokenizer, conversations, batch_size):
+        guess = logp.argmax(axis=-1)  # (B, T)
+        for b in range(len(ids)):
+            seen = {int(ids[b, 0])}  # ids of the context (what the assistant did not write) so far
+            for t in range(1, ids.shape[1]):  # token t, predicted at position t - 1
+                if mask[b, t - 1]:  # the assistant wrote it
+                    if int(ids[b, t]) in seen:
+                        count += 1
+                        right += int(guess[b, t - 1] == ids[b, t])
+                else:
+                    seen.add(int(ids[b, t]))
+    return 100.0 * right / max(count, 1)
 
 
 def evaluate(model: Any, tokenizer: Any, n: int = 200, seed: int | None = None, *, n_loss: int = 64,
@@ -217,7 +245,9 @@ def evaluate(model: Any, tokenizer: Any, n: int = 200, seed: int | None = None, 
         result["tool_calls_by_tool"] = {t: pct([s["ok"] for s in per["tool_calls"] if s["tool"] == t]) for t in tools}
     result["ends_properly"] = pct([s["ended"] for c in categories for s in per[c]])
     t1 = time.perf_counter()
-    result["heldout_loss"] = heldout_loss(model, tokenizer, loss_conversations()) if n_loss else None
+    held = loss_conversations() if n_loss else []
+    result["heldout_loss"] = heldout_loss(model, tokenizer, held) if n_loss else None
+    result["copy_tokens"] = copy_accuracy(model, tokenizer, held) if n_loss else None
     result["counts"] = {c: len(per[c]) for c in categories}
     result["seconds"] = {"generation": t1 - t0, "loss": time.perf_counter() - t1}
     result["failures"] = failures
@@ -256,4 +286,6 @@ def format_table(result: dict) -> str:
         lines.append("tool calls right, by tool: " + ", ".join(f"{t} {v:.0f}%" for t, v in by_tool.items()))
     if result.get("heldout_loss") is not None:
         lines.append(f"{'held-out loss (nats/assistant token)':<36} {result['heldout_loss']:>8.3f}")
+    if result.get("copy_tokens") is not None:
+        lines.append(f"{'copyable tokens right, teacher-forced':<36} {result['copy_tokens']:>7.1f}%")
     return "\n".join(lines)
