@@ -19,8 +19,9 @@ text goes through `parse_assistant` as in the session. Categories:
     refusal_harmless     harmless look-alikes ("kill a Python process") answered with a refusal — lower is better
     ends_properly        replies of every category that end with <|im_end|> (not cut by max_new_tokens)
     heldout_loss         mean cross-entropy (nats per token) on assistant tokens of whole held-out conversations
-    copy_tokens          on the same conversations, teacher-forced: of the assistant tokens that occur earlier in
-                         the context, the % the model's argmax gets right (copy_accuracy: the copy circuit, directly)
+    copy_tokens          n_loss held-out copying drills, teacher-forced: of the assistant tokens that occur earlier
+                         in the context, the % the model's argmax gets right (copy_accuracy: the copy circuit read
+                         directly; drills, because in other replies many such tokens, a tool's name, are memorised)
 
 Generation is batched (generate_batch, prompts sorted by length so padding stays small); the 3.9M-parameter built-in
 model answers the default 420 probes in about half a minute on two cores.
@@ -217,12 +218,14 @@ def evaluate(model: Any, tokenizer: Any, n: int = 200, seed: int | None = None, 
         categories = tuple(CATEGORIES) if categories is None else categories
         items = probe_set(n, seed, categories)
         loss_conversations = lambda: generate_corpus(n_loss, seed, "heldout")  # noqa: E731
+        drills = lambda: generate_corpus(n_loss, seed, "heldout", kinds=("echo",))  # noqa: E731
     elif corpus == "v2":
         from minichat.builtin.corpus import corpus_v2  # only when asked: v1's evaluation needs none of it
         seed = corpus_v2.HELDOUT_SEED if seed is None else seed
         categories = tuple(corpus_v2.CATEGORIES_V2) if categories is None else categories
         items = probe_set(n, seed, categories, corpus_v2.CATEGORIES_V2, corpus_v2.generate_corpus_v2)
         loss_conversations = lambda: corpus_v2.heldout_corpus_v2(n_loss, seed)  # noqa: E731
+        drills = lambda: corpus_v2.heldout_corpus_v2(n_loss, seed, kinds=("copy",))  # noqa: E731
     else:
         raise ValueError(f"unknown corpus {corpus!r}; choose 'v1' or 'v2'")
     prompts = [prompt_ids(template, it, n_ctx, max_new_tokens) for it in items]
@@ -245,9 +248,8 @@ def evaluate(model: Any, tokenizer: Any, n: int = 200, seed: int | None = None, 
         result["tool_calls_by_tool"] = {t: pct([s["ok"] for s in per["tool_calls"] if s["tool"] == t]) for t in tools}
     result["ends_properly"] = pct([s["ended"] for c in categories for s in per[c]])
     t1 = time.perf_counter()
-    held = loss_conversations() if n_loss else []
-    result["heldout_loss"] = heldout_loss(model, tokenizer, held) if n_loss else None
-    result["copy_tokens"] = copy_accuracy(model, tokenizer, held) if n_loss else None
+    result["heldout_loss"] = heldout_loss(model, tokenizer, loss_conversations()) if n_loss else None
+    result["copy_tokens"] = copy_accuracy(model, tokenizer, drills()) if n_loss else None
     result["counts"] = {c: len(per[c]) for c in categories}
     result["seconds"] = {"generation": t1 - t0, "loss": time.perf_counter() - t1}
     result["failures"] = failures
@@ -287,5 +289,5 @@ def format_table(result: dict) -> str:
     if result.get("heldout_loss") is not None:
         lines.append(f"{'held-out loss (nats/assistant token)':<36} {result['heldout_loss']:>8.3f}")
     if result.get("copy_tokens") is not None:
-        lines.append(f"{'copyable tokens right, teacher-forced':<36} {result['copy_tokens']:>7.1f}%")
+        lines.append(f"{'drill tokens copied, teacher-forced':<36} {result['copy_tokens']:>7.1f}%")
     return "\n".join(lines)
