@@ -70,18 +70,13 @@ def chat_batches(tokenizer: Tokenizer, conversations: Iterable[Any], batch_size:
 
 class Curriculum:
     """Batches from `first` for steps 0 .. `steps`-1, then from `then` (its own step 0 onwards): a start on other
-    data, e.g. one dense in copying drills so the copy circuit forms before the full mix. Resumable like Batches."""
+    data, e.g. one dense in copying drills so the copy circuit forms before the full mix. The two may differ in shape
+    (shorter rows first, more of them). Resumable like Batches."""
 
     def __init__(self, first: Batches, steps: int, then: Batches):
         if not isinstance(steps, int) or steps < 0:
             raise ValueError(f"steps must be a non-negative integer, not {steps!r}")
-        if first.batch_size != then.batch_size:
-            raise ValueError(f"both phases need the same batch size, not {first.batch_size} and {then.batch_size}")
         self.first, self.steps, self.then, self.step = first, steps, then, 0
-
-    @property
-    def batch_size(self) -> int:
-        return self.then.batch_size
 
     def batch(self, step: int) -> Batch:
         return self.first.batch(step) if step < self.steps else self.then.batch(step - self.steps)

@@ -44,6 +44,7 @@ class Recipe:
     corpus: str = "v1"  # which synthetic corpus: "v1" (corpus/synthetic.py) or "v2" (corpus/corpus_v2.py)
     drill_steps: int = 0  # v2: the first steps train on drill-heavy conversations (corpus_v2.DRILL_MIX), then MIX
     drill_conversations: int = 0  # how many of those (conversations n_conversations.. of the same seed and split)
+    drill_seq_len: int = 0  # their row length (0: the recipe's seq_len); the batch then holds as many tokens
 
 
 RECIPES: dict[str, Recipe] = {
@@ -119,7 +120,8 @@ def run_recipe(name: str, out_dir: str | Path, *, resume: bool = False, steps: i
     if recipe.drill_steps:
         from minichat.builtin.corpus.corpus_v2 import DRILL_MIX, generate_corpus_v2
         drills = generate_corpus_v2(recipe.drill_conversations, mix=DRILL_MIX, start=recipe.n_conversations)
-        first = chat_batches(tok, drills, config.batch_size, config.seq_len, seed=config.seed + 2)
+        t = recipe.drill_seq_len or config.seq_len
+        first = chat_batches(tok, drills, config.batch_size * config.seq_len // t, t, seed=config.seed + 2)
         say(f"first {recipe.drill_steps} steps on {len(drills)} drill-heavy conversations ({first.n_rows} rows)")
         batches = Curriculum(first, recipe.drill_steps, batches)
     eval_batches = chat_batches(tok, heldout, config.batch_size, config.seq_len, seed=config.seed + 1)
