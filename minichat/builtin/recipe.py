@@ -75,14 +75,16 @@ RECIPES: dict[str, Recipe] = {
     # Corpus, vocabulary and packing took 42 s (17 + 13 + 11) at load ~1.8. Kinds are drawn i.i.d. and the rows
     # dealt in a uniform shuffle, so copying drills are spread evenly from the first step (seed robustness).
     # Curriculum (after the pilot: seed 0, 2,200 steps on MIX alone, no copy circuit, probes far below target): the
-    # first 1,600 steps on 14,000 drill-heavy conversations (corpus_v2.DRILL_MIX, half copying drills; 1.6 passes),
-    # then the mix. v1 formed its copy circuit between steps 1,000 and 1,600 with drills at 40 %; the first v2 try
-    # switched at 800 and had formed none by then (drill tokens right teacher-forced: 12 %, 14 %, 14 % at steps 200,
-    # 400, 600), so its run was continued from step 800 with this longer start (steps 0-799 are the same batches).
+    # first 1,200 steps on 20,000 drill-heavy conversations (corpus_v2.DRILL_MIX, half copying drills) in rows of 512
+    # (8 a step, the same 4,096 tokens), then the mix in rows of 1,024. Why short rows first: a try with the drill
+    # phase in rows of 1,024 had formed no copy circuit after 1,000 steps (drill tokens copied, teacher-forced: 12, 14,
+    # 14, 14, 16 % at steps 200-1,000; the v1 model 82 %), where v1, in rows of 512 with drills at 40 %, formed it
+    # between steps 1,000 and 1,600. Before a head can learn to look up the earlier copy it must find it among all
+    # the earlier positions of the row, nearly uniformly attended at first, so the signal thins as rows grow.
     "builtin-v2": Recipe(replace(TRAIN_PRESETS["builtin"], steps=2600, batch_size=4, seq_len=1024,
                                  model=TRAIN_PRESETS["builtin"].model.replace(n_ctx=1024)),
-                         n_conversations=36_000, n_heldout=400, vocab_size=4096, corpus="v2", drill_steps=1600,
-                         drill_conversations=14_000),
+                         n_conversations=36_000, n_heldout=400, vocab_size=4096, corpus="v2", drill_steps=1200,
+                         drill_conversations=20_000, drill_seq_len=512),
     # seconds: for tests and notebooks
     "tiny": Recipe(replace(TRAIN_PRESETS["tiny"], seq_len=512, batch_size=2,
                            model=TRAIN_PRESETS["tiny"].model.replace(n_ctx=512)),
