@@ -8,7 +8,7 @@ import pytest
 from minichat.builtin.corpus.synthetic import generate_corpus
 from minichat.builtin.corpus.synthetic_pools import LISTED_WORDS
 from minichat.builtin.data import (CHAT_PATTERN, SPECIAL_TOKENS, Curriculum, chat_batches, masked_text,
-                                   train_chat_tokenizer)
+                                   repeat_batches, train_chat_tokenizer)
 from minichat.chat.template import ChatTemplate, ToolCall, assistant, message_body, system, tool_result, user
 from minichat.config import ModelConfig
 from minichat.model.transformer import Transformer, init_params
@@ -183,6 +183,27 @@ def test_curriculum_switches_data_at_its_step_and_resumes_exactly(corpus, tok):
     assert [next(mixed).ids.shape for _ in range(3)] == [(6, 256), (6, 256), (3, 512)]
     with pytest.raises(ValueError, match="non-negative"):
         Curriculum(first, -1, then)
+
+
+def test_repeat_batches_train_only_on_the_second_copy(tok):
+    b = repeat_batches(tok, 12, 200, 4, seed=5, lengths=(3, 9))
+    sep = tok.encode_special("<|endoftext|>")
+    specials = {tok.encode_special(t) for t in SPECIAL_TOKENS}
+    for row, mask in zip(b.rows, b.masks):
+        pieces, marks, cur, cm = [], [], [], []
+        for i, m in zip(row.tolist(), mask.tolist()):
+            cur.append(i)
+            cm.append(m)
+            if i == sep:
+                pieces.append(cur[:-1])
+                marks.append(cm)
+                cur, cm = [], []
+        for k in range(0, len(pieces) - 1, 2):  # whole pairs: the string, then the same string again
+            assert pieces[k] == pieces[k + 1] and 3 <= len(pieces[k]) <= 9
+            assert not specials & set(pieces[k])
+            assert set(marks[k]) == {0} and set(marks[k + 1]) == {1}  # loss on the copy and its closing sep only
+        assert len(row) == 201
+    assert not np.array_equal(b.rows, repeat_batches(tok, 12, 200, 4, seed=6, lengths=(3, 9)).rows)
 
 
 def test_one_pass_visits_every_row_once(corpus, tok):

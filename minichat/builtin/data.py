@@ -7,6 +7,8 @@
                            (minichat.train.data.pack) and served as resumable Batches
     masked_text            the text a loss mask trains on, run by run (for reading and for tests)
     Curriculum             one Batches for the first steps, another after (a drill-heavy start), resumable
+    repeat_batches         rows of random token strings, each written twice, loss on the second copy: the copy
+                           (induction) circuit's own task, with nothing else to learn
 
 The vocabulary's pattern is GPT-4's with every digit a chunk of its own (as Llama and DeepSeek do), so that a number
 the model never saw tokenizes like the ones it did: digit by digit, which keeps copying numbers from the context
@@ -99,6 +101,32 @@ class Curriculum:
         self.first.restore(state["first"])  # checks the saved shapes and seeds against these
         self.then.restore(state["then"])
         self.step = int(state["step"])
+
+
+def repeat_batches(tokenizer: Tokenizer, n_rows: int, seq_len: int, batch_size: int, seed: int = 0,
+                   lengths: tuple[int, int] = (4, 40)) -> Batches:
+    """Rows of T + 1 ids, each a run of pieces `s E s E` with s a string of random ordinary ids (its length drawn
+    from `lengths`) and E <|endoftext|>, until the row is full (the last piece is cut). Mask 1 on the second copy
+    of each s and the E after it: only copying lowers that loss.
+
+    Why: a small model learns to copy from its context suddenly, once two heads line up (one marks each position
+    with the token before it, one looks for the earlier position whose predecessor is the current token and copies
+    what follows). In chat data that signal is a small share of the loss; here it is all of it."""
+    rng = np.random.default_rng([seed, 3])
+    specials = [tokenizer.encode_special(t) for t in SPECIAL_TOKENS]
+    ok = np.setdiff1d(np.arange(tokenizer.n_vocab), np.asarray(specials, dtype=np.int64))  # (n,) ids s may use
+    sep = tokenizer.encode_special(ENDOFTEXT)
+    rows = np.zeros((n_rows, seq_len + 1), dtype=np.int32)  # (N, T+1)
+    masks = np.zeros((n_rows, seq_len + 1), dtype=np.uint8)  # (N, T+1)
+    for r in range(n_rows):
+        ids: list[int] = []
+        mask: list[int] = []
+        while len(ids) < seq_len + 1:
+            s = rng.choice(ok, int(rng.integers(lengths[0], lengths[1] + 1))).tolist()
+            ids += s + [sep] + s + [sep]
+            mask += [0] * (len(s) + 1) + [1] * (len(s) + 1)
+        rows[r], masks[r] = ids[: seq_len + 1], mask[: seq_len + 1]
+    return Batches(rows, masks, batch_size, seed)
 
 
 def masked_text(tokenizer: Tokenizer, ids: Sequence[int], mask: Sequence[int]) -> list[str]:
