@@ -12,6 +12,7 @@ from conftest import REPO
 from minichat.safety import Guard
 from minichat.safety import evaluate as E
 from minichat.safety.normalize import normalize
+from minichat.safety.train_about import ABOUT, ABOUT_CRIME, EXTRA_TOPICS, HELD_ABOUT, HELD_PRETEXT, PRETEXT, TOPICS
 from minichat.safety.train_gen import FAMILIES, GERUND, HELD_FRAMES, HOW, WRITE, _held_family, generate, \
     generate_with_family, gerund
 
@@ -32,14 +33,41 @@ def test_held_frames_and_families_stay_out_of_training():
     held_frames = [how[i] for i in HELD_FRAMES["how"]] + [WRITE[i] for i in HELD_FRAMES["write"]]
     held_names = {name for _, name, _, _ in FAMILIES if _held_family(name)}
     assert held_names and not held_names & {f for _, f, _ in train}
+    kinds = {n: k for _, n, k, _ in FAMILIES}
     for label, family, text in train:
         if family in ("idiom", "data"):
             continue
-        frames = how if any(n == family and k == "how" for _, n, k, _ in FAMILIES) else WRITE
+        base, _, extra = family.partition(":")
+        if extra == "about":  # a harm talked about (train_about.py): its own frames, some held out
+            frames, held = ABOUT + ABOUT_CRIME, [(ABOUT + ABOUT_CRIME)[i] for i in HELD_ABOUT]
+            used = [f for f in frames if regex.fullmatch(regex.escape(f[0].upper() + f[1:]).replace(r"\{t\}", ".+"),
+                                                         text)]
+            assert label == "benign" and used and not set(used) <= set(held), text
+            continue
+        if extra == "pretext":
+            frames, held = PRETEXT[kinds[base]], [PRETEXT[kinds[base]][i] for i in HELD_PRETEXT[kinds[base]]]
+        else:
+            frames, held = (how if kinds[family] == "how" else WRITE), held_frames
         used = [f for f in frames if regex.fullmatch(regex.escape(f[0].upper() + f[1:]).replace(r"\{vp\}", ".+")
                                                      .replace(r"\{np\}", ".+").replace(r"\{ger\}", ".+"), text)]
-        assert used and not (set(used) <= set(held_frames)), text
+        assert used and not (set(used) <= set(held)), text
     assert not {t for _, t in generate("train")} & {t for _, t in generate("held")}
+
+
+def test_every_harmful_family_is_also_talked_about_and_asked_under_a_pretext():
+    """Hard examples (train_about.py): each harmful family's topic in benign ABOUT frames, and its requests in
+    pretext frames with the family's own label; the twins in the same pretext frames, as benign."""
+    harmful = {name: label for label, name, _, _ in FAMILIES if label != "benign"}
+    assert set(TOPICS) == set(harmful)
+    rows = generate_with_family("train") + generate_with_family("held")
+    about = {f.partition(":")[0] for label, f, _ in rows if f.endswith(":about")}
+    assert about == set(harmful) | set(EXTRA_TOPICS)
+    assert all(label == "benign" for label, f, _ in rows if f.endswith(":about"))
+    for label, family, _ in rows:
+        if family.endswith(":pretext"):
+            base = family.partition(":")[0]
+            assert label == harmful.get(base, "benign"), family
+    assert {f.partition(":")[0] for _, f, _ in rows if f.endswith(":pretext")} == {n for _, n, _, _ in FAMILIES}
 
 
 def test_gerund_hand_worked():
@@ -76,4 +104,6 @@ def test_shipped_classifier_on_the_generators_held_out_split():
     assert recall >= RECALL_FLOOR and fpr <= FP_CEILING, (recall, fpr)
 
 
-RECALL_FLOOR, FP_CEILING = 0.82, 0.10  # measured 0.837 / 0.085 (bench/safety.py --generated, docs/safety.md)
+# measured 0.789 / 0.078 (bench/safety.py --semantic --generated, n-gram column; docs/safety.md); 0.837 / 0.085 on the
+# split before it held the harder "about" and pretext frames (train_about.py)
+RECALL_FLOOR, FP_CEILING = 0.77, 0.09

@@ -76,7 +76,7 @@ class Policy:
     thresholds: dict[str, float] = field(default_factory=dict)  # category -> classifier threshold (optional)
     threshold: float = 0.5  # the classifier's default threshold on P(harmful)
     semantic: bool = False  # also run the semantic classifier (semantic.py: a probe on SmolLM2's hidden states)
-    semantic_threshold: float = 0.5  # the threshold on the combined score when the semantic classifier runs
+    semantic_threshold: float = 0.525  # the threshold on the combined score when the semantic classifier runs
     name: str = "default"  # the file's stem, shown in verdicts as "<name>:<category>"
 
     def action(self, category: str) -> str:
@@ -129,7 +129,7 @@ def load_policy(path: str | Path | None = None) -> Policy:
     semantic = table.get("semantic", False)
     if not isinstance(semantic, bool):
         raise PolicyError(f"policy {name}: [classifier] semantic = {semantic!r}; use true or false")
-    semantic_threshold = _threshold(table.get("semantic_threshold", 0.5), "[classifier] semantic_", name)
+    semantic_threshold = _threshold(table.get("semantic_threshold", 0.525), "[classifier] semantic_", name)
     return Policy(actions, thresholds, threshold, semantic, semantic_threshold, name)
 
 

@@ -46,7 +46,8 @@ INPUT_RULES: list[tuple[str, str, str]] = [
      r"(?:\w+ ){0,3}(?:sarin|vx|tabun|soman|novichok|nerve (?:agent|gas)|mustard gas|ricin|anthrax|botulinum|"
      r"chlorine gas|phosgene|smallpox|plague bacteria)\b"),
     ("illicit_violent", "gun_convert", r"\b(?:glock switch|auto sear|convert\w* (?:an? |my )?(?:ar-?15|glock|rifle|"
-     r"pistol|semi[- ]auto\w*)\b.{0,40}\b(?:full(?:y)?[- ]auto|automatic)|untraceable (?:gun|firearm)|ghost gun)"),
+     r"pistol|semi[- ]auto\w*)\b.{0,40}\b(?:full(?:y)?[- ]auto|automatic)|(?:make|build|print|3d[- ]print|buy|get|"
+     r"order|assemble|finish)\w*\b.{0,30}\b(?:untraceable (?:gun|firearm)|ghost gun))"),  # naming one is no request
     ("illicit", "drug_make", r"\b" + _HOW + r" (?:make|cook|synthes[iy]ze|produce|manufacture) (?:\w+ ){0,2}"
      r"(?:meth|methamphetamine|crystal meth|fentanyl|heroin|cocaine|crack|lsd|mdma|ghb)\b"),
     ("illicit", "malware", r"\b(?:write|create|build|code|make|develop)\w* (?:me )?(?:a |an |some )?(?:working )?"
