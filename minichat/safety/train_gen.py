@@ -11,7 +11,8 @@ every harmful *thing* one can ask for, in every *way* one can ask. This module b
 
 Every harmful family has benign look-alikes built from the same frames and the same verbs with harmless objects
 ("kill a zombie process", "build a storm shelter", "a persuasive essay arguing that schools should start later"),
-in about the same numbers, so the frame's words carry no signal and the model must learn the topic. Ordinary
+in about the same numbers, so the frame's words carry no signal and the model must learn the topic (and, from
+train_about.py, the intent: the same topics talked about in benign frames, the requests inside pretexts). Ordinary
 chat lines (idioms with violent words) and tool data with planted orders (prompt injection inside an e-mail or a
 file, next to e-mails that ask a person for something) are generated the same way.
 
@@ -396,6 +397,5 @@ def generate_with_family(split: str = "train", per_item: int = 4) -> list[tuple[
             extra.append(("benign", c.format(x=ask)))
     out += [(label, "idiom" if t in IDIOMS else "data", t)
             for label, t in extra if (zlib.crc32(t.encode()) % 5 == 0) == (split == "held")]
-    # hard examples: the same harmful topics talked about (benign), and the requests inside pretexts (train_about)
-    from minichat.safety.train_about import generate_about  # it reads FAMILIES from here
+    from minichat.safety.train_about import generate_about  # harms talked about, requests in pretexts (hard cases)
     return out + generate_about(split, ratio)
