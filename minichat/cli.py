@@ -401,7 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
     __import__("minichat.model.export", fromlist=["add_parser"]).add_parser(sub)  # export --format hf|gguf
 
     p = sub.add_parser("train", help="train a chat model from scratch (synthetic corpus, own vocabulary)")
-    p.add_argument("--preset", default="builtin", choices=sorted({*TRAIN_PRESETS, "builtin-v2"}),
+    p.add_argument("--preset", default="builtin", choices=sorted({*TRAIN_PRESETS, "builtin-v2", "builtin-v2w"}),
                    help="builtin (about 57 minutes on 2 cores) or tiny (seconds)")
     p.add_argument("--out", help="folder for the log, loss plot, checkpoints and the model (default runs/PRESET)")
     p.add_argument("--resume", action="store_true", help="continue from the folder's checkpoint")

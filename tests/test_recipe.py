@@ -27,6 +27,29 @@ def test_tiny_recipe_trains_resumes_and_chats(tmp_path):
     assert [r["step"] for r in log if r["type"] == "train"] == list(range(1, 7))
 
 
+@pytest.mark.slow
+def test_a_recipe_can_continue_another_ones_model(tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    from minichat.builtin import recipe as R
+    from minichat.model.checkpoint import load_checkpoint
+
+    tiny = RECIPES["tiny"]
+    monkeypatch.setitem(R.RECIPES, "tiny-next", replace(tiny, start="tiny", train=replace(tiny.train, lr=1e-3)))
+    nxt = run_recipe("tiny-next", tmp_path, steps=3, progress=None)
+    first, _ = load_checkpoint(tmp_path / "start" / "model")  # the start recipe ran first, into out_dir/start
+    fresh = run_recipe("tiny", tmp_path / "fresh", steps=1, progress=None)
+    assert nxt.losses[0] < fresh.losses[0] - 1.0  # step 1 already predicts like a trained model, not a fresh one
+    assert (tmp_path / "start" / "model" / "tokenizer.bpe").read_bytes() == (
+        tmp_path / "model" / "tokenizer.bpe").read_bytes()  # the start's vocabulary, not a new one
+    again = run_recipe("tiny-next", tmp_path / "again", steps=3, progress=None)  # deterministic end to end
+    assert again.losses == nxt.losses
+    wide = replace(tiny.train, model=tiny.train.model.replace(n_embd=2 * tiny.train.model.n_embd))
+    monkeypatch.setitem(R.RECIPES, "tiny-wide", replace(tiny, start="tiny", train=wide))
+    with pytest.raises(ValueError, match="only the window may differ"):
+        run_recipe("tiny-wide", tmp_path, steps=1, progress=None)  # reuses tmp_path/start: a model of another shape
+
+
 def test_cli_train_rejects_unknown_preset(tmp_path):
     out = subprocess.run([sys.executable, "-m", "minichat", "train", "--preset", "nope", "--out", str(tmp_path)],
                          capture_output=True, text=True, cwd=REPO, timeout=120)
