@@ -322,7 +322,7 @@ class ChatConfig(_Config):
     summarize: bool = False  # stand a one-line summary in for dropped old turns (extractive: see chat/context.py)
     guard_instructions: bool = False  # add the guard's policy text to the system prompt (the alignment layer). Off
     #   by default: small models answer worse with it (SmolLM2-135M turns "hi" into repeated talk of safety; the
-    #   built-in model's alignment is trained in and the text would take a quarter of its 512-token window)
+    #   built-in model's alignment is trained in and the text would take 120 tokens of its window)
     sampling: SamplingConfig = field(default_factory=lambda: SamplingConfig(temperature=0.0))  # greedy by default
 
     NESTED: ClassVar[dict[str, type]] = {"sampling": SamplingConfig}

@@ -92,7 +92,7 @@ BAD_ARGUMENTS = [  # (argv, a phrase the one-line error must contain)
     (["generate", "--model", "/no/such/model", "hi"], "no such file"),
     (["generate", "--max-new-tokens", "0", "hi"], "whole number >= 1"),
     (["chat", "--temperature", "-1"], "temperature"),
-    (["chat", "--max-new-tokens", "600"], "max_new_tokens must be in 1..511"),
+    (["chat", "--max-new-tokens", "1100"], "max_new_tokens must be in 1..1023"),
     (["chat", "--top-p", "0"], "top_p"),
     (["train", "--preset", "foo"], "invalid choice"),
     (["train", "--steps", "x"], "invalid int"),

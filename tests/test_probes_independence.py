@@ -34,20 +34,26 @@ NAMES_THE_SET = re.compile(r"tests\W+data|data\W+probes|\.jsonl|probe_scores|bui
 
 def training_corpus(name: str, n: int | None = None) -> list:
     """A recipe's training conversations, as run_recipe makes them: `Recipe.corpus` names the generator ("v1":
-    corpus/synthetic.py, "v2": corpus/corpus_v2.py; a recipe without the field trains on v1)."""
+    corpus/synthetic.py, "v2": corpus/corpus_v2.py; a recipe without the field trains on v1), plus the drill-heavy
+    start's conversations (`drill_steps`) and, for a recipe that continues another (`start`), that one's corpus."""
     from minichat.builtin.recipe import RECIPES
 
     recipe = RECIPES[name]
     n = recipe.n_conversations if n is None else n
     kind = getattr(recipe, "corpus", "v1")
+    before = training_corpus(recipe.start, None if n == recipe.n_conversations else n) if getattr(
+        recipe, "start", None) else []
     if kind == "v1":
         from minichat.builtin.corpus.synthetic import generate_corpus
 
-        return generate_corpus(n)
+        return before + generate_corpus(n)
     if kind == "v2":
-        from minichat.builtin.corpus.corpus_v2 import generate_corpus_v2
+        from minichat.builtin.corpus.corpus_v2 import DRILL_MIX, generate_corpus_v2
 
-        return generate_corpus_v2(n)
+        drills = getattr(recipe, "drill_steps", 0) and generate_corpus_v2(
+            recipe.drill_conversations if n == recipe.n_conversations else min(n, recipe.drill_conversations),
+            mix=DRILL_MIX, start=recipe.n_conversations)
+        return before + generate_corpus_v2(n) + list(drills or [])
     raise ValueError(f"recipe {name!r} trains on corpus {kind!r}, which this test does not know; add it here")
 
 
@@ -111,6 +117,10 @@ KNOWN_OVERLAPS = {"builtin": {"calc-018", "calc-087", "time-001", "time-006", "t
                   "builtin-v2": {"calc-018", "calc-030", "harm-004", "mem-013", "mem-030", "mem-034", "notes-023",
                                  "oos-006", "oos-008", "oos-031", "oos-034", "oos-035", "oos-038", "oos-043",
                                  "time-001", "time-003", "time-006", "time-013", "time-014", "time-019", "time-025"}}
+# builtin-v2w continues the builtin model on the v2 corpus (the same 36,000 conversations): it has trained on both
+KNOWN_OVERLAPS["builtin-v2w"] = KNOWN_OVERLAPS["builtin"] | KNOWN_OVERLAPS["builtin-v2"]
+# builtin-v2's drill-heavy start (20,000 more v2 conversations, added after the freeze) holds one more, a time question
+KNOWN_OVERLAPS["builtin-v2"] = KNOWN_OVERLAPS["builtin-v2"] | {"time-043"}
 SHORT = 3  # prompts of at most this many words ("hi", "thanks!", "who are you?") are in any chat corpus: exempt
 
 

@@ -15,8 +15,8 @@ is dropped before anything else (memory is lower-trust and lower-priority than t
 Budget: the window minus the tokens reserved for the reply; the prompt, including the `<|im_start|>assistant` line
 that opens the reply, must fit in it. The reserve is `max_new_tokens`, or, when `min_new_tokens` is given, only that
 much: the prompt may then grow into the rest of the reply's room, and the reply gets what is left (at least
-`min_new_tokens`, at most `max_new_tokens`: `Context.reply_room`). Small windows need this: the built-in model has
-512 tokens, its four tool schemas take half of them, and reserving a full 256-token reply would leave no room for
+`min_new_tokens`, at most `max_new_tokens`: `Context.reply_room`). Small windows need this: the first built-in model had
+512 tokens (the current one 1,024), its four tool schemas take half of them, and reserving a full 256-token reply would leave no room for
 the message itself. Trimming drops the *oldest whole turns* first. A turn starts at a user message and runs to the next one,
 so an assistant's tool call and the tool's result always stay or go together. Kept turns stay contiguous: once a turn
 does not fit, it and everything older goes (a conversation with a hole in the middle reads as nonsense). When the
