@@ -10,6 +10,8 @@ files, and no probe prompt is a sentence some recipe trains on.
 """
 from __future__ import annotations
 
+import functools
+
 import json
 import re
 import subprocess
@@ -32,6 +34,7 @@ HARNESS = {"probes.py", "probe_scores.py"}  # the only files under minichat/buil
 NAMES_THE_SET = re.compile(r"tests\W+data|data\W+probes|\.jsonl|probe_scores|builtin\W+probes\b|import\s+probes\b", re.I)
 
 
+@functools.cache  # the recipes share corpora (builtin-v2w trains on builtin's and builtin-v2's): generate each once
 def training_corpus(name: str, n: int | None = None) -> list:
     """A recipe's training conversations, as run_recipe makes them: `Recipe.corpus` names the generator ("v1":
     corpus/synthetic.py, "v2": corpus/corpus_v2.py; a recipe without the field trains on v1), plus the drill-heavy

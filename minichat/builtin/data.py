@@ -83,13 +83,7 @@ class Curriculum:
     def batch(self, step: int) -> Batch:
         return self.first.batch(step) if step < self.steps else self.then.batch(step - self.steps)
 
-    def __iter__(self) -> "Curriculum":
-        return self
-
-    def __next__(self) -> Batch:
-        b = self.batch(self.step)
-        self.step += 1
-        return b
+    __iter__, __next__ = Batches.__iter__, Batches.__next__  # next(): the batch at self.step, then step + 1
 
     def state(self) -> dict:
         return {"step": self.step, "first_steps": self.steps, "first": self.first.state(), "then": self.then.state()}
