@@ -55,8 +55,9 @@ def training_corpus(name: str, n: int | None = None) -> list:
 
         drills = getattr(recipe, "drill_steps", 0) and generate_corpus_v2(
             recipe.drill_conversations if n == recipe.n_conversations else min(n, recipe.drill_conversations),
-            mix=DRILL_MIX, start=recipe.n_conversations)
-        return before + generate_corpus_v2(n) + list(drills or [])
+            mix=DRILL_MIX, start=getattr(recipe, "corpus_start", 0) + recipe.n_conversations)
+        first = getattr(recipe, "corpus_start", 0)
+        return before + generate_corpus_v2(n, start=first) + list(drills or [])
     raise ValueError(f"recipe {name!r} trains on corpus {kind!r}, which this test does not know; add it here")
 
 
@@ -124,6 +125,8 @@ KNOWN_OVERLAPS = {"builtin": {"calc-018", "calc-087", "time-001", "time-006", "t
 KNOWN_OVERLAPS["builtin-v2w"] = KNOWN_OVERLAPS["builtin"] | KNOWN_OVERLAPS["builtin-v2"]
 # builtin-v2's drill-heavy start (20,000 more v2 conversations, added after the freeze) holds one more, a time question
 KNOWN_OVERLAPS["builtin-v2"] = KNOWN_OVERLAPS["builtin-v2"] | {"time-043"}
+# builtin-v2x continues builtin-v2w on 14,000 more v2 conversations (36,000.. of the training split), two more there
+KNOWN_OVERLAPS["builtin-v2x"] = KNOWN_OVERLAPS["builtin-v2w"] | {"mem-044", "time-043"}
 SHORT = 3  # prompts of at most this many words ("hi", "thanks!", "who are you?") are in any chat corpus: exempt
 
 

@@ -25,6 +25,13 @@ def test_tiny_recipe_trains_resumes_and_chats(tmp_path):
     assert reply[-1].type == "done"
     log = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log if r["type"] == "train"] == list(range(1, 7))
+    # a mid-run checkpoint names its recipe too, so `minichat chat --model out/checkpoint` treats it as a chat model
+    from minichat.chat.profile import profile_from_path
+    from minichat.model.checkpoint import checkpoint_metadata
+
+    assert checkpoint_metadata(tmp_path / "checkpoint")["recipe"] == "tiny"
+    assert profile_from_path(tmp_path / "checkpoint") == profile_from_path(tmp_path / "model")
+    assert profile_from_path(tmp_path / "model").chat_tuned
 
 
 @pytest.mark.slow

@@ -137,6 +137,17 @@ def test_files_progress_and_checkpoint_loading(tmp_path):
         assert (tmp_path / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_checkpoints_carry_the_callers_metadata_beside_the_step(tmp_path):
+    from minichat.model.checkpoint import checkpoint_metadata
+
+    run(tmp_path, metadata={"recipe": "tiny", "seed": 3})
+    meta = checkpoint_metadata(tmp_path / "checkpoint")
+    assert meta["recipe"] == "tiny" and meta["seed"] == 3 and meta["step"] == 12
+    assert TrainConfig.from_dict(meta["train"]) == CONFIG
+    run(tmp_path / "plain")
+    assert "recipe" not in checkpoint_metadata(tmp_path / "plain" / "checkpoint")
+
+
 def test_refuses_to_clobber_or_to_resume_a_different_run(tmp_path):
     run(tmp_path, config=CONFIG.replace(steps=4))
     with pytest.raises(ValueError, match="resume=True"):

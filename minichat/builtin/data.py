@@ -8,7 +8,8 @@
     masked_text            the text a loss mask trains on, run by run (for reading and for tests)
     Curriculum             one Batches for the first steps, another after (a drill-heavy start), resumable
     repeat_batches         rows of random token strings, each written twice, loss on the second copy: the copy
-                           (induction) circuit's own task, with nothing else to learn
+                           (induction) circuit's own task, with nothing else to learn. No recipe uses it: a run on
+                           it stayed at chance for 300 steps (recipe.py, builtin-v2w); kept for that experiment
 
 The vocabulary's pattern is GPT-4's with every digit a chunk of its own (as Llama and DeepSeek do), so that a number
 the model never saw tokenizes like the ones it did: digit by digit, which keeps copying numbers from the context

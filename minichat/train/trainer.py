@@ -122,11 +122,11 @@ def plot_losses(out_dir: str | os.PathLike) -> Path | None:
 
 
 def _save(out: Path, model: Transformer, opt: AdamW, batches_state: dict, step: int, config: TrainConfig,
-          tokenizer: Any) -> None:
+          tokenizer: Any, metadata: dict[str, Any] | None = None) -> None:
     """Write the checkpoint folder atomically: a fresh folder, then a rename over the old one."""
     tmp, final, old = out / (CKPT_DIR + ".tmp"), out / CKPT_DIR, out / (CKPT_DIR + ".old")
     shutil.rmtree(tmp, ignore_errors=True)
-    save_checkpoint(tmp, model, tokenizer, metadata={"step": step, "train": config.to_dict()})
+    save_checkpoint(tmp, model, tokenizer, metadata={**(metadata or {}), "step": step, "train": config.to_dict()})
     state = opt.state_dict()
     write_safetensors(tmp / OPTIM_FILE, state, metadata={"format": "minichat-adamw"})
     doc = {"step": step, "batches": batches_state, "config": config.to_dict()}
@@ -159,7 +159,7 @@ def _resume(out: Path, model: Transformer, opt: AdamW, batches: Any, config: Tra
 def train_model(model: Transformer, batches: Any, config: TrainConfig, out_dir: str | os.PathLike | None = None,
                 eval_batches: Iterable | None = None, resume: bool = False,
                 progress: Callable[[str], None] | None = print, tokenizer: Any = None,
-                until: int | None = None) -> TrainResult:
+                until: int | None = None, metadata: dict[str, Any] | None = None) -> TrainResult:
     """Train `model` in place on `batches` for `config.steps` optimiser steps (see the module docstring).
 
     batches: a Batches, or another iterator of (ids, targets, mask) batches ((B, T) each) with state() and
@@ -167,7 +167,8 @@ def train_model(model: Transformer, batches: Any, config: TrainConfig, out_dir: 
     held-out batches; the first `config.eval_batches` of them are drawn once and scored at every eval. resume: continue from `out_dir`/checkpoint if it exists (the
     model's weights are replaced by the checkpoint's). progress: called with one line of text per `log_every` steps
     (None: silent). tokenizer: saved into each checkpoint. until: stop after this step, as if interrupted (the
-    schedule still runs to config.steps); for splitting a run in parts.
+    schedule still runs to config.steps); for splitting a run in parts. metadata: JSON values written into each
+    checkpoint's config.json beside the step (a recipe's name, so a checkpoint chats as that recipe's model).
     """
     if not (hasattr(batches, "state") and hasattr(batches, "restore") and hasattr(batches, "__next__")):
         raise TypeError(f"batches must be a resumable iterator (a Batches from text_batches or chat_batches, or one "
@@ -199,7 +200,7 @@ def train_model(model: Transformer, batches: Any, config: TrainConfig, out_dir: 
 
     def checkpoint(step: int) -> None:
         if out is not None:
-            _save(out, model, opt, batches_state, step, config, tokenizer)
+            _save(out, model, opt, batches_state, step, config, tokenizer, metadata)
             plot_losses(out)
 
     t0 = time.perf_counter()
