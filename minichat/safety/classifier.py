@@ -32,6 +32,7 @@ from minichat.errors import MinichatError
 from minichat.safety.lexicon import GROUPS as GROUP_ORDER, group_hits
 from minichat.safety.normalize import normalize
 from minichat.safety.policy import CLASSES
+from minichat.safety.sparse import SparseRows
 
 HERE = Path(__file__).resolve().parent
 TRAIN_SET = HERE / "train_set.tsv"
@@ -106,13 +107,6 @@ def _batch(texts: list[str], n_features: int) -> tuple[np.ndarray, np.ndarray, n
     val = np.concatenate([p[1] for p in parts])  # (nnz,)
     rows = np.repeat(np.arange(len(parts)), [len(p[0]) for p in parts])  # (nnz,)
     return idx, val, rows
-
-
-def _logits(W: np.ndarray, b: np.ndarray, idx, val, rows, n: int) -> np.ndarray:
-    """x W + b for sparse rows: gather the weight rows, scale, sum per message.  -> (n, K)"""
-    contrib = W[idx] * val[:, None]  # (nnz, K)
-    out = np.stack([np.bincount(rows, weights=contrib[:, k], minlength=n) for k in range(W.shape[1])], axis=1)
-    return out.astype(np.float32) + b  # (n, K)
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
@@ -201,22 +195,24 @@ def read_labelled(path: Path) -> list[tuple[str, str]]:
     return pairs
 
 
-def loss_and_grads(W: np.ndarray, b: np.ndarray, batch: tuple[np.ndarray, np.ndarray, np.ndarray], Y: np.ndarray,
-                   sample_w: np.ndarray, l2: float) -> tuple[float, np.ndarray, np.ndarray]:
+def loss_and_grads(W: np.ndarray, b: np.ndarray, batch: tuple[np.ndarray, np.ndarray, np.ndarray] | SparseRows,
+                   Y: np.ndarray, sample_w: np.ndarray, l2: float) -> tuple[float, np.ndarray, np.ndarray]:
     """Weighted softmax cross-entropy, mean over the n rows, plus l2/2 * |W|^2; and its gradients.
 
-    W (F, K), b (K,), batch = sparse rows (indices, values, row ids), Y (n, K) one-hot, sample_w (n,).
+    W (F, K), b (K,), batch = sparse rows (indices, values, row ids), or those laid out once as a SparseRows (what
+    training does: the layout is the same for every step), Y (n, K) one-hot, sample_w (n,).
     The gradient of cross-entropy after a softmax is (P - Y) per row (the softmax's Jacobian and the log's
     1/p cancel); through the sparse product it lands on the W rows of the buckets each message touches.
     """
-    idx, val, rows = batch
     n = Y.shape[0]
-    P = _softmax(_logits(W, b, idx, val, rows, n))  # (n, K)
+    X = batch if isinstance(batch, SparseRows) else SparseRows(*batch, n=n, n_features=W.shape[0])
+    # x W + b per message: its buckets' weight rows, scaled by the values and summed (in float64, as np.bincount
+    # sums; sparse.py keeps that order so the weights come out the same to the bit)
+    P = _softmax(X.dot(W).astype(np.float32) + b)  # (n, K)
     loss = float(np.sum(sample_w * -np.log(np.sum(P * Y, axis=1) + 1e-30)) / n + 0.5 * l2 * np.sum(W * W))
     G = (P - Y) * sample_w[:, None] / np.float32(n)  # (n, K) d(loss)/d(logits)
     # d(loss)/dW = X^T G: every entry (row r, bucket j, value v) adds v * G[r] to W's row j
-    gW = np.stack([np.bincount(idx, weights=val * G[rows, k], minlength=W.shape[0]) for k in range(W.shape[1])],
-                  axis=1).astype(np.float32) + np.float32(l2) * W  # (F, K)
+    gW = X.tdot(G).astype(np.float32) + np.float32(l2) * W  # (F, K)
     gb = G.sum(axis=0)  # (K,)
     return loss, gW, gb
 
@@ -280,15 +276,15 @@ def train_classifier(train_path: str | Path = TRAIN_SET, out: str | Path | None 
         raise ClassifierError(f"{train_path}: training needs examples of at least two classes")
     K = len(CLASSES)
     y = np.array([CLASSES.index(label) for label, _ in pairs])  # (n,)
-    idx, val, rows = _batch([text for _, text in pairs], n_features)
     n = len(pairs)
+    X = SparseRows(*_batch([text for _, text in pairs], n_features), n=n, n_features=n_features)  # laid out once
     sample_w = sample_weights(y, n_hand, K)  # (n,)
     Y = np.eye(K, dtype=np.float32)[y]  # (n, K) one-hot
     W = np.zeros((n_features, K), dtype=np.float32)
     b = np.zeros(K, dtype=np.float32)
     state = [(np.zeros_like(W), np.zeros_like(W)), (np.zeros_like(b), np.zeros_like(b))]  # Adam's m, v per tensor
     for t in range(1, steps + 1):
-        _, gW, gb = loss_and_grads(W, b, (idx, val, rows), Y, sample_w, l2)
+        _, gW, gb = loss_and_grads(W, b, X, Y, sample_w, l2)
         adam_step((W, b), (gW, gb), state, t, lr)
     model = Classifier(W, b, CLASSES)
     if out is not None:
