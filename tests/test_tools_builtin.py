@@ -5,12 +5,15 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 import random
+import re
 
 import pytest
 from conftest import require_peer
+from hypothesis import given
+from hypothesis import strategies as st
 
 from minichat.tools import BUILTIN_TOOL_SCHEMAS, Toolbox, builtin_tools
-from minichat.tools.builtin import make_get_time, make_remember, make_search_notes, time_result
+from minichat.tools.builtin import clean_fact, make_get_time, make_remember, make_search_notes, time_result
 from minichat.tools.notes import NotesIndex, split_notes
 
 
@@ -182,3 +185,46 @@ def test_remember_into_the_memory_store(tmp_path):
     assert list(memory.retrieve("what is my dog called?", 3)) == ["The user's dog is called Biscuit."]
     temporary = Toolbox(builtin_tools(save_fact=StoreMemory(None, temporary=True).remember_tool))
     assert temporary.run("remember", {"fact": "The user likes tea."}).startswith("Not saved")
+
+
+@pytest.mark.parametrize("said, saved", [
+    ("The user's favourite tea is sencha;", "The user's favourite tea is sencha"),  # the built-in model's call
+    ("The user's favourite tea is sencha;.", "The user's favourite tea is sencha."),
+    ("The user's dog is called Rex .", "The user's dog is called Rex."),
+    ("  The user lives in Oslo, Norway:\n", "The user lives in Oslo, Norway"),  # the comma inside stays
+    ("The user's motto is: carpe diem, ", "The user's motto is: carpe diem"),
+    ("The user asked: is it Friday?! ;", "The user asked: is it Friday?!"),
+    ("The user likes ellipses... , ", "The user likes ellipses..."),
+    ("The user's code is 4;2", "The user's code is 4;2"),
+])
+def test_remember_drops_stray_punctuation_at_the_end(said, saved):
+    tool, kept = make_remember()
+    assert tool.fn(fact=said) == f"Saved to memory: {saved}" and kept == [saved]
+
+
+@pytest.mark.parametrize("fact", [";", " , : ", "...", "\t;\n"])
+def test_remember_refuses_a_fact_of_punctuation_only(fact):
+    with pytest.raises(ValueError, match="empty"):
+        make_remember()[0].fn(fact=fact)
+
+
+@given(st.text(st.sampled_from("ab Z9é;,:.!? \t\n-'")) | st.text())
+def test_clean_fact_property(text):
+    once = clean_fact(text)
+    assert clean_fact(once) == once  # cleaning twice is cleaning once
+    assert not once or once[-1] not in ";,:" and not once[-1].isspace()
+    assert re.findall(r"\w+", once) == re.findall(r"\w+", text)  # the words are the same, in the same order
+    assert once.rstrip(".!?") == " ".join(text.split()).rstrip(" ;,:.!?")  # only the end changed
+
+
+def test_the_fact_is_saved_and_confirmed_as_cleaned(tmp_path):
+    """Through the toolbox into minichat.memory's store, as the chat runs it: the stored memory and the result the
+    model reads (and copies into its reply) both end in "sencha", not "sencha;"."""
+    from minichat.memory.recall import StoreMemory
+    from minichat.memory.store import MemoryStore
+
+    memory = StoreMemory(MemoryStore(tmp_path / "memory.db"), "alice")
+    out = Toolbox(builtin_tools(save_fact=memory.remember_tool)).call(
+        "remember", {"fact": "The user's favourite tea is sencha;"})
+    assert out.ok and out.content == "Saved to memory: The user's favourite tea is sencha"
+    assert memory.everything() == ["The user's favourite tea is sencha"]

@@ -130,16 +130,33 @@ def make_search_notes(folder: str | os.PathLike | None, k: int = 3, show_files: 
     return _from_schema("search_notes", search_notes)
 
 
+FACT_END = ".!?"  # a fact keeps the mark it closes with ("The user's dog is called Rex." as the corpus stores it)
+STRAY_END = " ;,:"  # what a fact never ends with: a small model's call sometimes closes on "sencha;"
+
+
+def clean_fact(fact: str) -> str:
+    """The fact as it is saved: whitespace collapsed to single spaces, stray ; , : and spaces at the end dropped,
+    the closing . ! ? kept (in their order). The words are untouched, and cleaning twice changes nothing more.
+
+    >>> clean_fact("The user's favourite tea is sencha;"), clean_fact("  The user's dog is called  Rex ;. ")
+    ("The user's favourite tea is sencha", "The user's dog is called Rex.")
+    """
+    text = " ".join(fact.split())
+    head = text.rstrip(STRAY_END + FACT_END)  # the fact up to the punctuation and spaces it ends with
+    return head + "".join(c for c in text[len(head):] if c in FACT_END)
+
+
 def make_remember(save: Callable[[str], object] | None = None) -> tuple[Tool, list[str]]:
     """remember, handing each fact to `save` (the memory's store, e.g. minichat.memory's `Recall.remember_tool`);
     by default a session-local list, which is returned too, so the caller can read what was saved. When `save`
     returns a string, that is the result the model reads (the memory may answer "Not saved: ..."); otherwise it is
-    the trained "Saved to memory: <fact>"."""
+    the trained "Saved to memory: <fact>". The fact is cleaned first (`clean_fact`): the result the model reads, and
+    copies into its reply, shows the fact as saved."""
     saved: list[str] = []
 
     def remember(fact: str) -> str:
-        fact = " ".join(fact.split())
-        if not fact:
+        fact = clean_fact(fact)
+        if not fact.rstrip(FACT_END):
             raise ValueError("the fact is empty; pass the sentence to remember")
         said = (save or saved.append)(fact)
         return said if isinstance(said, str) else remember_result(fact)
