@@ -303,8 +303,10 @@ def _cmd_chat(args: argparse.Namespace) -> int:
             server = servers.get(getattr(e, "name", None)) if e.type == "tool_result" else None
             return server.last_exchange if server is not None else None
 
-        if not sys.stdin.isatty():
-            return terminal.run_once(chat, sys.stdin.read(), trace=args.trace, extra=exchange)
+        if not sys.stdin.isatty():  # piped: one turn per line, as if typed; --one-message: all of it at once
+            if args.one_message:
+                return terminal.run_once(chat, sys.stdin.read(), trace=args.trace, extra=exchange)
+            return terminal.run_lines(chat, sys.stdin, trace=args.trace, extra=exchange)
         return terminal.repl(chat, trace=args.trace, extra=exchange, intro=BUILTIN_INTRO if args.model is None else "")
     finally:
         for server in set(servers.values()):
@@ -360,6 +362,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("chat", help="a streaming chat in the terminal")
     _sampling_args(p)
     p.add_argument("--trace", action="store_true", help="print each stage's event compactly")
+    p.add_argument("--one-message", action="store_true", help="piped input: send all of standard input as one message "
+                                                              "(default: one message per line, the chat carrying over)")
     p.add_argument("--system", help="the system instructions (default: the model's own: minichat's for the built-in "
                                     "model, the chat template's default for a GGUF or HF model)")
     _tool_args(p)

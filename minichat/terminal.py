@@ -6,12 +6,15 @@ prompt leaves. Slash commands manage the conversation:
 
     /reset  forget the conversation      /history  show it        /trace  toggle the event trace
     /save PATH  write it as JSON         /load PATH  read it back  /help  this list       /quit  leave
+
+Piped input (standard input is not a terminal) is a conversation too: one turn per non-empty line, printing just
+the replies (`run_lines`); `minichat chat --one-message` sends the whole input as one message instead (`run_once`).
 """
 from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TextIO
 
 from minichat.chat import events as ev
@@ -113,11 +116,34 @@ def stream_reply(chat: Chat, text: str, out: TextIO, trace: bool,
 
 def run_once(chat: Chat, text: str, trace: bool = False, out: TextIO = sys.stdout,
              extra: Callable[[ev.Event], str | None] | None = None) -> int:
-    """Non-interactive use: the whole input is one message; print just the reply (and the trace if asked)."""
+    """Non-interactive use with --one-message: the whole input is one message; print just the reply (and the trace
+    if asked)."""
     if not text.strip():
         print("minichat: empty input", file=sys.stderr)
         return 2
     return 0 if stream_reply(chat, text.strip(), out, trace, extra) else 2
+
+
+def run_lines(chat: Chat, lines: Iterable[str], trace: bool = False, out: TextIO = sys.stdout,
+              extra: Callable[[ev.Event], str | None] | None = None) -> int:
+    """Non-interactive use (piped input): each non-empty line is one turn, as if typed at the prompt, the history
+    carrying over; print just the replies, one after another (and the trace if asked). Lines are read as they are
+    answered, so a long file never sits in memory whole. A line the chat cannot take (too long for the window) prints
+    the interactive loop's one-line message and the next line still runs. Slash commands are not read here: a line
+    is always a message. Returns 0, or 2 when a line was refused or there was no message at all."""
+    sent = refused = 0
+    for line in lines:
+        text = line.strip()
+        if not text:
+            continue
+        if stream_reply(chat, text, out, trace, extra):
+            sent += 1
+        else:
+            refused += 1
+    if not sent + refused:
+        print("minichat: empty input: pipe one message per line", file=sys.stderr)
+        return 2
+    return 2 if refused else 0
 
 
 def repl(chat: Chat, trace: bool = False, out: TextIO = sys.stdout,

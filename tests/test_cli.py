@@ -1,6 +1,8 @@
 """The command line, run as a user would: `python -m minichat ...` in a subprocess."""
 from __future__ import annotations
 
+import re
+import select
 import subprocess
 import sys
 
@@ -142,6 +144,62 @@ def test_an_over_long_piped_message_is_refused_in_one_line():
     out = run("chat", stdin="word " * 4000)
     assert out.returncode == 2 and "Traceback" not in out.stderr + out.stdout
     assert "message not sent" in out.stdout and len(out.stdout.strip().splitlines()) == 1
+
+
+def turns(trace: str) -> list[str]:
+    """The traced stdout of a piped chat cut at each turn's [done] line: the turns that assembled a context."""
+    return [t for t in re.split(r"(?m)^\[done\][^\n]*\n", trace) if "[context]" in t]
+
+
+def kept(turn: str) -> int:
+    """How many messages the turn's first context assembly kept (the history it saw, the new message included)."""
+    return int(re.search(r"\[context\] .*kept (\d+) message", turn).group(1))
+
+
+def test_piped_lines_are_one_turn_each_and_a_refused_line_loses_nothing():
+    """Three lines piped into the built-in model's chat: "hi", a paste too long for the window, "What is 2+3?" (and
+    a blank line, skipped). Two turns run, the second seeing the first; the long line gets the interactive loop's
+    one-line refusal and the conversation goes on."""
+    out = run("chat", "--temporary", "--trace", "--max-new-tokens", "24",
+              stdin="hi\n" + "word " * 4000 + "\n\n   \nWhat is 2+3?\n")
+    assert out.returncode == 2 and "Traceback" not in out.stderr + out.stdout, out.stderr  # 2: a line was refused
+    refusals = [line for line in out.stdout.splitlines() if "message not sent" in line]
+    assert len(refusals) == 1 and "the conversation is unchanged" in refusals[0]
+    assert out.stdout.count("[done]") == 2 and out.stdout.count("[safety input]") == 3  # the long line is checked too
+    first, second = turns(out.stdout)
+    assert kept(first) == 1  # "hi" alone
+    assert kept(second) >= 3  # "hi", its reply (and any tool messages), "What is 2+3?": the history carried over
+    assert "message not sent" in second and "word word" not in out.stdout
+
+
+def test_piped_lines_are_answered_as_they_arrive():
+    """Lines are read lazily: the first reply comes back while standard input is still open, so a long file (or a
+    program feeding questions one at a time) is never read whole first."""
+    child = subprocess.Popen([sys.executable, "-m", "minichat", "chat", "--temporary", "--max-new-tokens", "24"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    try:
+        child.stdin.write("hi\n")
+        child.stdin.flush()
+        ready, _, _ = select.select([child.stdout], [], [], 120)
+        assert ready and child.stdout.readline().strip(), "no reply while standard input was open"
+        child.stdin.write("What is 2+3?\n")
+        child.stdin.close()
+        assert child.stdout.read().strip() and child.wait(120) == 0
+    finally:
+        if child.poll() is None:
+            child.kill()
+        child.wait()
+
+
+def test_piped_input_as_one_message_and_empty_input():
+    out = run("chat", "--temporary", "--trace", "--one-message", "--max-new-tokens", "24",
+              stdin="hi\nWhat is 2+3?\n")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count("[done]") == 1 and kept(out.stdout) == 1  # both lines in one user message
+    for empty in ("", "\n  \n\n"):
+        out = run("chat", "--temporary", stdin=empty)
+        assert out.returncode == 2 and out.stdout == "" and "Traceback" not in out.stderr
+        assert out.stderr.strip().splitlines()[-1] == "minichat: empty input: pipe one message per line"
 
 
 def test_gguf_chat_template_is_reported(tmp_path):
