@@ -13,7 +13,7 @@ second). The readable way to write one column of it is
     np.bincount(seg, weights=A[src, k] * val, minlength=S)     # k = 0 .. K-1
 
 which is how the classifier was first written (and how the shipped classifier.npz was made). It passes over all
-~6.6 million entries once per class, each time through a float64 copy of a strided column: ~1.6 s a step.
+~6.6 million entries once per class, each time through a float64 copy of a strided column: ~2 s a step.
 
 Here the entries are laid out once in *slabs*: slab r holds the r-th entry of every segment that has more than r
 entries, the segments ordered longest first, so the segments still being summed are always a prefix. Then
@@ -25,7 +25,7 @@ adds each segment's products one at a time, in their original order, in float64,
 bincount does, in the order it does them, so the result is the same to the last bit (floating-point addition is
 not associative, which is why the order is kept; the float32 product rounds the same whichever side the value is
 on). Each slab is one vectorised addition: ~580 of them for the rows (the longest message has 579 features), ~17,000
-for the buckets (the commonest n-gram occurs 17,435 times), most of them tiny. A step takes ~0.3 s.
+for the buckets (the commonest n-gram occurs 17,435 times), most of them tiny. A step takes ~0.25 s.
 
 What it leaves out: a general sparse-matrix type (scipy.sparse), and any faster order of summation (BLAS, or
 np.sum's pairwise sums) -- those would change the last bits of what `minichat safety train` learns.
