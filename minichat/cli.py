@@ -405,8 +405,9 @@ def build_parser() -> argparse.ArgumentParser:
     __import__("minichat.model.export", fromlist=["add_parser"]).add_parser(sub)  # export --format hf|gguf
 
     p = sub.add_parser("train", help="train a chat model from scratch (synthetic corpus, own vocabulary)")
-    p.add_argument("--preset", default="builtin", choices=sorted({*TRAIN_PRESETS, "builtin-v2", "builtin-v2w"}),
-                   help="builtin (about 57 minutes on 2 cores) or tiny (seconds)")
+    p.add_argument("--preset", default="builtin", choices=sorted({*TRAIN_PRESETS, "builtin-v2", "builtin-v2w", "builtin-v2x"}),
+                   help="builtin-v2w: the built-in model (v1, ~57 minutes on 2 cores, then ~32 more on the v2 "
+                        "corpus); builtin: v1 alone; builtin-v2x: builtin-v2w continued; tiny: seconds")
     p.add_argument("--out", help="folder for the log, loss plot, checkpoints and the model (default runs/PRESET)")
     p.add_argument("--resume", action="store_true", help="continue from the folder's checkpoint")
     p.add_argument("--steps", type=int, help="override the preset's number of optimiser steps")
@@ -415,8 +416,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_cmd_train)
 
     p = sub.add_parser("eval", help="score a chat model on held-out synthetic conversations")
-    p.add_argument("--preset", default="builtin", choices=["builtin", "builtin-v2"],
-                   help="whose generated held-out set follows the probes: builtin (v1 corpus) or builtin-v2")
+    p.add_argument("--preset", default="builtin-v2", choices=["builtin", "builtin-v2"],
+                   help="whose generated held-out set follows the probes: builtin-v2 (the v2 corpus, the built-in "
+                        "model's; default) or builtin (the v1 corpus)")
     p.add_argument("--model", help="the model to score (default: the built-in model)")
     p.add_argument("-n", type=_positive, default=200, help="held-out probes per category")
     p.add_argument("--seed", type=int, default=None, help="held-out seed (default: the corpus's held-out seed)")

@@ -221,3 +221,14 @@ def test_gguf_chat_template_is_reported(tmp_path):
         w.write_tensors_to_file()
         w.close()
         assert expected in template_note(str(path))
+
+
+def test_train_offers_exactly_the_recipes():
+    from minichat.builtin.recipe import RECIPES
+    from minichat.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command" or getattr(a, "choices", None)
+               and "train" in (a.choices or {}))
+    train = sub.choices["train"]
+    preset = next(a for a in train._actions if a.dest == "preset")
+    assert sorted(preset.choices) == sorted(RECIPES)  # a recipe the CLI cannot start, or a choice without a recipe
