@@ -406,8 +406,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a chat model from scratch (synthetic corpus, own vocabulary)")
     p.add_argument("--preset", default="builtin", choices=sorted({*TRAIN_PRESETS, "builtin-v2", "builtin-v2w", "builtin-v2x"}),
-                   help="builtin-v2w: the built-in model (v1, ~57 minutes on 2 cores, then ~32 more on the v2 "
-                        "corpus); builtin: v1 alone; builtin-v2x: builtin-v2w continued; tiny: seconds")
+                   help="builtin-v2x: the built-in model (v1 ~57 minutes on 2 cores, builtin-v2w ~32 more on "
+                        "the v2 corpus, then ~26 more); builtin: v1 alone; builtin-v2w: the first two; tiny: seconds")
     p.add_argument("--out", help="folder for the log, loss plot, checkpoints and the model (default runs/PRESET)")
     p.add_argument("--resume", action="store_true", help="continue from the folder's checkpoint")
     p.add_argument("--steps", type=int, help="override the preset's number of optimiser steps")
