@@ -308,3 +308,12 @@ def test_real_smollm2_file_matches_the_reference_reader():
         x = g.tensor(name)
         assert x.dtype == np.float32
         np.testing.assert_array_equal(x, gguf.quants.dequantize(t.data, t.tensor_type).reshape(x.shape), name)
+
+
+@given(st.floats(min_value=2.0 ** -40, max_value=1.0, allow_nan=False, width=32))
+def test_gguf_epsilon_reads_back_as_the_decimal_written(x):
+    from minichat.model.checkpoint import _decimal32
+
+    assert np.float32(_decimal32(x)) == np.float32(x)  # the same float32: nothing the model computes changes
+    for eps in (1e-5, 1e-6, 1e-8, 3e-7):
+        assert _decimal32(float(np.float32(eps))) == eps  # what GGUF stores for eps comes back as eps

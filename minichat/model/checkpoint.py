@@ -302,7 +302,13 @@ def config_from_gguf(metadata: dict[str, Any], vocab_size: int | None = None, ti
         n_layer=get("block_count", "count"), n_head=n_head, n_kv_head=get("attention.head_count_kv", "count", n_head),
         head_dim=head_dim, n_inner=get("feed_forward_length", "count"),
         rope_theta=get("rope.freq_base", "number", 10000.0),
-        norm_eps=get("attention.layer_norm_rms_epsilon", "number", 1e-5), tie_embeddings=tied)
+        norm_eps=_decimal32(get("attention.layer_norm_rms_epsilon", "number", 1e-5)), tie_embeddings=tied)
+
+
+def _decimal32(x: float) -> float:
+    """The shortest decimal that a float32 value rounds from: GGUF stores 1e-5 as the float32 9.99999975e-06, and the
+    writer meant 1e-05 (a model exported from minichat or HF then comes back with its own epsilon, bit for bit)."""
+    return float(str(np.float32(x)))
 
 
 def load_gguf(path: str | os.PathLike, with_tokenizer: bool = True) -> tuple[Transformer, Tokenizer | None]:
