@@ -85,7 +85,8 @@ RECIPES: dict[str, Recipe] = {
     # at steps 200-1,000; the v1 model 82 %), where v1, in rows of 512 with drills at 40 %, formed it between steps
     # 1,000 and 1,600; shorter rows give a head fewer earlier positions to search. It did not work either: in rows
     # of 512 the drill tokens copied were 11.6 -> 15.6 % over steps 200-800, no circuit inside the budget. This
-    # recipe is kept as the record of that try (docs/training.md); the shipped model is "builtin-v2w" below.
+    # recipe is kept as the record of that try (docs/training.md); the shipped model continues v1 instead:
+    # "builtin-v2w", then "builtin-v2x", below.
     "builtin-v2": Recipe(replace(TRAIN_PRESETS["builtin"], steps=2600, batch_size=4, seq_len=1024,
                                  model=TRAIN_PRESETS["builtin"].model.replace(n_ctx=1024)),
                          n_conversations=36_000, n_heldout=400, vocab_size=4096, corpus="v2", drill_steps=1200,
