@@ -405,7 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
     __import__("minichat.model.export", fromlist=["add_parser"]).add_parser(sub)  # export --format hf|gguf
 
     p = sub.add_parser("train", help="train a chat model from scratch (synthetic corpus, own vocabulary)")
-    recipes = sorted({*TRAIN_PRESETS, "builtin-v2", "builtin-v2w", "builtin-v2x"})  # RECIPES' names (a test checks)
+    recipes = sorted({*TRAIN_PRESETS, "builtin-v2", "builtin-v2w", "builtin-v2x", "builtin-v2c"})  # RECIPES' (tested)
     p.add_argument("--preset", default="builtin", choices=recipes,
                    help="builtin-v2x: the built-in model (v1 ~57 minutes on 2 cores, builtin-v2w ~32 more on "
                         "the v2 corpus, then ~26 more); builtin: v1 alone; builtin-v2w: the first two; tiny: seconds")

@@ -372,3 +372,14 @@ def test_probe_set_v2(tokenizer):
         text = target.content if not target.tool_calls else render_text([target], False).split("\n", 1)[1][:-11]
         ok = score(it, text)["ok"]
         assert ok == (it.probe.kind != "helpful"), (it.category, text)
+
+
+def test_the_compact_listing_changes_only_the_system_message():
+    """listing="compact" draws the same conversations; only the tools paragraph of the system prompt differs."""
+    full, compact = (generate_corpus_v2(40, start=123, listing=f) for f in ("full", "compact"))
+    assert [c.messages[1:] for c in full] == [c.messages[1:] for c in compact]
+    assert [c.probes for c in full] == [c.probes for c in compact] and any(c.tools for c in full)
+    for c in compact:
+        assert c.messages[0].content == system_text(c.instructions, (), c.tools, "compact")
+    with pytest.raises(ValueError, match="listing must be one of"):
+        generate_corpus_v2(1, listing="json")

@@ -127,6 +127,8 @@ KNOWN_OVERLAPS["builtin-v2w"] = KNOWN_OVERLAPS["builtin"] | KNOWN_OVERLAPS["buil
 KNOWN_OVERLAPS["builtin-v2"] = KNOWN_OVERLAPS["builtin-v2"] | {"time-043"}
 # builtin-v2x continues builtin-v2w on 14,000 more v2 conversations (36,000.. of the training split), two more there
 KNOWN_OVERLAPS["builtin-v2x"] = KNOWN_OVERLAPS["builtin-v2w"] | {"mem-044", "time-043"}
+# builtin-v2c: builtin-v2w's corpora plus 18,000 more from 36,000 (v2x's 14,000 and 4,000 after): none new there
+KNOWN_OVERLAPS["builtin-v2c"] = KNOWN_OVERLAPS["builtin-v2x"]
 SHORT = 3  # prompts of at most this many words ("hi", "thanks!", "who are you?") are in any chat corpus: exempt
 
 

@@ -74,3 +74,24 @@ def test_recipe_seed_is_another_draw_and_resume_keeps_it(tmp_path):
     assert meta["metadata"]["seed"] == 7
     with pytest.raises(ValueError, match="seed=7"):  # the checkpoint's batches came from seed 7
         run_recipe("tiny", tmp_path / "b", steps=4, seed=8, resume=True, progress=None)
+
+
+@pytest.mark.slow
+def test_a_compact_listing_recipe_says_so_in_its_model_folder(tmp_path, monkeypatch):
+    """A v2 recipe trained on the compact tool listing writes tool_listing into its checkpoints, so the chat and the
+    evaluation list tools that way for its model; the v1 corpus has only the full listing, and says so."""
+    from dataclasses import replace
+
+    from minichat.builtin import recipe as R
+    from minichat.chat.profile import profile_from_path
+    from minichat.model.checkpoint import checkpoint_metadata
+
+    tiny = RECIPES["tiny"]
+    monkeypatch.setitem(R.RECIPES, "tiny-c", replace(tiny, corpus="v2", tool_listing="compact", n_conversations=120))
+    run_recipe("tiny-c", tmp_path, steps=2, progress=None)
+    assert checkpoint_metadata(tmp_path / "checkpoint")["tool_listing"] == "compact"
+    assert profile_from_path(tmp_path / "model").tool_listing == "compact"
+    assert profile_from_path(tmp_path / "model") == profile_from_path(tmp_path / "checkpoint")
+    monkeypatch.setitem(R.RECIPES, "tiny-v1c", replace(tiny, tool_listing="compact"))
+    with pytest.raises(ValueError, match="only the v2 corpus"):
+        run_recipe("tiny-v1c", tmp_path / "v1", steps=1, progress=None)

@@ -2,6 +2,7 @@
 the built-in model's tokenizer in its 512-token window."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Literal
 
@@ -60,3 +61,55 @@ def test_token_cost_in_the_builtin_window():
     ctx = assemble(template, history, instructions=DEFAULT_INSTRUCTIONS, tools=BUILTIN_TOOL_SCHEMAS,
                    context_window=model.config.n_ctx, max_new_tokens=256)
     assert ctx.messages[-1] == history[0]
+
+
+# -- a model trained on the compact listing gets it: corpus, checkpoint metadata, chat session, server -----------------
+
+def _compact_folder(tmp_path, listing="compact"):
+    """A minichat checkpoint folder's config.json that says its model was trained on `listing` (the profile reads
+    only this file)."""
+    (tmp_path / "config.json").write_text(json.dumps({"format": "minichat", "version": 1, "metadata": {
+        "recipe": "builtin-v2c", "tool_listing": listing}}), encoding="utf-8")
+    return tmp_path
+
+
+def test_system_text_lists_tools_in_the_form_asked_for():
+    compact = system_text("Be brief.", ["likes tea"], BUILTIN_TOOL_SCHEMAS, "compact")
+    assert compact == ("Be brief.\n\n# What you remember about the user\n- likes tea\n\n"
+                       + compact_listing(BUILTIN_TOOL_SCHEMAS))
+    assert system_text("Be brief.", (), BUILTIN_TOOL_SCHEMAS) == "Be brief.\n\n" + tools_prompt(BUILTIN_TOOL_SCHEMAS)
+    assert system_text("Be brief.", (), (), "compact") == "Be brief."  # no tools: no paragraph in either form
+    with pytest.raises(ValueError, match="listing must be one of"):
+        system_text("Be brief.", (), BUILTIN_TOOL_SCHEMAS, "short")
+    _, tok = minichat.load_model(ASSETS)
+    template, history = ChatTemplate(tok), [user("What is 3847 * 29?")]
+    full, small = (assemble(template, history, instructions=DEFAULT_INSTRUCTIONS, tools=BUILTIN_TOOL_SCHEMAS,
+                            context_window=1024, max_new_tokens=256, listing=f) for f in ("full", "compact"))
+    assert small.messages[0].content == system_text(DEFAULT_INSTRUCTIONS, (), BUILTIN_TOOL_SCHEMAS, "compact")
+    assert small.system_tokens == template.count(small.messages[0]) < full.system_tokens / 1.8
+
+
+def test_the_chat_and_the_server_list_tools_as_the_checkpoint_says(tmp_path):
+    from minichat.chat.profile import profile_from_path
+    from minichat.chat.session import Chat
+    from minichat.server.openai_api import build_prompt, parse_request
+    from minichat.tools import Toolbox, builtin_tools
+    from test_chat_session import TOK, ScriptedModel
+
+    assert profile_from_path(ASSETS).tool_listing == "full"  # the shipped model's config.json says nothing: full
+    assert profile_from_path(_compact_folder(tmp_path)).tool_listing == "compact"
+    seen = []
+    model = ScriptedModel(lambda prompt: seen.append(prompt) or "ok")
+    model.source = str(tmp_path)  # what load_model sets: the profile is read from there
+    chat = Chat(model, TOK, tools=Toolbox(builtin_tools()))
+    assert chat.instructions == DEFAULT_INSTRUCTIONS and chat.profile.tool_listing == "compact"
+    list(chat.send("hello"))
+    assert "- calculator(expression: string)" in seen[0] and "<tools>" not in seen[0]
+    req = parse_request({"model": "m", "messages": [{"role": "user", "content": "hi"}],
+                         "tools": [{"type": "function", "function": BUILTIN_TOOL_SCHEMAS[0]}]})
+    texts = {f: TOK.decode(list(build_prompt(req, ChatTemplate(TOK), 10_000, "be brief", listing=f).ids))
+             for f in ("full", "compact")}
+    assert "- calculator(expression: string)" in texts["compact"] and "<tools>" not in texts["compact"]
+    assert "<tools>" in texts["full"]
+    with pytest.raises(ValueError, match="tool_listing must be one of"):
+        profile_from_path(_compact_folder(tmp_path, "tiny"))

@@ -44,6 +44,7 @@ from minichat.builtin.corpus.synthetic_pools import Probe
 from minichat.builtin.corpus.synthetic_talk import is_refusal
 from minichat.builtin.corpus.synthetic_tools import arguments_match
 from minichat.chat.context import assemble
+from minichat.chat.profile import model_profile
 from minichat.chat.template import ChatTemplate, parse_assistant
 from minichat.generate.loop import generate_batch
 from minichat.generate.sampling import SamplingConfig
@@ -99,12 +100,14 @@ def probe_set(n: int, seed: int = HELDOUT_SEED, categories: Sequence[str] = tupl
     return items
 
 
-def prompt_ids(template: ChatTemplate, item: Item, context_window: int, max_new_tokens: int) -> list[int]:
+def prompt_ids(template: ChatTemplate, item: Item, context_window: int, max_new_tokens: int,
+               listing: str = "full") -> list[int]:
     """The prompt the chat session would render for this turn: assemble (system text from instructions, memory
-    and tools; history; trimming to the window) then render with the generation prompt."""
+    and tools listed in `listing` form; history; trimming to the window) then render with the generation prompt."""
     conv = item.conversation
     ctx = assemble(template, list(conv.messages[1: item.probe.index]), instructions=conv.instructions,
-                   memory=conv.memory, tools=conv.tools, context_window=context_window, max_new_tokens=max_new_tokens)
+                   memory=conv.memory, tools=conv.tools, context_window=context_window, max_new_tokens=max_new_tokens,
+                   listing=listing)
     return template.render(list(ctx.messages))
 
 
@@ -209,9 +212,11 @@ def evaluate(model: Any, tokenizer: Any, n: int = 200, seed: int | None = None, 
     table to `out` (None: silent) and return the numbers: percentages 0-100 per category (and "tool_calls_by_tool",
     "ends_properly"), "heldout_loss" in nats, "counts", "seconds", and up to three "failures" per category.
     corpus: "v1" (synthetic.py, the `builtin` recipe's) or "v2" (corpus_v2.py, the `builtin-v2` recipe's held-out
-    frames, topics and fact kinds); seed: the held-out seed (default: that corpus's own)."""
+    frames, topics and fact kinds); seed: the held-out seed (default: that corpus's own). Tools are listed in the
+    form the model was trained on (its chat profile's `tool_listing`), in prompts and loss conversations alike."""
     t0 = time.perf_counter()
     template = ChatTemplate(tokenizer)
+    listing = model_profile(model).tool_listing
     n_ctx = int(model.config.n_ctx)
     if corpus == "v1":
         seed = HELDOUT_SEED if seed is None else seed
@@ -224,11 +229,11 @@ def evaluate(model: Any, tokenizer: Any, n: int = 200, seed: int | None = None, 
         seed = corpus_v2.HELDOUT_SEED if seed is None else seed
         categories = tuple(corpus_v2.CATEGORIES_V2) if categories is None else categories
         items = probe_set(n, seed, categories, corpus_v2.CATEGORIES_V2, corpus_v2.generate_corpus_v2)
-        loss_conversations = lambda: corpus_v2.heldout_corpus_v2(n_loss, seed)  # noqa: E731
-        drills = lambda: corpus_v2.heldout_corpus_v2(n_loss, seed, kinds=("copy",))  # noqa: E731
+        loss_conversations = lambda: corpus_v2.heldout_corpus_v2(n_loss, seed, listing=listing)  # noqa: E731
+        drills = lambda: corpus_v2.heldout_corpus_v2(n_loss, seed, kinds=("copy",), listing=listing)  # noqa: E731
     else:
         raise ValueError(f"unknown corpus {corpus!r}; choose 'v1' or 'v2'")
-    prompts = [prompt_ids(template, it, n_ctx, max_new_tokens) for it in items]
+    prompts = [prompt_ids(template, it, n_ctx, max_new_tokens, listing) for it in items]
     replies = _replies(model, template, prompts, max_new_tokens, batch_size)
     per: dict[str, list[dict]] = {c: [] for c in categories}
     failures: list[dict] = []

@@ -49,6 +49,8 @@ class Recipe:
     drill_seq_len: int = 0  # their row length (0: the recipe's seq_len); the batch then holds as many tokens
     start: str | None = None  # a recipe whose trained model this one continues (its weights and its vocabulary)
     corpus_start: int = 0  # v2: train on conversations corpus_start.. of the training split (fresh ones after start's)
+    tool_listing: str = "full"  # v2: how the system prompt lists tools ("full" JSON or "compact" signature lines); the
+    #                             model folder's metadata says so, and the chat session then writes that form
 
 
 RECIPES: dict[str, Recipe] = {
@@ -107,6 +109,16 @@ RECIPES: dict[str, Recipe] = {
                                   min_lr=5e-5, warmup_steps=50, model=TRAIN_PRESETS["builtin"].model.replace(n_ctx=1024)),
                           n_conversations=14_000, n_heldout=400, vocab_size=4096, corpus="v2", start="builtin-v2w",
                           corpus_start=36_000),
+    # builtin-v2x's schedule on the compact tool listing (tools/listing.py: one signature line per tool, 108 tokens for
+    # the four instead of 234): the same start (builtin-v2w's model), steps, learning rates and fresh conversations
+    # 36,000.., so the two differ only in the listing. A v2 conversation averages 287 tokens instead of 370 (25.7 %
+    # of them the assistant's instead of 19.9 %; 600 measured), so the same 900 steps see 1.29x the conversations:
+    # 18,000 (0.72 of a pass, as v2x's 14,000). The question: more conversations per minute, and ~125 tokens more room
+    # in the window, at the cost of relearning how tools are listed: better or worse than v2x?
+    "builtin-v2c": Recipe(replace(TRAIN_PRESETS["builtin"], steps=900, batch_size=4, seq_len=1024, lr=5e-4,
+                                  min_lr=5e-5, warmup_steps=50, model=TRAIN_PRESETS["builtin"].model.replace(n_ctx=1024)),
+                          n_conversations=18_000, n_heldout=400, vocab_size=4096, corpus="v2", start="builtin-v2w",
+                          corpus_start=36_000, tool_listing="compact"),
     # seconds: for tests and notebooks
     "tiny": Recipe(replace(TRAIN_PRESETS["tiny"], seq_len=512, batch_size=2,
                            model=TRAIN_PRESETS["tiny"].model.replace(n_ctx=512)),
@@ -122,14 +134,17 @@ def run_recipe(name: str, out_dir: str | Path, *, resume: bool = False, steps: i
     if name not in RECIPES:
         raise ValueError(f"unknown preset {name!r}; choose one of {sorted(RECIPES)}")
     recipe = RECIPES[name]
+    if recipe.tool_listing != "full" and recipe.corpus != "v2":
+        raise ValueError(f"recipe {name!r}: only the v2 corpus can list tools {recipe.tool_listing!r}")
     say = progress or (lambda line: None)
     out = Path(out_dir)
     t0 = time.perf_counter()
     if recipe.corpus == "v2":
         from minichat.builtin.corpus.corpus_v2 import generate_corpus_v2, heldout_corpus_v2
         from minichat.builtin.corpus.vocab_v2 import LISTED_WORDS_V2
-        conversations = generate_corpus_v2(recipe.n_conversations, start=recipe.corpus_start)
-        heldout, listed = heldout_corpus_v2(recipe.n_heldout), LISTED_WORDS_V2
+        conversations = generate_corpus_v2(recipe.n_conversations, start=recipe.corpus_start,
+                                           listing=recipe.tool_listing)
+        heldout, listed = heldout_corpus_v2(recipe.n_heldout, listing=recipe.tool_listing), LISTED_WORDS_V2
     else:
         conversations, heldout, listed = generate_corpus(recipe.n_conversations), heldout_corpus(recipe.n_heldout), \
             LISTED_WORDS
@@ -152,7 +167,7 @@ def run_recipe(name: str, out_dir: str | Path, *, resume: bool = False, steps: i
     if recipe.drill_steps:
         from minichat.builtin.corpus.corpus_v2 import DRILL_MIX, generate_corpus_v2
         drills = generate_corpus_v2(recipe.drill_conversations, mix=DRILL_MIX,
-                                    start=recipe.corpus_start + recipe.n_conversations)
+                                    start=recipe.corpus_start + recipe.n_conversations, listing=recipe.tool_listing)
         t = recipe.drill_seq_len or config.seq_len
         first = chat_batches(tok, drills, config.batch_size * config.seq_len // t, t, seed=config.seed + 2)
         say(f"first {recipe.drill_steps} steps on {len(drills)} drill-heavy conversations ({first.n_rows} rows)")
@@ -167,13 +182,14 @@ def run_recipe(name: str, out_dir: str | Path, *, resume: bool = False, steps: i
             np.copyto(p, start.params[k])
     say(f"vocabulary {tok.n_vocab} ids; model {model.n_params / 1e6:.2f} M parameters; {config.steps} steps of "
         f"{config.batch_size * config.seq_len * config.grad_accum} tokens ({time.perf_counter() - t0:.1f}s)")
+    meta = {"recipe": name, "seed": config.seed, "tool_listing": recipe.tool_listing}  # what the chat reads back
     result = train_model(model, batches, config, out, eval_batches=eval_batches, resume=resume, progress=say,
-                         tokenizer=tok, metadata={"recipe": name, "seed": config.seed})
+                         tokenizer=tok, metadata=meta)
     if result.last_step == config.steps:
         final = out / "model"
-        save_checkpoint(final, model, tok, metadata={"recipe": name, "steps": config.steps, "seed": config.seed,
-                                                     "train_seconds": round(result.seconds, 1),
-                                                     "final_loss": result.losses[-1] if result.losses else None})
+        save_checkpoint(final, model, tok, metadata=meta | {
+            "steps": config.steps, "train_seconds": round(result.seconds, 1),
+            "final_loss": result.losses[-1] if result.losses else None})
         say(f"model written to {final}")
         if install:
             install_model(final)

@@ -1,6 +1,6 @@
 """Context assembly: what the model sees this turn, fitted to its context window by token budget.
 
-    system message  = instructions + tool schemas                         (always kept)
+    system message  = instructions + the tools (listed as the model was trained: full or compact, always kept)
     [summary]       = a short note standing in for dropped turns          (optional)
     history         = earlier turns, newest kept first, whole turns only
     current turn    = [memory note] + the latest user message and any tool call/result since (always kept)
@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from minichat.chat.template import ChatTemplate, Message, tools_prompt
+from minichat.tools.listing import compact_listing
 
 
 DEFAULT_INSTRUCTIONS = "You are minichat, a small helpful assistant. Answer briefly and truthfully."
@@ -89,13 +90,21 @@ def turns(history: Sequence[Message]) -> list[list[int]]:
     return groups
 
 
-def system_text(instructions: str, memory: Sequence[str] = (), tools: Sequence[Mapping[str, Any]] = ()) -> str:
-    """Instructions, then what memory retrieved, then the tool schemas, as one system message."""
+LISTINGS = ("full", "compact")  # how tools are listed: every JSON schema in full, or one signature line each
+
+
+def system_text(instructions: str, memory: Sequence[str] = (), tools: Sequence[Mapping[str, Any]] = (),
+                listing: str = "full") -> str:
+    """Instructions, then what memory retrieved, then the tools, as one system message. `listing` is the form the
+    model was trained on: "full" (template.tools_prompt, each JSON schema) or "compact" (tools/listing.py, a
+    signature line per tool, under half the tokens)."""
+    if listing not in LISTINGS:
+        raise ValueError(f"listing must be one of {LISTINGS}, not {listing!r}")
     parts = [instructions.strip()] if instructions.strip() else []
     if memory:
         parts.append("# What you remember about the user\n" + "\n".join(f"- {s}" for s in memory))
     if tools:
-        parts.append(tools_prompt(tools))
+        parts.append(tools_prompt(tools) if listing == "full" else compact_listing(tools))
     return "\n\n".join(parts)
 
 
@@ -116,6 +125,7 @@ def assemble(
     max_new_tokens: int,
     min_new_tokens: int | None = None,
     summarize: bool | Callable[[Sequence[Message]], str] = False,
+    listing: str = "full",
 ) -> Context:
     """Build the prompt's messages for `history`, whose last turn (from its last user message on) is the current one.
 
@@ -130,7 +140,7 @@ def assemble(
         raise ValueError("the history must contain at least one user message (the latest)")
     budget = context_window - reserve
     reply_prompt = len(template.generation_prompt())
-    sys_text = system_text(instructions, memory, tools)
+    sys_text = system_text(instructions, memory, tools, listing)
     sys_msgs = [Message("system", sys_text)] if sys_text else []
     sys_tokens = sum(template.count(m) for m in sys_msgs)
     cost = [0 if m.role == "system" and not is_memory_note(m) else template.count(m) for m in history]

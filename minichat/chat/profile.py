@@ -5,7 +5,8 @@ example, was tuned with "You are a helpful AI assistant named SmolLM, trained by
 "Capital of France?" in broken French when it is given minichat's own instructions instead. So the chat starts from
 the checkpoint's own default, found where the checkpoint keeps it:
 
-    minichat checkpoint   config.json metadata "recipe" (written by `minichat train`) -> minichat's instructions
+    minichat checkpoint   config.json metadata "recipe" (written by `minichat train`) -> minichat's instructions;
+                          "tool_listing" -> how its tools are listed ("full" JSON schemas unless "compact")
     GGUF file             metadata `tokenizer.chat_template` (a Jinja template)
     HF folder             tokenizer_config.json `chat_template` (a Jinja template, or a list of named templates)
 
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from minichat.chat.context import DEFAULT_INSTRUCTIONS
+from minichat.chat.context import DEFAULT_INSTRUCTIONS, LISTINGS
 from minichat.chat.template import IM_END, IM_START, template_kind
 
 
@@ -38,6 +39,7 @@ class ChatProfile:
     instructions: str  # the default system prompt ("" = none)
     chat_tuned: bool  # trained to answer in turns (False: a plain text continuer such as GPT-2)
     origin: str  # where the instructions came from, for the trace and the CLI ("minichat built-in", "GGUF", ...)
+    tool_listing: str = "full"  # the tools paragraph the model was trained on (chat.context.LISTINGS)
 
     def note(self) -> str:
         """One line for the terminal: which template and instructions this chat uses."""
@@ -91,8 +93,11 @@ def profile_from_path(path: str | os.PathLike | None) -> ChatProfile:
     meta = _minichat_metadata(p) if p.is_dir() else None
     if meta is not None:  # minichat's own checkpoints: chat models carry the recipe that trained them
         chat = "recipe" in meta
+        listing = meta.get("tool_listing", "full")
+        if listing not in LISTINGS:
+            raise ValueError(f"{p / 'config.json'}: metadata tool_listing must be one of {LISTINGS}, not {listing!r}")
         return ChatProfile("chatml" if chat else "none", DEFAULT_INSTRUCTIONS if chat else "", chat,
-                           "minichat built-in" if chat else "nowhere")
+                           "minichat built-in" if chat else "nowhere", listing)
     if p.is_dir():
         jinja, origin = _hf_template(p), "tokenizer_config.json"
     else:

@@ -69,6 +69,7 @@ class ServerState:
     max_sessions: int = 256  # chats kept in memory for the events route (least recently used dropped)
     max_sessions_per_user: int = 8  # a user's new conversation first pushes out that user's own oldest one
     sessions: OrderedDict = field(default_factory=OrderedDict)
+    tool_listing: str = "full"  # how the served model was trained to see tools (ChatProfile.tool_listing)
 
 
 class AsciiJSON(JSONResponse):
@@ -205,7 +206,7 @@ async def chat_completions(request: Request) -> Response:
     if req.model != state.model_id:
         raise ApiError(404, f"The model {req.model!r} does not exist; this server serves {state.model_id!r}",
                        param="model", code="model_not_found")
-    prompt = build_prompt(req, state.template, state.n_ctx, state.instructions, state.limits)
+    prompt = build_prompt(req, state.template, state.n_ctx, state.instructions, state.limits, state.tool_listing)
     cid, created = new_completion_id()
     refusal = _refused(state, req)
     out_filter = state.guard.output_filter() if state.guard is not None else None

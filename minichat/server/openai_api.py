@@ -252,7 +252,7 @@ class Prompt:
 
 
 def build_prompt(req: ChatRequest, template: ChatTemplate, n_ctx: int, default_instructions: str,
-                 limits: Limits = Limits()) -> Prompt:
+                 limits: Limits = Limits(), listing: str = "full") -> Prompt:
     """The request as ChatML ids. System (and developer) messages at the top become one system message followed by
     the tool listing, as minichat's chat does; without any, the model's own instructions stand in (what llama.cpp's
     server and SmolLM2's template do too), so a chat model sees the prompt it was tuned with."""
@@ -264,7 +264,7 @@ def build_prompt(req: ChatRequest, template: ChatTemplate, n_ctx: int, default_i
         head += 1
     instructions = "\n\n".join(m.content for m in messages[:head]) if head else default_instructions
     listed = [] if req.tool_choice == "none" else list(req.tools)
-    sys_text = system_text(instructions, tools=listed)
+    sys_text = system_text(instructions, tools=listed, listing=listing)  # as the model was trained to see tools
     rendered = ([Message("system", sys_text)] if sys_text else []) + messages[head:]
     forced = forced_prefix(req.tool_choice, [t["name"] for t in listed]) or ""
     ids = template.render(rendered) + template.tokenizer.encode_ordinary(forced)

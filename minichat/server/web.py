@@ -106,7 +106,7 @@ def build_state(args: argparse.Namespace, model=None, tokenizer=None, log=print)
     else:  # one request at a time (worker.py)
         engine = SerialEngine(model, tokenizer, max_queue=args.max_queue)
     return ServerState(engine, template, model_id, int(model.config.n_ctx), profile.instructions, auth,
-                       limits=limits, guard=guard, make_chat=make_chat), printed
+                       limits=limits, guard=guard, make_chat=make_chat, tool_listing=profile.tool_listing), printed
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -11,7 +11,8 @@ kinds; the data of the "builtin-v2" recipe (minichat/builtin/recipe.py).
 
 A conversation is v1's `Conversation` (synthetic.py) and its probes v1's `Probe`, so minichat/builtin/evaluate.py's
 scoring and rendering apply unchanged. Its first message is the system prompt as the chat session builds it:
-`system_text(instructions, (), tools)` with the tools listed in full (the Hermes JSON listing the session writes),
+`system_text(instructions, (), tools, listing)` with the tools listed in full (the Hermes JSON listing) or compact
+(one signature line per tool, `listing="compact"`), as the session writes them for a model trained on that form;
 all four built-in tools half of the time (as the CLI offers them), a random subset otherwise, never a tool the
 episode says is unavailable; a quarter of the conversations that call no tool list none (seven in ten copying
 drills, which stay short and dense in copy targets); one conversation in ten also carries the guard's safety
@@ -133,8 +134,8 @@ def listed_tools(rng: np.random.Generator, ep: Ep) -> tuple[dict, ...]:
 
 
 def conversation(rng: np.random.Generator, split: str = "train", kind: str | None = None,
-                 mix: Mapping[str, float] = MIX) -> Conversation:
-    """One conversation of `split`; `kind` None draws it from `mix`."""
+                 mix: Mapping[str, float] = MIX, listing: str = "full") -> Conversation:
+    """One conversation of `split`; `kind` None draws it from `mix`; its tools listed in `listing` form."""
     V = vocab(split)
     kind = draw_kind(rng, mix) if kind is None else kind
     if kind == "chain":
@@ -150,7 +151,7 @@ def conversation(rng: np.random.Generator, split: str = "train", kind: str | Non
         ep.probes = [p.shifted(1) for p in ep.probes]
     tools = listed_tools(rng, ep)
     instructions = DEFAULT_INSTRUCTIONS + ("\n\n" + GUARD_INSTRUCTIONS if rng.random() < GUARD_TEXT else "")
-    sys = Message("system", system_text(instructions, (), tools))
+    sys = Message("system", system_text(instructions, (), tools, listing))
     return Conversation(ep.kind, (sys, *ep.messages), tuple(p.shifted(1) for p in ep.probes), instructions, (),
                         tools)
 
@@ -162,15 +163,16 @@ def _split_code(split: str) -> int:
 
 
 def generate_corpus_v2(n: int, seed: int | None = None, split: str = "train", *, kinds: Sequence[str] | None = None,
-                       mix: Mapping[str, float] = MIX, start: int = 0) -> list[Conversation]:
+                       mix: Mapping[str, float] = MIX, start: int = 0, listing: str = "full") -> list[Conversation]:
     """Conversations start .. start+n-1 of the v2 corpus (seed, split); `seed` None: the split's default seed.
-    kinds: cycle through these kinds instead of drawing from `mix`."""
+    kinds: cycle through these kinds instead of drawing from `mix`. listing: how the system prompt lists the tools
+    (chat.context.LISTINGS; the same draws either way, only the system message's text differs)."""
     if not isinstance(n, int) or n < 0:
         raise ValueError(f"n must be a non-negative integer, not {n!r}")
     code = _split_code(split)
     seed = (TRAIN_SEED, HELDOUT_SEED)[code] if seed is None else int(seed)
     return [conversation(np.random.default_rng([seed, code, i, 2]), split,
-                         kinds[i % len(kinds)] if kinds else None, mix) for i in range(start, start + n)]
+                         kinds[i % len(kinds)] if kinds else None, mix, listing) for i in range(start, start + n)]
 
 
 def heldout_corpus_v2(n: int, seed: int = HELDOUT_SEED, **kwargs) -> list[Conversation]:
