@@ -20,7 +20,8 @@ Without --model (or --tokenizer) every subcommand uses the built-in chat model a
 
 In `minichat chat`, lines starting with "/" are commands (/help lists them); Ctrl-C stops a reply mid-stream and the
 chat goes on (Ctrl-C at the prompt, or Ctrl-D, leaves). With standard input not a terminal (`echo hi | minichat chat`)
-the whole input is one message (slash commands are not read there) and only the reply is printed.
+each non-empty line is one message, the conversation carrying over, and only the replies are printed
+(`--one-message`: the whole input is one message); slash commands are not read there.
 
 Arguments map onto the library's functions one to one; the CLI adds no behaviour of its own. Errors from bad input
 (a bad flag, a missing file, a corrupt vocabulary, a message too long for the model) print one line and exit with
@@ -313,23 +314,7 @@ def _cmd_chat(args: argparse.Namespace) -> int:
             server.close()
 
 
-def _cmd_train(args: argparse.Namespace) -> int:
-    from minichat.builtin.recipe import run_recipe
-
-    result = run_recipe(args.preset, args.out or f"runs/{args.preset}", resume=args.resume, steps=args.steps,
-                        seed=args.seed, install=args.install)
-    return 130 if result.interrupted else 0
-
-
-def _cmd_eval(args: argparse.Namespace) -> int:
-    from minichat.builtin.probes import cli_eval
-
-    return cli_eval(args, _load)  # the hand-written probe set (primary figure), then the generated held-out set
-
-
 def build_parser() -> argparse.ArgumentParser:
-    from minichat.config import TRAIN_PRESETS
-
     ap = _Parser(prog="minichat", description="How a chat assistant works, stage by stage.")
     sub = ap.add_subparsers(dest="command", required=True)
 
@@ -403,29 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_memory_parser(sub)
     __import__("minichat.server", fromlist=["add_parser"]).add_parser(sub)  # serve, keys
     __import__("minichat.model.export", fromlist=["add_parser"]).add_parser(sub)  # export --format hf|gguf
-
-    p = sub.add_parser("train", help="train a chat model from scratch (synthetic corpus, own vocabulary)")
-    recipes = sorted({*TRAIN_PRESETS, "builtin-v2", "builtin-v2w", "builtin-v2x", "builtin-v2c"})  # RECIPES' (tested)
-    p.add_argument("--preset", default="builtin", choices=recipes,
-                   help="builtin-v2x: the built-in model (v1 ~57 minutes on 2 cores, builtin-v2w ~32 more on "
-                        "the v2 corpus, then ~26 more); builtin: v1 alone; builtin-v2w: the first two; tiny: seconds")
-    p.add_argument("--out", help="folder for the log, loss plot, checkpoints and the model (default runs/PRESET)")
-    p.add_argument("--resume", action="store_true", help="continue from the folder's checkpoint")
-    p.add_argument("--steps", type=int, help="override the preset's number of optimiser steps")
-    p.add_argument("--seed", type=int, help="override the preset's seed (initial weights, batch order)")
-    p.add_argument("--install", action="store_true", help="make the result the built-in model (minichat/assets)")
-    p.set_defaults(run=_cmd_train)
-
-    p = sub.add_parser("eval", help="score a chat model on held-out synthetic conversations")
-    p.add_argument("--preset", default="builtin-v2", choices=["builtin", "builtin-v2"],
-                   help="whose generated held-out set follows the probes: builtin-v2 (the v2 corpus, the built-in "
-                        "model's; default) or builtin (the v1 corpus)")
-    p.add_argument("--model", help="the model to score (default: the built-in model)")
-    p.add_argument("-n", type=_positive, default=200, help="held-out probes per category")
-    p.add_argument("--seed", type=int, default=None, help="held-out seed (default: the corpus's held-out seed)")
-    p.add_argument("--probes", metavar="DIR", help="the hand-written probe set (default: tests/data/probes)")
-    p.add_argument("--no-probes", action="store_true", help="skip the probe set; only the generated held-out set")
-    p.set_defaults(run=_cmd_eval)
+    __import__("minichat.builtin.commands", fromlist=["add_parser"]).add_parser(sub, _load, _positive)  # train, eval
     return ap
 
 
