@@ -46,6 +46,40 @@ def test_mask_covers_exactly_the_assistant_spans(tok):
                         "<|im_start|>user\nThanks!<|im_end|>\n<|im_start|>assistant\n\n")
 
 
+def test_read_marks_the_user_and_tool_text_only(tok):
+    """render_with_mask(read=2): the assistant's spans keep 1; the text of user and tool messages (their role line,
+    encoded with the body, and the <|im_end|> that closes each) gets 2; the system prompt and <|im_start|> stay 0."""
+    template = ChatTemplate(tok)
+    ids, mask = template.render_with_mask(SMALL, read=2)
+    assert (ids, [min(m, 1) if m == 1 else 0 for m in mask]) == template.render_with_mask(SMALL)
+    read = [i if m == 2 else None for i, m in zip(ids, mask)]
+    runs, cur = [], []
+    for i in read + [None]:
+        if i is None and cur:
+            runs.append(tok.decode(cur))
+            cur = []
+        elif i is not None:
+            cur.append(i)
+    assert runs == ["user\nWhat is 2 + 3?<|im_end|>", "tool\n5<|im_end|>", "user\nThanks!<|im_end|>"]
+
+
+def test_prompt_weight_weighs_what_the_assistant_reads(corpus, tok):
+    """chat_batches(prompt_weight=w): targets weigh 1 on the assistant's tokens, w on the user's and tools' text, 0
+    elsewhere; the rows and the order are those of the assistant-only batches."""
+    plain = chat_batches(tok, corpus[:60], batch_size=3, seq_len=1024, seed=4)
+    both = chat_batches(tok, corpus[:60], batch_size=3, seq_len=1024, seed=4, prompt_weight=0.25)
+    assert (plain.rows == both.rows).all() and plain.trained_tokens == both.trained_tokens and both.cut == 0
+    for _ in range(3):
+        (i1, t1, m1), (i2, t2, m2) = next(plain), next(both)
+        assert (i1 == i2).all() and (t1 == t2).all() and m2.dtype == np.float32
+        assert set(np.unique(m2)) == {0.0, 0.25, 1.0} and ((m2 == 1.0) == (m1 == 1.0)).all()
+    weights = np.where(both.masks[:, 1:] == 2, 0.25, 0.0)  # what the user and tools wrote, from the levels
+    reads = sum(sum(m == 2 for m in ChatTemplate(tok).render_with_mask(c.messages, 2)[1]) for c in corpus[:60])
+    assert int((weights > 0).sum()) == reads  # nothing the assistant reads is lost in packing
+    with pytest.raises(ValueError, match="prompt_weight"):
+        chat_batches(tok, corpus[:5], batch_size=1, seq_len=512, prompt_weight=1.5)
+
+
 def test_mask_never_touches_other_roles(corpus, tok):
     template = ChatTemplate(tok)
     im_start, im_end = tok.special_tokens["<|im_start|>"], tok.special_tokens["<|im_end|>"]
@@ -239,6 +273,10 @@ def test_batches_validate_their_input():
         Batches(np.zeros((3, 5), np.int32), np.zeros((3, 4), np.uint8), 2)
     with pytest.raises(ValueError):
         Batches(np.zeros((3, 5), np.int32), np.zeros((3, 5), np.uint8), 0)
+    with pytest.raises(ValueError, match="every mask level"):  # a level without a weight
+        Batches(np.zeros((3, 5), np.int32), np.full((3, 5), 2, np.uint8), 1, weights=(0.0, 1.0))
+    with pytest.raises(ValueError, match="every mask level"):
+        Batches(np.zeros((3, 5), np.int32), np.zeros((3, 5), np.uint8), 1, weights=(0.0, -1.0))
 
 
 # -- the tokenizer -----------------------------------------------------------------------------------------------------

@@ -60,15 +60,20 @@ def train_chat_tokenizer(corpus: Iterable[Any], vocab_size: int, *, pattern: str
 
 
 def chat_batches(tokenizer: Tokenizer, conversations: Iterable[Any], batch_size: int, seq_len: int,
-                 seed: int = 0, open_rows: int = 8) -> Batches:
-    """Batches of packed conversations (Conversation objects or lists of Messages), loss on assistant tokens only.
-    The conversations are shuffled with `seed` before packing, so which ones share a row varies with the seed."""
+                 seed: int = 0, open_rows: int = 8, prompt_weight: float = 0.0) -> Batches:
+    """Batches of packed conversations (Conversation objects or lists of Messages), loss on assistant tokens only,
+    or with `prompt_weight` > 0 also on the user's and the tools' text at that weight (the assistant's tokens weigh
+    1; the system prompt and every header 0). The conversations are shuffled with `seed` before packing, so which
+    ones share a row varies with the seed."""
+    if not 0.0 <= prompt_weight <= 1.0:
+        raise ValueError(f"prompt_weight must be in [0, 1], not {prompt_weight}")
     template = ChatTemplate(tokenizer)
     convs = list(conversations)
     order = np.random.default_rng([seed, 1]).permutation(len(convs))
-    encoded = (template.render_with_mask(getattr(convs[i], "messages", convs[i])) for i in order)
+    read = 2 if prompt_weight else 0  # the mask level of the user's and the tools' text
+    encoded = (template.render_with_mask(getattr(convs[i], "messages", convs[i]), read) for i in order)
     rows, masks, cut = pack(encoded, seq_len, tokenizer.encode_special(ENDOFTEXT), open_rows)
-    return Batches(rows, masks, batch_size, seed, cut)
+    return Batches(rows, masks, batch_size, seed, cut, weights=(0.0, 1.0, prompt_weight) if read else None)
 
 
 class Curriculum:

@@ -51,6 +51,8 @@ class Recipe:
     corpus_start: int = 0  # v2: train on conversations corpus_start.. of the training split (fresh ones after start's)
     tool_listing: str = "full"  # v2: how the system prompt lists tools ("full" JSON or "compact" signature lines); the
     #                             model folder's metadata says so, and the chat session then writes that form
+    prompt_weight: float = 0.0  # the loss weight of the user's and the tools' text (the assistant's is 1): 0 trains
+    #                             only on what the assistant writes; > 0 also on predicting what it reads
 
 
 RECIPES: dict[str, Recipe] = {
@@ -163,16 +165,18 @@ def run_recipe(name: str, out_dir: str | Path, *, resume: bool = False, steps: i
         tok = train_chat_tokenizer(conversations, recipe.vocab_size, name=f"minichat-{name}", exclude=listed)
     config = replace(recipe.train, model=recipe.train.model.replace(vocab_size=tok.n_vocab),
                      steps=steps or recipe.train.steps, seed=recipe.train.seed if seed is None else seed)
-    batches = chat_batches(tok, conversations, config.batch_size, config.seq_len, seed=config.seed)
+    batches = chat_batches(tok, conversations, config.batch_size, config.seq_len, seed=config.seed,
+                           prompt_weight=recipe.prompt_weight)
     if recipe.drill_steps:
         from minichat.builtin.corpus.corpus_v2 import DRILL_MIX, generate_corpus_v2
         drills = generate_corpus_v2(recipe.drill_conversations, mix=DRILL_MIX,
                                     start=recipe.corpus_start + recipe.n_conversations, listing=recipe.tool_listing)
         t = recipe.drill_seq_len or config.seq_len
-        first = chat_batches(tok, drills, config.batch_size * config.seq_len // t, t, seed=config.seed + 2)
+        first = chat_batches(tok, drills, config.batch_size * config.seq_len // t, t, seed=config.seed + 2,
+                             prompt_weight=recipe.prompt_weight)
         say(f"first {recipe.drill_steps} steps on {len(drills)} drill-heavy conversations ({first.n_rows} rows)")
         batches = Curriculum(first, recipe.drill_steps, batches)
-    eval_batches = chat_batches(tok, heldout, config.batch_size, config.seq_len, seed=config.seed + 1)
+    eval_batches = chat_batches(tok, heldout, config.batch_size, config.seq_len, seed=config.seed + 1)  # assistant's only
     model = init_model(config)
     if start is not None:
         if start.config.replace(n_ctx=config.model.n_ctx) != config.model:

@@ -167,7 +167,7 @@ class ChatTemplate:
         ids = [i for m in messages for i in self.render_message(m)]
         return ids + (self.generation_prompt() if add_generation_prompt else [])
 
-    def render_with_mask(self, messages: Sequence[Message]) -> tuple[list[int], list[int]]:
+    def render_with_mask(self, messages: Sequence[Message], read: int = 0) -> tuple[list[int], list[int]]:
         """`render(messages, add_generation_prompt=False)`, and beside each id a 1 if the assistant wrote it: the
         loss mask of chat training (the model learns to write the assistant's part and only to read the rest).
 
@@ -176,12 +176,14 @@ class ChatTemplate:
 
         The assistant wrote its body (text and tool calls) and the <|im_end|> that closes it (so the model learns to
         stop); not its header, which the chat session writes as the generation prompt, nor the "\\n" after
-        <|im_end|>, nor anything of the system, user and tool messages."""
+        <|im_end|>, nor anything of the system, user and tool messages. `read` (default 0) marks the text of the user
+        and tool messages instead (role line, body and <|im_end|>, not <|im_start|>): a recipe that also trains a little on predicting them (chat_batches' prompt_weight)
+        tells them apart from the assistant's 1s by this value."""
         ids: list[int] = []
         mask: list[int] = []
         for m in messages:
             head, text, end = self._parts(m)
-            wrote = int(m.role == "assistant")
+            wrote = 1 if m.role == "assistant" else read if m.role in ("user", "tool") else 0
             ids += [*head, *text, *end]
             mask += [0] * len(head) + [wrote] * (len(text) + 1) + [0] * (len(end) - 1)  # + 1: <|im_end|>
         return ids, mask

@@ -91,7 +91,8 @@ class Batches:
     moving; `state()` / `restore(state)` save and resume the position (the trainer stores it in its checkpoint).
     """
 
-    def __init__(self, rows: np.ndarray, masks: np.ndarray, batch_size: int, seed: int = 0, cut: int = 0):
+    def __init__(self, rows: np.ndarray, masks: np.ndarray, batch_size: int, seed: int = 0, cut: int = 0,
+                 weights: Sequence[float] | None = None):
         rows, masks = np.asarray(rows), np.asarray(masks)
         if rows.ndim != 2 or rows.shape != masks.shape or rows.shape[1] < 2 or len(rows) == 0:
             raise ValueError(f"rows and masks must be equal (N, T+1) arrays with N >= 1 and T >= 1, got "
@@ -99,6 +100,12 @@ class Batches:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, not {batch_size}")
         self.rows, self.masks = rows, masks  # (N, T+1) int32, (N, T+1) uint8
+        # weights[level]: the loss weight of a target whose mask holds `level` (None: the mask is the weight, 0 or 1)
+        self.weights = None if weights is None else np.asarray(weights, dtype=np.float32)  # (levels,)
+        if self.weights is not None and (self.weights.ndim != 1 or int(masks.max()) >= len(self.weights)
+                                         or (self.weights < 0).any()):
+            raise ValueError(f"weights must give a weight >= 0 to every mask level 0..{int(masks.max())}, got "
+                             f"{list(self.weights)}")
         self.batch_size, self.seed, self.step, self.cut = int(batch_size), int(seed), 0, cut
         self._perms: dict[int, np.ndarray] = {}
 
@@ -116,8 +123,11 @@ class Batches:
 
     @property
     def trained_tokens(self) -> int:
-        """Targets with mask 1 in one pass over the rows."""
-        return int(self.masks[:, 1:].sum())
+        """Targets with mask 1 (the assistant's, in chat data) in one pass over the rows."""
+        return int((self.masks[:, 1:] == 1).sum())
+
+    def _weigh(self, m: np.ndarray) -> np.ndarray:  # (B, T) mask levels -> (B, T) float32 loss weights
+        return m.astype(np.float32) if self.weights is None else self.weights[m]
 
     def _perm(self, epoch: int) -> np.ndarray:  # (N,) the row order of one epoch
         if epoch not in self._perms:
@@ -132,7 +142,7 @@ class Batches:
         first = step * self.batch_size
         picks = [self._perm(g // self.n_rows)[g % self.n_rows] for g in range(first, first + self.batch_size)]
         s = self.rows[picks].astype(np.int64)  # (B, T+1)
-        m = self.masks[picks, 1:].astype(np.float32)  # (B, T)
+        m = self._weigh(self.masks[picks, 1:])  # (B, T)
         return Batch(s[:, :-1], s[:, 1:], m)
 
     def one_pass(self) -> Iterator[Batch]:
@@ -140,7 +150,7 @@ class Batches:
         whole held-out set. Does not move `step`."""
         for lo in range(0, self.n_rows, self.batch_size):
             s = self.rows[lo: lo + self.batch_size].astype(np.int64)  # (b, T+1)
-            yield Batch(s[:, :-1], s[:, 1:], self.masks[lo: lo + self.batch_size, 1:].astype(np.float32))
+            yield Batch(s[:, :-1], s[:, 1:], self._weigh(self.masks[lo: lo + self.batch_size, 1:]))
 
     def __iter__(self) -> "Batches":
         return self
