@@ -18,9 +18,11 @@ optional name, `=value` for a default); property descriptions follow the signatu
 `details=True`. Nested objects are written as `object`, so a tool with deep parameters loses detail here: list it in
 full instead.
 
-The built-in model has NOT been trained on the compact form, so the chat keeps the full listing for it until it is
-retrained. Measured anyway (docs/tools.md): 200 calculator questions through Chat, 94.5 % right with the full listing,
-93.0 % with the compact one.
+Which form a model sees is the form it was trained on: a minichat checkpoint's config.json metadata `tool_listing`
+("full", the default, or "compact"; `minichat train` writes its recipe's) reaches `ChatProfile.tool_listing`, and
+the chat session, the OpenAI route and the evaluation pass it to `chat.context.system_text`. Other models get the
+full listing. Measured on a model trained only on the full form (docs/tools.md): 200 calculator questions through
+Chat, 94.5 % right with the full listing, 93.0 % with the compact one.
 
 What it leaves out: any attempt to teach the format (that is the corpus's job).
 """
