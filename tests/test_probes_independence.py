@@ -129,6 +129,7 @@ KNOWN_OVERLAPS["builtin-v2"] = KNOWN_OVERLAPS["builtin-v2"] | {"time-043"}
 KNOWN_OVERLAPS["builtin-v2x"] = KNOWN_OVERLAPS["builtin-v2w"] | {"mem-044", "time-043"}
 # builtin-v2c: builtin-v2w's corpora plus 18,000 more from 36,000 (v2x's 14,000 and 4,000 after): none new there
 KNOWN_OVERLAPS["builtin-v2c"] = KNOWN_OVERLAPS["builtin-v2x"]
+KNOWN_OVERLAPS["builtin-v2u"] = KNOWN_OVERLAPS["builtin-v2c"]  # the same conversations, another loss weighting
 SHORT = 3  # prompts of at most this many words ("hi", "thanks!", "who are you?") are in any chat corpus: exempt
 
 
