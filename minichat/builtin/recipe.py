@@ -111,33 +111,27 @@ RECIPES: dict[str, Recipe] = {
                                   min_lr=5e-5, warmup_steps=50, model=TRAIN_PRESETS["builtin"].model.replace(n_ctx=1024)),
                           n_conversations=14_000, n_heldout=400, vocab_size=4096, corpus="v2", start="builtin-v2w",
                           corpus_start=36_000),
-    # builtin-v2x's schedule on the compact tool listing (tools/listing.py: one signature line per tool, 108 tokens for
-    # the four instead of 234): the same start (builtin-v2w's model), steps, learning rates and fresh conversations
-    # 36,000.., so the two differ only in the listing. A v2 conversation averages 287 tokens instead of 370 (25.7 %
-    # of them the assistant's instead of 19.9 %; 600 measured), so the same 900 steps see 1.29x the conversations:
-    # 18,000 (0.72 of a pass, as v2x's 14,000). The question: more conversations per minute, and ~125 tokens more room
-    # in the window, at the cost of relearning how tools are listed: better or worse than v2x? Measured (seed 0): a tie
-    # on the generated held-out set, 5-8 points lower than v2x on the probe set's tool calls; not shipped
-    # (docs/training.md has both tables).
-    "builtin-v2c": Recipe(replace(TRAIN_PRESETS["builtin"], steps=900, batch_size=4, seq_len=1024, lr=5e-4,
-                                  min_lr=5e-5, warmup_steps=50, model=TRAIN_PRESETS["builtin"].model.replace(n_ctx=1024)),
-                          n_conversations=18_000, n_heldout=400, vocab_size=4096, corpus="v2", start="builtin-v2w",
-                          corpus_start=36_000, tool_listing="compact"),
-    # builtin-v2c plus a loss on what the assistant reads (Recipe.prompt_weight 0.1 on the user's and the tools'
-    # text; the assistant's tokens weigh 1, the system prompt 0). The idea (Shi et al. 2024, "Instruction Tuning With
-    # Loss Over Instructions"; Huerta-Enochian & Ko 2024 on small prompt-loss weights): with long inputs and short
-    # replies, modelling the user's words is more signal per step about how people phrase requests. Only one variable
-    # changes against builtin-v2c; the output head now also runs on those rows (about 56 % of the targets, not 26 %).
-    # Measured (seed 0): the same tie as v2c on the generated set, memory answers +8.7 on both sets; not shipped.
-    "builtin-v2u": Recipe(replace(TRAIN_PRESETS["builtin"], steps=900, batch_size=4, seq_len=1024, lr=5e-4,
-                                  min_lr=5e-5, warmup_steps=50, model=TRAIN_PRESETS["builtin"].model.replace(n_ctx=1024)),
-                          n_conversations=18_000, n_heldout=400, vocab_size=4096, corpus="v2", start="builtin-v2w",
-                          corpus_start=36_000, tool_listing="compact", prompt_weight=0.1),
     # seconds: for tests and notebooks
     "tiny": Recipe(replace(TRAIN_PRESETS["tiny"], seq_len=512, batch_size=2,
                            model=TRAIN_PRESETS["tiny"].model.replace(n_ctx=512)),
                    n_conversations=300, n_heldout=20, vocab_size=1024),
 }
+# builtin-v2x's schedule on the compact tool listing (tools/listing.py: one signature line per tool, 108 tokens for
+# the four instead of 234): the same start (builtin-v2w's model), steps, learning rates and fresh conversations
+# 36,000.., so the two differ only in the listing. A v2 conversation averages 287 tokens instead of 370 (25.7 %
+# of them the assistant's instead of 19.9 %; 600 measured), so the same 900 steps see 1.29x the conversations:
+# 18,000 (0.72 of a pass, as v2x's 14,000). The question: more conversations per minute, and ~125 tokens more room
+# in the window, at the cost of relearning how tools are listed: better or worse than v2x? Measured (seed 0): a tie
+# on the generated held-out set, 5-8 points lower than v2x on the probe set's tool calls; not shipped
+# (docs/training.md has both tables).
+RECIPES["builtin-v2c"] = replace(RECIPES["builtin-v2x"], n_conversations=18_000, tool_listing="compact")
+# builtin-v2c plus a loss on what the assistant reads (Recipe.prompt_weight 0.1 on the user's and the tools'
+# text; the assistant's tokens weigh 1, the system prompt 0). The idea (Shi et al. 2024, "Instruction Tuning With
+# Loss Over Instructions"; Huerta-Enochian & Ko 2024 on small prompt-loss weights): with long inputs and short
+# replies, modelling the user's words is more signal per step about how people phrase requests. Only one variable
+# changes against builtin-v2c; the output head now also runs on those rows (about 56 % of the targets, not 26 %).
+# Measured (seed 0): the same tie as v2c on the generated set, memory answers +8.7 on both sets; not shipped.
+RECIPES["builtin-v2u"] = replace(RECIPES["builtin-v2c"], prompt_weight=0.1)
 
 
 def run_recipe(name: str, out_dir: str | Path, *, resume: bool = False, steps: int | None = None,
