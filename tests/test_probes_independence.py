@@ -130,6 +130,7 @@ KNOWN_OVERLAPS["builtin-v2x"] = KNOWN_OVERLAPS["builtin-v2w"] | {"mem-044", "tim
 # builtin-v2c: builtin-v2w's corpora plus 18,000 more from 36,000 (v2x's 14,000 and 4,000 after): none new there
 KNOWN_OVERLAPS["builtin-v2c"] = KNOWN_OVERLAPS["builtin-v2x"]
 KNOWN_OVERLAPS["builtin-v2u"] = KNOWN_OVERLAPS["builtin-v2c"]  # the same conversations, another loss weighting
+KNOWN_OVERLAPS["builtin-v2g"] = KNOWN_OVERLAPS["builtin-v2x"]  # v2x's data on a deeper model
 SHORT = 3  # prompts of at most this many words ("hi", "thanks!", "who are you?") are in any chat corpus: exempt
 
 

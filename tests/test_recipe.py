@@ -3,6 +3,7 @@ that the chat loop, the CLI and the evaluation can use; resuming continues the s
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -51,6 +52,13 @@ def test_a_recipe_can_continue_another_ones_model(tmp_path, monkeypatch):
         tmp_path / "model" / "tokenizer.bpe").read_bytes()  # the start's vocabulary, not a new one
     again = run_recipe("tiny-next", tmp_path / "again", steps=3, progress=None)  # deterministic end to end
     assert again.losses == nxt.losses
+    # a deeper model grows from the start's by identity blocks: its first loss (before any update) is the start's
+    deep = replace(tiny.train, model=tiny.train.model.replace(n_layer=tiny.train.model.n_layer + 1))
+    monkeypatch.setitem(R.RECIPES, "tiny-deep", replace(tiny, start="tiny", train=deep))
+    shutil.copytree(tmp_path / "start", tmp_path / "deep" / "start")  # the same start model
+    grown = run_recipe("tiny-deep", tmp_path / "deep", steps=2, progress=None)
+    assert grown.losses[0] == nxt.losses[0]
+    assert load_checkpoint(tmp_path / "deep" / "model")[0].config.n_layer == deep.model.n_layer
     wide = replace(tiny.train, model=tiny.train.model.replace(n_embd=2 * tiny.train.model.n_embd))
     monkeypatch.setitem(R.RECIPES, "tiny-wide", replace(tiny, start="tiny", train=wide))
     with pytest.raises(ValueError, match="only the window may differ"):

@@ -30,6 +30,7 @@ from minichat.builtin.corpus.synthetic_pools import LISTED_WORDS
 from minichat.builtin.data import Curriculum, chat_batches, train_chat_tokenizer
 from minichat.config import TRAIN_PRESETS, TrainConfig
 from minichat.model.checkpoint import load_checkpoint, save_checkpoint
+from minichat.train.grow import deepen, placement
 from minichat.train.trainer import TrainResult, init_model, train_model
 
 ASSET_MODEL = Path(__file__).resolve().parent.parent / "assets" / "model"
@@ -132,6 +133,11 @@ RECIPES["builtin-v2c"] = replace(RECIPES["builtin-v2x"], n_conversations=18_000,
 # changes against builtin-v2c; the output head now also runs on those rows (about 56 % of the targets, not 26 %).
 # Measured (seed 0): the same tie as v2c on the generated set, memory answers +8.7 on both sets; not shipped.
 RECIPES["builtin-v2u"] = replace(RECIPES["builtin-v2c"], prompt_weight=0.1)
+# builtin-v2x with two more blocks (6 instead of 4; 5.3 M parameters instead of 3.9): v2w's model grown by identity
+# blocks (minichat/train/grow.py: the same function at step 0), then v2x's stage. The question it answers: is the
+# model's size what holds the probe figures back? Each step costs about 1.4x.
+RECIPES["builtin-v2g"] = replace(RECIPES["builtin-v2x"], train=replace(
+    RECIPES["builtin-v2x"].train, model=RECIPES["builtin-v2x"].train.model.replace(n_layer=6)))
 
 
 def run_recipe(name: str, out_dir: str | Path, *, resume: bool = False, steps: int | None = None,
@@ -185,11 +191,18 @@ def run_recipe(name: str, out_dir: str | Path, *, resume: bool = False, steps: i
     eval_batches = chat_batches(tok, heldout, config.batch_size, config.seq_len, seed=config.seed + 1)  # assistant's only
     model = init_model(config)
     if start is not None:
-        if start.config.replace(n_ctx=config.model.n_ctx) != config.model:
+        small = start.config.replace(n_ctx=config.model.n_ctx)
+        if small.replace(n_layer=config.model.n_layer) != config.model or small.n_layer > config.model.n_layer:
             raise ValueError(f"recipe {name!r} cannot continue {recipe.start!r}: its model is {start.config}, this "
-                             f"one {config.model} (only the window may differ: RoPE has no learned positions)")
+                             f"one {config.model} (only the window may differ, RoPE has no learned positions, and "
+                             f"the number of blocks may grow)")
+        weights = start.params
+        if small.n_layer < config.model.n_layer:  # identity blocks in between: the same function, more depth
+            weights = deepen(start.params, small, model.params, config.model)
+            say(f"grown from {small.n_layer} to {config.model.n_layer} blocks (new ones at "
+                f"{[i for i, j in enumerate(placement(small.n_layer, config.model.n_layer)) if j is None]})")
         for k, p in model.params.items():
-            np.copyto(p, start.params[k])
+            np.copyto(p, weights[k])
     say(f"vocabulary {tok.n_vocab} ids; model {model.n_params / 1e6:.2f} M parameters; {config.steps} steps of "
         f"{config.batch_size * config.seq_len * config.grad_accum} tokens ({time.perf_counter() - t0:.1f}s)")
     meta = {"recipe": name, "seed": config.seed, "tool_listing": recipe.tool_listing}  # what the chat reads back

@@ -8,6 +8,7 @@
     optim.py        AdamW (decoupled weight decay), warmup + cosine schedule, global-norm gradient clipping
     trainer.py      `train_model`: accumulation, progress, eval loss, log file, loss plot, exact-resume checkpoints
     data.py         token batches: plain-text windows, packing of (ids, mask) sequences, resumable Batches
+    grow.py         a trained model made deeper by identity blocks (the same function, more layers to train)
 
 What it leaves out: what to train on. The built-in chat model's corpus, vocabulary, recipe and evaluation live in
 minichat/builtin, which uses this package; nothing here knows about chat messages.
