@@ -69,6 +69,11 @@ def test_cli_train_rejects_unknown_preset(tmp_path):
     out = subprocess.run([sys.executable, "-m", "minichat", "train", "--preset", "nope", "--out", str(tmp_path)],
                          capture_output=True, text=True, cwd=REPO, timeout=120)
     assert out.returncode == 2 and "'nope'" in out.stderr and "builtin" in out.stderr  # names the choices
+    for steps in ("0", "-5", "ten"):  # never a silent full-length run for --steps 0
+        out = subprocess.run([sys.executable, "-m", "minichat", "train", "--preset", "tiny", "--steps", steps, "--out",
+                              str(tmp_path)], capture_output=True, text=True, cwd=REPO, timeout=120)
+        assert out.returncode == 2 and "whole number >= 1" in out.stderr and "Traceback" not in out.stderr
+        assert not any(tmp_path.iterdir())  # nothing started
 
 
 @pytest.mark.slow

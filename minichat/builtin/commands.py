@@ -27,7 +27,7 @@ def add_parser(sub: Any, load: Callable[[str | None], tuple[Any, Any]], positive
                         "the v2 corpus, then ~26 more); builtin: v1 alone; builtin-v2w: the first two; tiny: seconds")
     p.add_argument("--out", help="folder for the log, loss plot, checkpoints and the model (default runs/PRESET)")
     p.add_argument("--resume", action="store_true", help="continue from the folder's checkpoint")
-    p.add_argument("--steps", type=int, help="override the preset's number of optimiser steps")
+    p.add_argument("--steps", type=positive, help="override the preset's number of optimiser steps")
     p.add_argument("--seed", type=int, help="override the preset's seed (initial weights, batch order)")
     p.add_argument("--install", action="store_true", help="make the result the built-in model (minichat/assets)")
     p.set_defaults(run=_train)
