@@ -74,6 +74,8 @@ def test_cli_train_rejects_unknown_preset(tmp_path):
                               str(tmp_path)], capture_output=True, text=True, cwd=REPO, timeout=120)
         assert out.returncode == 2 and "whole number >= 1" in out.stderr and "Traceback" not in out.stderr
         assert not any(tmp_path.iterdir())  # nothing started
+    with pytest.raises(ValueError, match="steps must be a whole number"):  # the library says the same
+        run_recipe("tiny", tmp_path, steps=0, progress=None)
 
 
 @pytest.mark.slow

@@ -147,6 +147,9 @@ def run_recipe(name: str, out_dir: str | Path, *, resume: bool = False, steps: i
     its TrainConfig seed (initial weights and batch order; the corpus, vocabulary and held-out set stay the same)."""
     if name not in RECIPES:
         raise ValueError(f"unknown preset {name!r}; choose one of {sorted(RECIPES)}")
+    if steps is not None and (not isinstance(steps, int) or steps < 1):
+        raise ValueError(f"steps must be a whole number >= 1 (or None for the recipe's {RECIPES[name].train.steps}), "
+                         f"not {steps!r}")
     recipe = RECIPES[name]
     if recipe.tool_listing != "full" and recipe.corpus != "v2":
         raise ValueError(f"recipe {name!r}: only the v2 corpus can list tools {recipe.tool_listing!r}")
@@ -176,7 +179,7 @@ def run_recipe(name: str, out_dir: str | Path, *, resume: bool = False, steps: i
     else:  # listed: the names and places of the corpus, kept out of the vocabulary
         tok = train_chat_tokenizer(conversations, recipe.vocab_size, name=f"minichat-{name}", exclude=listed)
     config = replace(recipe.train, model=recipe.train.model.replace(vocab_size=tok.n_vocab),
-                     steps=steps or recipe.train.steps, seed=recipe.train.seed if seed is None else seed)
+                     steps=recipe.train.steps if steps is None else steps, seed=recipe.train.seed if seed is None else seed)
     batches = chat_batches(tok, conversations, config.batch_size, config.seq_len, seed=config.seed,
                            prompt_weight=recipe.prompt_weight)
     if recipe.drill_steps:
