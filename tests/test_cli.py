@@ -97,7 +97,7 @@ BAD_ARGUMENTS = [  # (argv, a phrase the one-line error must contain)
     (["chat", "--max-new-tokens", "1100"], "max_new_tokens must be in 1..1023"),
     (["chat", "--top-p", "0"], "top_p"),
     (["train", "--preset", "foo"], "invalid choice"),
-    (["train", "--steps", "x"], "invalid int"),
+    (["train", "--steps", "x"], "whole number >= 1"),
     (["eval", "--preset", "foo"], "invalid choice"),
     (["eval", "-n", "0"], "whole number >= 1"),
     (["eval", "--model", "README.md"], "not a GGUF file"),
