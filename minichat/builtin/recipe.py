@@ -181,7 +181,8 @@ def run_recipe(name: str, out_dir: str | Path, *, resume: bool = False, steps: i
     else:  # listed: the names and places of the corpus, kept out of the vocabulary
         tok = train_chat_tokenizer(conversations, recipe.vocab_size, name=f"minichat-{name}", exclude=listed)
     config = replace(recipe.train, model=recipe.train.model.replace(vocab_size=tok.n_vocab),
-                     steps=recipe.train.steps if steps is None else steps, seed=recipe.train.seed if seed is None else seed)
+                     steps=recipe.train.steps if steps is None else steps,
+                     seed=recipe.train.seed if seed is None else seed)
     batches = chat_batches(tok, conversations, config.batch_size, config.seq_len, seed=config.seed,
                            prompt_weight=recipe.prompt_weight)
     if recipe.drill_steps:
@@ -193,7 +194,8 @@ def run_recipe(name: str, out_dir: str | Path, *, resume: bool = False, steps: i
                              prompt_weight=recipe.prompt_weight)
         say(f"first {recipe.drill_steps} steps on {len(drills)} drill-heavy conversations ({first.n_rows} rows)")
         batches = Curriculum(first, recipe.drill_steps, batches)
-    eval_batches = chat_batches(tok, heldout, config.batch_size, config.seq_len, seed=config.seed + 1)  # assistant's only
+    # the eval loss stays on the assistant's tokens only, whatever the prompt weight, so runs compare
+    eval_batches = chat_batches(tok, heldout, config.batch_size, config.seq_len, seed=config.seed + 1)
     model = init_model(config)
     if start is not None:
         small = start.config.replace(n_ctx=config.model.n_ctx)

@@ -189,8 +189,9 @@ class Chat:
             t = time.perf_counter()
             try:
                 ctx = assemble(self.template, self.history, instructions=instructions, tools=schemas,
-                               context_window=self.context_window, max_new_tokens=self.max_new_tokens, min_new_tokens=self.config.min_new_tokens,
-                               summarize=self.config.summarize, listing=self.profile.tool_listing)
+                               context_window=self.context_window, max_new_tokens=self.max_new_tokens,
+                               min_new_tokens=self.config.min_new_tokens, summarize=self.config.summarize,
+                               listing=self.profile.tool_listing)
             except ContextTooLong:
                 if round_ == 0:
                     raise  # send() takes the message back out of the history

@@ -176,9 +176,10 @@ class ChatTemplate:
 
         The assistant wrote its body (text and tool calls) and the <|im_end|> that closes it (so the model learns to
         stop); not its header, which the chat session writes as the generation prompt, nor the "\\n" after
-        <|im_end|>, nor anything of the system, user and tool messages. `read` (default 0) marks the text of the user
-        and tool messages instead (role line, body and <|im_end|>, not <|im_start|>): a recipe that also trains a little on predicting them (chat_batches' prompt_weight)
-        tells them apart from the assistant's 1s by this value."""
+        <|im_end|>, nor anything of the system, user and tool messages. `read` (default 0) is the value given to the
+        text of the user and tool messages instead (role line, body and <|im_end|>, not <|im_start|>): a recipe
+        that also trains a little on predicting them (chat_batches' prompt_weight) tells them from the assistant's 1s
+        by it."""
         ids: list[int] = []
         mask: list[int] = []
         for m in messages:
