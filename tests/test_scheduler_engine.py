@@ -1,9 +1,11 @@
 """The asyncio adapter the HTTP routes use (minichat/server/engine.py): 4 concurrent streams equal `generate` one at a
 time, cached_tokens is set before the first Step, cancel frees the slot, a job runs between the batched steps, a
-full queue raises the routes' EngineBusy, and a failing job hands its error to its reader."""
+full queue raises the routes' EngineBusy, a failing job hands its error to its reader, and a request the engine thread
+admits (or finishes) before `submit` returns still streams right."""
 from __future__ import annotations
 
 import asyncio
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -81,3 +83,37 @@ def test_exclusive_job_queue_limit_and_errors():
         return items
 
     assert asyncio.run(main()) == ["a", "b"]
+
+
+def test_admitted_before_submit_returns():
+    """The engine thread may admit a request while Engine.submit is still returning (CI saw it: the adapter's hooks
+    then looked up a request it had not stored yet, and the client timed out). Force that order every time."""
+    model = tiny("llama", seed=7)
+    p = prompts(1, seed=31, lo=40, hi=60)[0]
+    engine = BatchingEngine(model, config=EngineConfig(max_slots=2, block_size=8))
+    real_submit = engine.engine.submit
+
+    def submit_then_wait(*args, **kwargs):
+        req = real_submit(*args, **kwargs)
+        deadline = time.monotonic() + 30
+        while req.finish_reason is None and time.monotonic() < deadline:  # admitted, run and finished meanwhile
+            time.sleep(0.001)
+        assert req.finish_reason == "length"
+        return req
+
+    engine.engine.submit = submit_then_wait
+
+    async def collect():
+        g = engine.submit(request(p))
+        steps = [s.token_id async for s in g]
+        return steps, g.cached_tokens
+
+    async def main():
+        return await collect(), await collect()
+
+    try:
+        first, again = asyncio.run(main())
+    finally:
+        engine.close()
+    ref = [s.token_id for s in generate(model, p, GREEDY, max_new_tokens=8)]
+    assert first == (ref, 0) and again == (ref, (len(p) - 1) // 8 * 8)

@@ -35,22 +35,23 @@ class BatchingEngine:
 
     def submit(self, request: Any) -> Generation:
         g = Generation(asyncio.get_running_loop())
-        holder: dict[str, Any] = {}
+        admitted: list[Any] = []  # the engine thread may admit (and even fail) the request before submit returns
 
         def on_step(step):
             if step.token_id >= 0:
                 g._put(step)
             elif step.finish_reason == "error":
-                g._put(RuntimeError(holder["req"].error or "the engine failed"))
+                g._put(RuntimeError(getattr(admitted[0] if admitted else None, "error", None) or "the engine failed"))
             if step.finish_reason is not None:
                 g._done()
 
-        def on_admit():
-            g.cached_tokens = holder["req"].cached_tokens  # before the first Step is put
+        def on_admit(req):
+            admitted.append(req)
+            g.cached_tokens = req.cached_tokens  # before the first Step is put
             g._start()
 
         try:
-            holder["req"] = req = self.engine.submit(
+            req = self.engine.submit(
                 request.prompt_ids, request.sampling, max_new_tokens=request.max_tokens, stop_ids=request.stop_ids,
                 stop_strings=request.stop_strings, tenant=request.salt, tokenizer=getattr(request, "tokenizer", None),
                 on_step=on_step, on_admit=on_admit, cancel_event=g.cancelled)

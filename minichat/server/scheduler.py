@@ -188,7 +188,8 @@ class Engine:
 
         tenant: whose prefix-cache blocks it may use (the salt of its block hashes). tokenizer: for the Steps' text
         (default: the engine's). Hooks for adapters (engine.py), called in the engine thread: on_step(step) receives
-        the Steps instead of `queue`; on_admit() when it gets a slot; cancel_event: setting it cancels the request."""
+        the Steps instead of `queue`; on_admit(request) when it gets a slot, which may happen before submit returns;
+        cancel_event: setting it cancels the request."""
         prompt = [int(i) for i in prompt_ids]
         tok = tokenizer if tokenizer is not None else self.tokenizer
         (seq,) = _setup(self.model, [prompt], sampling, max_new_tokens, stop_ids, stop_strings, tok, None)
@@ -358,7 +359,7 @@ class Engine:
             req.cached_tokens = self.prefix.load(hashes, self.cache, slot)
         req.n_done = req.cached_tokens
         if req.on_admit is not None:
-            req.on_admit()
+            req.on_admit(req)
 
     def _prefill(self) -> None:
         """Run up to `prefill_chunk` prompt tokens, oldest request first; finished prompts pick their first token.
