@@ -35,7 +35,7 @@ HARNESS = {"probes.py", "probe_scores.py", "commands.py"}
 NAMES_THE_SET = re.compile(r"tests\W+data|data\W+probes|\.jsonl|probe_scores|builtin\W+probes\b|import\s+probes\b", re.I)
 
 
-@functools.cache  # the recipes share corpora (builtin-v2w trains on builtin's and builtin-v2's): generate each once
+@functools.cache  # the recipes share corpora (builtin-v2w trains on builtin-v1's and builtin-v2's): generate each once
 def training_corpus(name: str, n: int | None = None) -> list:
     """A recipe's training conversations, as run_recipe makes them: `Recipe.corpus` names the generator ("v1":
     corpus/synthetic.py, "v2": corpus/corpus_v2.py; a recipe without the field trains on v1), plus the drill-heavy
@@ -115,15 +115,15 @@ def _words(text: str) -> int:
 # The original corpus predates the probe set; these probes happen to be sentences it trains on (found by the test
 # below when the set was frozen). They stay in the set (frozen: never edited to fit the corpus) and are reported;
 # the list is exact, so a new overlap fails as well as a stale entry.
-KNOWN_OVERLAPS = {"builtin": {"calc-018", "calc-087", "time-001", "time-006", "time-029", "mem-026", "mem-027",
-                              "mem-051", "oos-006", "oos-035", "oos-043"},
+KNOWN_OVERLAPS = {"builtin-v1": {"calc-018", "calc-087", "time-001", "time-006", "time-029", "mem-026", "mem-027",
+                                 "mem-051", "oos-006", "oos-035", "oos-043"},
                   # the v2 corpus as frozen for its training run (commit 27457f8), by ids only: its author never saw
                   # the prompts; the probe set's owner decides whether they stay in the primary figure
                   "builtin-v2": {"calc-018", "calc-030", "harm-004", "mem-013", "mem-030", "mem-034", "notes-023",
                                  "oos-006", "oos-008", "oos-031", "oos-034", "oos-035", "oos-038", "oos-043",
                                  "time-001", "time-003", "time-006", "time-013", "time-014", "time-019", "time-025"}}
-# builtin-v2w continues the builtin model on the v2 corpus (the same 36,000 conversations): it has trained on both
-KNOWN_OVERLAPS["builtin-v2w"] = KNOWN_OVERLAPS["builtin"] | KNOWN_OVERLAPS["builtin-v2"]
+# builtin-v2w continues the builtin-v1 model on the v2 corpus (the same 36,000 conversations): it has trained on both
+KNOWN_OVERLAPS["builtin-v2w"] = KNOWN_OVERLAPS["builtin-v1"] | KNOWN_OVERLAPS["builtin-v2"]
 # builtin-v2's drill-heavy start (20,000 more v2 conversations, added after the freeze) holds one more, a time question
 KNOWN_OVERLAPS["builtin-v2"] = KNOWN_OVERLAPS["builtin-v2"] | {"time-043"}
 # builtin-v2x continues builtin-v2w on 14,000 more v2 conversations (36,000.. of the training split), two more there
@@ -132,12 +132,14 @@ KNOWN_OVERLAPS["builtin-v2x"] = KNOWN_OVERLAPS["builtin-v2w"] | {"mem-044", "tim
 KNOWN_OVERLAPS["builtin-v2c"] = KNOWN_OVERLAPS["builtin-v2x"]
 KNOWN_OVERLAPS["builtin-v2u"] = KNOWN_OVERLAPS["builtin-v2c"]  # the same conversations, another loss weighting
 KNOWN_OVERLAPS["builtin-v2g"] = KNOWN_OVERLAPS["builtin-v2x"]  # v2x's data on a deeper model
+KNOWN_OVERLAPS["builtin"] = KNOWN_OVERLAPS["builtin-v2x"]  # the built-in model's recipe under its public name
 SHORT = 3  # prompts of at most this many words ("hi", "thanks!", "who are you?") are in any chat corpus: exempt
 
 
+# every recipe but tiny (the first 300 conversations of builtin-v1's corpus) and builtin (builtin-v2x's other name)
 @pytest.mark.slow
 @pytest.mark.parametrize("name", [n for n in __import__("minichat.builtin.recipe", fromlist=["RECIPES"]).RECIPES
-                                  if n != "tiny"])  # tiny trains on the first 300 conversations of builtin's corpus
+                                  if n not in ("tiny", "builtin")])
 def test_no_probe_prompt_is_in_a_training_corpus(name):
     texts = set()
     for conv in training_corpus(name):

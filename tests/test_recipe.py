@@ -110,3 +110,23 @@ def test_a_compact_listing_recipe_says_so_in_its_model_folder(tmp_path, monkeypa
     monkeypatch.setitem(R.RECIPES, "tiny-v1c", replace(tiny, tool_listing="compact"))
     with pytest.raises(ValueError, match="only the v2 corpus"):
         run_recipe("tiny-v1c", tmp_path / "v1", steps=1, progress=None)
+
+
+def test_the_builtin_preset_is_the_shipped_models_recipe():
+    """`minichat train --preset builtin` makes the model that ships: the recipe named in the shipped folder's
+    metadata, the same model shape, and a chain of starts that begins from nothing."""
+    from minichat.builtin.recipe import ASSET_MODEL
+    from minichat.model.checkpoint import checkpoint_metadata
+
+    shipped = checkpoint_metadata(ASSET_MODEL)["recipe"]
+    assert RECIPES["builtin"] is RECIPES[shipped]
+    config = json.loads((ASSET_MODEL / "config.json").read_text(encoding="utf-8"))["model"]
+    want = RECIPES["builtin"].train.model
+    assert {k: config[k] for k in ("n_ctx", "n_embd", "n_layer", "n_head", "n_kv_head", "n_inner")} == {
+        "n_ctx": want.n_ctx, "n_embd": want.n_embd, "n_layer": want.n_layer, "n_head": want.n_head,
+        "n_kv_head": want.n_kv_head, "n_inner": want.n_inner}
+    chain, name = [], "builtin"
+    while name is not None:
+        chain.append(name)
+        name = RECIPES[name].start
+    assert chain == ["builtin", "builtin-v2w", "builtin-v1"]

@@ -356,7 +356,7 @@ def test_dates_read_like_the_clock_tool():
 def test_the_corpus_is_still_the_one_the_builtin_model_was_trained_on():
     """A regression pin, not a reference: minichat/assets/model was trained on this generator's output, so a change
     to the corpus (or to the system prompt, the template or the loss mask it is rendered with) must be deliberate.
-    If it is, retrain (`minichat train --preset builtin`) and update the fingerprints."""
+    If it is, retrain (`minichat train --preset builtin-v1`, the first stage) and update the fingerprints."""
     import hashlib
     from pathlib import Path
 

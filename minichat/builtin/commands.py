@@ -1,7 +1,7 @@
 """`minichat train` and `minichat eval`: the built-in model's two subcommands, as an argparse hook.
 
-    minichat train --preset builtin-v2x [--out DIR] [--resume] [--steps N] [--seed N] [--install]
-    minichat eval [--preset builtin-v2|builtin] [--model PATH] [-n N] [--seed N] [--probes DIR | --no-probes]
+    minichat train [--preset builtin] [--out DIR] [--resume] [--steps N] [--seed N] [--install]
+    minichat eval [--preset builtin|builtin-v1] [--model PATH] [-n N] [--seed N] [--probes DIR | --no-probes]
 
 `add_parser(subparsers, load, positive)` registers both with `set_defaults(run=...)`, the convention of
 minichat/cli.py (which passes its model loader and its whole-number argument type, so that every subcommand loads
@@ -20,11 +20,12 @@ def add_parser(sub: Any, load: Callable[[str | None], tuple[Any, Any]], positive
 
     p = sub.add_parser("train", help="train a chat model from scratch (synthetic corpus, own vocabulary)")
     # the names of recipe.RECIPES, written out so that --help needs no corpus import (a test holds them equal)
-    recipes = sorted({*TRAIN_PRESETS, "builtin-v2", "builtin-v2w", "builtin-v2x", "builtin-v2c", "builtin-v2u",
-                      "builtin-v2g"})
+    recipes = sorted({*TRAIN_PRESETS, "builtin-v1", "builtin-v2", "builtin-v2w", "builtin-v2x", "builtin-v2c",
+                      "builtin-v2u", "builtin-v2g"})
     p.add_argument("--preset", default="builtin", choices=recipes,
-                   help="builtin-v2x: the built-in model (v1 ~57 minutes on 2 cores, builtin-v2w ~32 more on "
-                        "the v2 corpus, then ~26 more); builtin: v1 alone; builtin-v2w: the first two; tiny: seconds")
+                   help="builtin (= builtin-v2x): the built-in model, from nothing (builtin-v1 ~57 minutes on 2 "
+                        "cores, builtin-v2w ~32 more on the v2 corpus, then ~26 more); builtin-v1: the first stage "
+                        "alone; builtin-v2w: the first two; tiny: seconds")
     p.add_argument("--out", help="folder for the log, loss plot, checkpoints and the model (default runs/PRESET)")
     p.add_argument("--resume", action="store_true", help="continue from the folder's checkpoint")
     p.add_argument("--steps", type=positive, help="override the preset's number of optimiser steps")
@@ -33,9 +34,9 @@ def add_parser(sub: Any, load: Callable[[str | None], tuple[Any, Any]], positive
     p.set_defaults(run=_train)
 
     p = sub.add_parser("eval", help="score a chat model on held-out synthetic conversations")
-    p.add_argument("--preset", default="builtin-v2", choices=["builtin", "builtin-v2"],
-                   help="whose generated held-out set follows the probes: builtin-v2 (the v2 corpus, the built-in "
-                        "model's; default) or builtin (the v1 corpus)")
+    p.add_argument("--preset", default="builtin", choices=["builtin", "builtin-v1", "builtin-v2"],
+                   help="whose generated held-out set follows the probes: builtin (the v2 corpus, the built-in "
+                        "model's; default; builtin-v2 is the same) or builtin-v1 (the v1 corpus)")
     p.add_argument("--model", help="the model to score (default: the built-in model)")
     p.add_argument("-n", type=positive, default=200, help="held-out probes per category")
     p.add_argument("--seed", type=int, default=None, help="held-out seed (default: the corpus's held-out seed)")

@@ -344,7 +344,7 @@ def cli_eval(args: Any, load: Callable[[str | None], tuple[Any, Any]]) -> int:
             report = run_probes(model, tok, probes, progress=lambda m: print(m, file=sys.stderr))
             print(format_report(report) + "\n")
     print("== generated held-out set: " + ("held-out sentence frames, topics, fact kinds and values of the v2 corpus"
-                                          if args.preset == "builtin-v2" else
+                                          if args.preset != "builtin-v1" else
                                           "the training corpus's frames with held-out values"))
-    evaluate(model, tok, n=args.n, seed=args.seed, corpus="v2" if args.preset == "builtin-v2" else "v1")
+    evaluate(model, tok, n=args.n, seed=args.seed, corpus="v1" if args.preset == "builtin-v1" else "v2")
     return 0
