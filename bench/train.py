@@ -10,6 +10,7 @@ slows both alike; each figure is the median over the timed steps. The ratio is p
 
     .venv/bin/python bench/train.py                 # builtin preset, batch size from the preset, all cores
     .venv/bin/python bench/train.py --threads 1 --batch-size 8 --steps 5
+    .venv/bin/python bench/train.py --batch-size 4 --seq-len 1024    # the built-in model's v2 stages
 """
 from __future__ import annotations
 
@@ -61,7 +62,9 @@ def torch_step_fn(torch, config, params, batches):
 
 def main() -> None:
     config = TRAIN_PRESETS[args.preset]
-    config = config.replace(batch_size=args.batch_size or config.batch_size, seq_len=args.seq_len or config.seq_len)
+    T = args.seq_len or config.seq_len  # longer rows than the preset's window widen it (the v2 recipes' 1,024)
+    config = config.replace(model=config.model.replace(n_ctx=max(config.model.n_ctx, T)),
+                            batch_size=args.batch_size or config.batch_size, seq_len=T)
     B, T = config.batch_size, config.seq_len
     model = init_model(config)
     c = model.config

@@ -21,7 +21,9 @@ from minichat.config import ModelConfig
 from minichat.model import Transformer, init_params
 from minichat.kernels import causal_softmax as kern
 from minichat.model import layers
+from minichat.kernels import train_elementwise as TK
 from minichat.train import blocked_attention as A
+from minichat.train import fast_grads as FG
 from minichat.train import grads as G
 from minichat.train.backprop import forward_tape, loss_and_grads, loss_only
 
@@ -68,14 +70,19 @@ def test_embedding_and_learned_positions(B, T, C, V, seed):
     check(G.learned_positions_backward(R, T + 2), f, wpe)
 
 
+SIDES = pytest.mark.parametrize("ops", [G, FG], ids=["numpy", "kernels"])  # the two sides of backprop.py's seam
+
+
+@SIDES
 @FD
 @given(B=st.integers(1, 2), H=st.integers(1, 3), T=dims, half=st.integers(1, 3), seed=st.integers(0, 2**16))
-def test_rope(B, H, T, half, seed):
+def test_rope(ops, B, H, T, half, seed):
     rng = np.random.default_rng(seed)
     cos, sin = (a.astype(np.float64)[None] for a in layers.rope_tables(T + 3, 2 * half, 100.0))
     cos, sin = cos[:, 3:], sin[:, 3:]  # positions 3.. so no angle is zero
     x, R = r64(rng, B, H, T, 2 * half), r64(rng, B, H, T, 2 * half)
-    check(G.rope_backward(R, cos, sin), lambda: float((R * layers.apply_rope(x, cos, sin)).sum()), x)
+    np.testing.assert_allclose(ops.apply_rope(x, cos, sin), layers.apply_rope(x, cos, sin), rtol=1e-12, atol=1e-12)
+    check(ops.rope_backward(R, cos, sin), lambda: float((R * layers.apply_rope(x, cos, sin)).sum()), x)
 
 
 @FD
@@ -108,14 +115,15 @@ def test_layer_norm(N, C, bias, seed):
         check(db, f, b)
 
 
+@SIDES
 @FD
 @given(N=dims, C=dims, seed=st.integers(0, 2**16))
-def test_rms_norm(N, C, seed):
+def test_rms_norm(ops, N, C, seed):
     rng = np.random.default_rng(seed)
     x, w, R = r64(rng, 2, N, C, scale=3.0), r64(rng, C), r64(rng, 2, N, C)
-    y, cache = G.rms_norm_forward(x, w, 1e-5)
+    y, cache = ops.rms_norm_forward(x, w, 1e-5)
     np.testing.assert_allclose(y, layers.rms_norm(x, w, 1e-5), rtol=1e-12, atol=1e-12)
-    dx, dw = G.rms_norm_backward(R, cache)
+    dx, dw = ops.rms_norm_backward(R, cache)
     f = lambda: float((R * layers.rms_norm(x, w, 1e-5)).sum())  # noqa: E731
     check(dx, f, x)
     check(dw, f, w)
@@ -148,16 +156,17 @@ def test_mlp_gelu(N, C, F, bias, seed):
             check(g, f, v)
 
 
+@SIDES
 @FD
 @given(N=dims, C=dims, F=dims, bias=st.booleans(), seed=st.integers(0, 2**16))
-def test_mlp_swiglu(N, C, F, bias, seed):
+def test_mlp_swiglu(ops, N, C, F, bias, seed):
     rng = np.random.default_rng(seed)
     x, R = r64(rng, 2, N, C), r64(rng, 2, N, C)
     ws = [r64(rng, C, F), r64(rng, C, F), r64(rng, F, C)]
     bs = [r64(rng, F), r64(rng, F), r64(rng, C)] if bias else [None, None, None]
-    y, cache = G.mlp_swiglu_forward(x, *ws, *bs)
+    y, cache = ops.mlp_swiglu_forward(x, *ws, *bs)
     np.testing.assert_allclose(y, layers.mlp_swiglu(x, *ws, *bs), rtol=1e-12)
-    grads = G.mlp_swiglu_backward(R, cache)
+    grads = ops.mlp_swiglu_backward(R, cache)
     f = lambda: float((R * layers.mlp_swiglu(x, *ws, *bs)).sum())  # noqa: E731
     for g, v in zip(grads, (x, *ws, *bs)):
         if v is None:
@@ -235,6 +244,41 @@ def test_causal_softmax_kernels_equal_their_twins(n, group, t, offset, dtype, se
     d_twin = kern.causal_softmax_backward_reference(dp.copy(), p_twin, offset, group, scale)
     np.testing.assert_allclose(d_kernel, d_twin, rtol=tol * 10, atol=tol)
     assert p_kernel.dtype == d_kernel.dtype == dtype
+
+
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(1, 9), c=st.integers(1, 40), half=st.integers(1, 6), batch_angles=st.booleans(),
+       sign=st.sampled_from([1, -1]), seed=st.integers(0, 2**16))
+def test_training_elementwise_kernels_equal_their_twins(n, c, half, batch_angles, sign, seed):
+    """float32, as training runs them (the float64 side is the finite-difference tests above)."""
+    rng = np.random.default_rng(seed)
+    f32 = lambda *shape, scale=1.0: (rng.standard_normal(shape) * scale).astype(np.float32)  # noqa: E731
+    x, w, dy = f32(n, c, scale=3.0), f32(c), f32(n, c)
+    outs = [[np.empty_like(x), np.empty_like(x), np.empty((n, 1), np.float32)] for _ in range(2)]
+    for fn, out in zip((TK.rms_norm_forward, TK.rms_norm_forward_reference), outs):
+        fn(x, w, 1e-5, *out)
+    for a, b in zip(*outs):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    xhat, rstd = outs[1][1], outs[1][2]
+    grads = [(np.empty_like(x), np.zeros(c)) for _ in range(2)]
+    for fn, (dx, dw) in zip((TK.rms_norm_backward, TK.rms_norm_backward_reference), grads):
+        fn(dy, xhat, rstd, w, dx, dw)
+    for a, b in zip(*grads):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    B, H, T = 2, 3, n
+    q = f32(B, H, T, 2 * half)
+    cos, sin = f32(B if batch_angles else 1, T, half), f32(B if batch_angles else 1, T, half)
+    got, want = (fn(q, cos, sin, np.float32(sign), np.empty_like(q)) for fn in (TK.rope_rotate,
+                                                                                    TK.rope_rotate_reference))
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    dm, g, u = f32(n, c), f32(n, c, scale=3.0), f32(n, c)
+    sig = (1 / (1 + np.exp(-g))).astype(np.float32)
+    got, want = ([np.empty_like(g), np.empty_like(g)] for _ in range(2))
+    TK.swiglu_backward(dm, g, u, sig, *got)
+    TK.swiglu_backward_reference(dm, g, u, sig, *want)
+    for a, b in zip(got, want):
+        assert a.dtype == np.float32
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
 @settings(max_examples=20, deadline=None)

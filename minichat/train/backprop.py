@@ -9,6 +9,7 @@ It computes the same numbers as `Transformer.forward` (the tests check logits an
 ids starting at position 0, a causal mask and no cache or padding. The layers are grads.py's pairs, except attention,
 which runs blocked and causal with a Numba softmax (attention.py; `model.use_numba=False` uses its NumPy twin), on
 its own arrangement of the query heads (attention.py says why training and inference arrange them differently).
+The same flag is the seam for RMSNorm, RoPE and SwiGLU (`_ops`): grads.py's NumPy, or fast_grads.py's kernels.
 Rows the loss mask drops never reach the output head, which saves its (rows x V x C) matmuls on chat data where only
 the assistant's tokens count. The head runs in row chunks so the (rows, V) logits never exist in full. A tied head's
 gradient adds to the embedding's.
@@ -22,20 +23,26 @@ import numpy as np
 from minichat.model import layers
 from minichat.model.transformer import Transformer
 from minichat.train import blocked_attention as A
+from minichat.train import fast_grads as FG
 from minichat.train import grads as G
 
 HEAD_CHUNK = 2048  # rows of logits computed at once: 2048 x 4096 floats = 32 MB, which fits in the caches' reach
 
 
-def _norm_forward(config, x, w, b):  # (B, T, C) -> (B, T, C), cache
+def _ops(model: Transformer):
+    """The seam: grads.py's NumPy RMSNorm, RoPE and SwiGLU, or the same functions on Numba kernels (fast_grads.py)."""
+    return FG if model.use_numba else G
+
+
+def _norm_forward(ops, config, x, w, b):  # (B, T, C) -> (B, T, C), cache
     if config.norm == "rmsnorm":
-        return G.rms_norm_forward(x, w, config.norm_eps)
+        return ops.rms_norm_forward(x, w, config.norm_eps)
     return G.layer_norm_forward(x, w, b, config.norm_eps)
 
 
-def _norm_backward(config, dy, cache):  # (B, T, C) -> dx, dw, db (None for RMSNorm or a bias-free LayerNorm)
+def _norm_backward(ops, config, dy, cache):  # (B, T, C) -> dx, dw, db (None for RMSNorm or a bias-free LayerNorm)
     if config.norm == "rmsnorm":
-        dx, dw = G.rms_norm_backward(dy, cache)
+        dx, dw = ops.rms_norm_backward(dy, cache)
         return dx, dw, None
     return G.layer_norm_backward(dy, cache)
 
@@ -65,7 +72,7 @@ def check_batch(config, ids, targets, mask) -> tuple[np.ndarray, np.ndarray, np.
 
 def forward_tape(model: Transformer, ids: np.ndarray):  # (B, T) int -> (B, T, C) final normed stream, tape
     """Run the model on a training batch, keeping every layer's cache. Returns (h_final, tape)."""
-    c, p = model.config, model.params
+    c, p, ops = model.config, model.params, _ops(model)
     B, T = ids.shape
     H, K, D = c.n_head, c.n_kv_head, c.head_dim
     x = layers.embedding(p["wte"], ids)  # (B, T, C)
@@ -83,18 +90,18 @@ def forward_tape(model: Transformer, ids: np.ndarray):  # (B, T) int -> (B, T, C
     for i in range(c.n_layer):
         w = lambda name: p.get(f"h.{i}.{name}")  # noqa: E731  (a short local accessor)
         tape = {}
-        h, tape["ln_1"] = _norm_forward(c, x, w("ln_1.weight"), w("ln_1.bias"))  # (B, T, C)
+        h, tape["ln_1"] = _norm_forward(ops, c, x, w("ln_1.weight"), w("ln_1.bias"))  # (B, T, C)
         qkv = layers.linear(h, w("attn.c_attn.weight"), w("attn.c_attn.bias"))  # (B, T, (H + 2K) D)
         q, k, v = A.split_heads(qkv, H, K, D)  # (B, K, T*G, D) rows t * G + g, (B, K, T, D), (B, K, T, D)
         if rope is not None:
-            q, k = layers.apply_rope(q, *rope[2:]), layers.apply_rope(k, *rope[:2])  # rotated copies
+            q, k = ops.apply_rope(q, *rope[2:]), ops.apply_rope(k, *rope[:2])  # rotated copies
         a, probs = A.attention_forward(q, k, v, n_group, model.use_numba)  # (B, K, T*G, D)
         a = A.rows_to_tokens(a, H)  # (B, T, H*D)
         tape["attn"], tape["h_1"], tape["a"] = (q, k, v, probs), h, a
         x = x + layers.linear(a, w("attn.c_proj.weight"), w("attn.c_proj.bias"))  # (B, T, C)
-        h, tape["ln_2"] = _norm_forward(c, x, w("ln_2.weight"), w("ln_2.bias"))  # (B, T, C)
+        h, tape["ln_2"] = _norm_forward(ops, c, x, w("ln_2.weight"), w("ln_2.bias"))  # (B, T, C)
         if c.mlp == "swiglu":
-            m, tape["mlp"] = G.mlp_swiglu_forward(h, w("mlp.c_gate.weight"), w("mlp.c_fc.weight"),
+            m, tape["mlp"] = ops.mlp_swiglu_forward(h, w("mlp.c_gate.weight"), w("mlp.c_fc.weight"),
                                                   w("mlp.c_proj.weight"), w("mlp.c_gate.bias"), w("mlp.c_fc.bias"),
                                                   w("mlp.c_proj.bias"))  # (B, T, C)
         else:
@@ -102,7 +109,7 @@ def forward_tape(model: Transformer, ids: np.ndarray):  # (B, T) int -> (B, T, C
                                                 w("mlp.c_proj.bias"))  # (B, T, C)
         x = x + m  # (B, T, C)
         blocks.append(tape)
-    h, ln_f = _norm_forward(c, x, p["ln_f.weight"], p.get("ln_f.bias"))  # (B, T, C)
+    h, ln_f = _norm_forward(ops, c, x, p["ln_f.weight"], p.get("ln_f.bias"))  # (B, T, C)
     return h, {"ids": ids, "rope": rope, "blocks": blocks, "ln_f": ln_f}
 
 
@@ -136,24 +143,24 @@ def head_loss(model: Transformer, h: np.ndarray, targets: np.ndarray, weights: n
 
 def backward_tape(model: Transformer, tape, dh: np.ndarray, dhead: np.ndarray) -> dict[str, np.ndarray]:
     """Gradients of every parameter, given dL/d(final normed stream) and dL/d(head). Keys as in `model.params`."""
-    c, p = model.config, model.params
+    c, p, ops = model.config, model.params, _ops(model)
     B, T, C = dh.shape
     H, K, D = c.n_head, c.n_kv_head, c.head_dim
     g: dict[str, np.ndarray] = {}
-    dx, g["ln_f.weight"], db = _norm_backward(c, dh, tape["ln_f"])  # (B, T, C)
+    dx, g["ln_f.weight"], db = _norm_backward(ops, c, dh, tape["ln_f"])  # (B, T, C)
     if "ln_f.bias" in p:
         g["ln_f.bias"] = db
     for i in reversed(range(c.n_layer)):
         t, pre = tape["blocks"][i], f"h.{i}."
         # -- MLP sub-block: x_out = x_mid + mlp(norm_2(x_mid)), so dx_mid = dx_out + (the path through the MLP) --
         if c.mlp == "swiglu":
-            dm, *ws = G.mlp_swiglu_backward(dx, t["mlp"])  # (B, T, C)
+            dm, *ws = ops.mlp_swiglu_backward(dx, t["mlp"])  # (B, T, C)
             names = ("c_gate.weight", "c_fc.weight", "c_proj.weight", "c_gate.bias", "c_fc.bias", "c_proj.bias")
         else:
             dm, *ws = G.mlp_gelu_backward(dx, t["mlp"])  # (B, T, C)
             names = ("c_fc.weight", "c_fc.bias", "c_proj.weight", "c_proj.bias")
         g.update({pre + "mlp." + n: gw for n, gw in zip(names, ws) if gw is not None})
-        dn, g[pre + "ln_2.weight"], db = _norm_backward(c, dm, t["ln_2"])  # (B, T, C)
+        dn, g[pre + "ln_2.weight"], db = _norm_backward(ops, c, dm, t["ln_2"])  # (B, T, C)
         if db is not None and pre + "ln_2.bias" in p:
             g[pre + "ln_2.bias"] = db
         dx = dx + dn  # (B, T, C)
@@ -165,13 +172,13 @@ def backward_tape(model: Transformer, tape, dh: np.ndarray, dhead: np.ndarray) -
         da = A.tokens_to_rows(da, K, D)  # (B, K, T*G, D)
         dq, dk, dv = A.attention_backward(da, *t["attn"], H // K, model.use_numba)  # rows, (B, K, T, D) x2
         if tape["rope"] is not None:
-            dq, dk = G.rope_backward(dq, *tape["rope"][2:]), G.rope_backward(dk, *tape["rope"][:2])
+            dq, dk = ops.rope_backward(dq, *tape["rope"][2:]), ops.rope_backward(dk, *tape["rope"][:2])
         dqkv = A.merge_heads(dq, dk, dv, H)  # (B, T, (H + 2K) D)
         dn, g[pre + "attn.c_attn.weight"], db = G.linear_backward(dqkv, t["h_1"], p[pre + "attn.c_attn.weight"],
                                                                   c.bias)  # (B, T, C)
         if db is not None:
             g[pre + "attn.c_attn.bias"] = db
-        dn, g[pre + "ln_1.weight"], db = _norm_backward(c, dn, t["ln_1"])  # (B, T, C)
+        dn, g[pre + "ln_1.weight"], db = _norm_backward(ops, c, dn, t["ln_1"])  # (B, T, C)
         if db is not None and pre + "ln_1.bias" in p:
             g[pre + "ln_1.bias"] = db
         dx = dx + dn  # (B, T, C)

@@ -50,6 +50,9 @@ def learned_positions_backward(dout: np.ndarray, n_ctx: int) -> np.ndarray:  # (
     return dwpe
 
 
+apply_rope = layers.apply_rope  # RoPE's forward, named here too: backprop.py takes it from this module or fast_grads.py
+
+
 def rope_backward(dy: np.ndarray, cos: np.ndarray, sin: np.ndarray) -> np.ndarray:  # (B,H,T,D), (1,T,D/2) x2
     """Forward: `layers.apply_rope`, a rotation of each pair (a, b) by angle w. A rotation's Jacobian is the
     rotation matrix R(w), and the gradient flows back through its transpose R(w)^T = R(-w): rotate `dy` back."""
