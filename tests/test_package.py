@@ -2,8 +2,12 @@
 from __future__ import annotations
 
 import ast
+import shutil
 import subprocess
 import sys
+import zipfile
+
+import pytest
 
 from conftest import REPO
 
@@ -84,3 +88,24 @@ def test_import_is_lazy():
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.slow
+def test_a_wheel_carries_every_data_file(tmp_path):
+    """`pip install .` (not -e) must bring the built-in model, the safety classifiers and the web page: setuptools
+    builds the wheel (from setup.cfg's package_data) and every non-Python file git tracks under minichat/ is in it."""
+    tracked = subprocess.run(["git", "ls-files"], capture_output=True, text=True, cwd=REPO, check=True).stdout.split()
+    data = {p for p in tracked if p.startswith("minichat/") and not p.endswith(".py")}
+    assert "minichat/assets/model/model.safetensors" in data
+    src = tmp_path / "src"  # the tracked files alone: a build/ folder left in the checkout would hide a missing file
+    for p in tracked:
+        if (REPO / p).is_file():
+            (src / p).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(REPO / p, src / p)
+    out = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+                          "--wheel-dir", str(tmp_path / "dist"), str(src)], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    (wheel,) = (tmp_path / "dist").glob("minichat-*.whl")
+    with zipfile.ZipFile(wheel) as z:
+        assert not data - set(z.namelist())
