@@ -132,6 +132,7 @@ KNOWN_OVERLAPS["builtin-v2x"] = KNOWN_OVERLAPS["builtin-v2w"] | {"mem-044", "tim
 KNOWN_OVERLAPS["builtin-v2c"] = KNOWN_OVERLAPS["builtin-v2x"]
 KNOWN_OVERLAPS["builtin-v2u"] = KNOWN_OVERLAPS["builtin-v2c"]  # the same conversations, another loss weighting
 KNOWN_OVERLAPS["builtin-v2g"] = KNOWN_OVERLAPS["builtin-v2x"]  # v2x's data on a deeper model
+KNOWN_OVERLAPS["builtin-v2y"] = KNOWN_OVERLAPS["builtin-v2x"]  # 14,000 more from 50,000: none new there
 KNOWN_OVERLAPS["builtin"] = KNOWN_OVERLAPS["builtin-v2x"]  # the built-in model's recipe under its public name
 SHORT = 3  # prompts of at most this many words ("hi", "thanks!", "who are you?") are in any chat corpus: exempt
 

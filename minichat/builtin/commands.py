@@ -20,8 +20,8 @@ def add_parser(sub: Any, load: Callable[[str | None], tuple[Any, Any]], positive
 
     p = sub.add_parser("train", help="train a chat model from scratch (synthetic corpus, own vocabulary)")
     # the names of recipe.RECIPES, written out so that --help needs no corpus import (a test holds them equal)
-    recipes = sorted({*TRAIN_PRESETS, "builtin-v1", "builtin-v2", "builtin-v2w", "builtin-v2x", "builtin-v2c",
-                      "builtin-v2u", "builtin-v2g"})
+    recipes = sorted({*TRAIN_PRESETS, "builtin-v1", "builtin-v2", "builtin-v2w", "builtin-v2x", "builtin-v2y",
+                      "builtin-v2c", "builtin-v2u", "builtin-v2g"})
     p.add_argument("--preset", default="builtin", choices=recipes,
                    help="builtin (= builtin-v2x): the built-in model, from nothing (builtin-v1 ~57 minutes on 2 "
                         "cores, builtin-v2w ~32 more on the v2 corpus, then ~26 more); builtin-v1: the first stage "

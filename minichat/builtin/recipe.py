@@ -140,6 +140,16 @@ RECIPES["builtin-v2u"] = replace(RECIPES["builtin-v2c"], prompt_weight=0.1)
 # set mixed (4 lines better, 5 worse); not shipped: no measurable gain from depth at this length of training.
 RECIPES["builtin-v2g"] = replace(RECIPES["builtin-v2x"], train=replace(
     RECIPES["builtin-v2x"].train, model=RECIPES["builtin-v2x"].train.model.replace(n_layer=6)))
+# builtin-v2x's stage once more, on its model: 14,000 further fresh conversations (50,000.. of the training split,
+# none seen by any stage before), 900 steps, the learning rate restarted at 5e-4 and decayed to 5e-5. The question:
+# v2w -> v2x moved the held-out loss 0.242 -> 0.212 and the probe set a little; does another round of fresh data
+# keep moving them (the curve that says whether the budget's remaining minutes belong here)? The path from nothing
+# is then v1 + v2w + v2x + this. Decided before it ran, as v2x was: the generated held-out mean (9 lines) against
+# v2x's; within 0.5 points, the probe set's valid tool calls decide. Measured (2026-12-01, seed 0, on a path from
+# nothing whose v1 stage formed its copying circuit late: docs/training_log.md): held-out loss 0.351 -> 0.291,
+# generated mean 68.17 -> 69.94, every probe line equal or better (valid calls 28.4 -> 32.5 %, notes 6.9 -> 19.0 %);
+# 12.5 minutes. Not shipped: it continued that weaker chain, not the shipped model.
+RECIPES["builtin-v2y"] = replace(RECIPES["builtin-v2x"], start="builtin-v2x", corpus_start=50_000)
 
 
 # The built-in model's recipe under its public name (`minichat train --preset builtin`): builtin-v2x, whose start
