@@ -23,9 +23,9 @@ def add_parser(sub: Any, load: Callable[[str | None], tuple[Any, Any]], positive
     recipes = sorted({*TRAIN_PRESETS, "builtin-v1", "builtin-v2", "builtin-v2w", "builtin-v2x", "builtin-v2y",
                       "builtin-v2c", "builtin-v2u", "builtin-v2g"})
     p.add_argument("--preset", default="builtin", choices=recipes,
-                   help="builtin (= builtin-v2x): the built-in model, from nothing (builtin-v1 ~57 minutes on 2 "
-                        "cores, builtin-v2w ~32 more on the v2 corpus, then ~26 more); builtin-v1: the first stage "
-                        "alone; builtin-v2w: the first two; tiny: seconds")
+                   help="builtin (= builtin-v2x): the built-in model, from nothing: builtin-v1, builtin-v2w on the "
+                        "v2 corpus, then fresh v2 conversations (72 minutes in all on 2 cores, 2026-12-01; 40 + 18 + "
+                        "13); builtin-v1: the first stage alone; builtin-v2w: the first two; tiny: seconds")
     p.add_argument("--out", help="folder for the log, loss plot, checkpoints and the model (default runs/PRESET)")
     p.add_argument("--resume", action="store_true", help="continue from the folder's checkpoint")
     p.add_argument("--steps", type=positive, help="override the preset's number of optimiser steps")
