@@ -343,8 +343,8 @@ def cli_eval(args: Any, load: Callable[[str | None], tuple[Any, Any]]) -> int:
             print(f"== probe set (primary): {len(probes)} hand-written prompts from {folder}, through Chat")
             report = run_probes(model, tok, probes, progress=lambda m: print(m, file=sys.stderr))
             print(format_report(report) + "\n")
+    corpus = "v1" if args.preset == "builtin-v1" else "v2"  # builtin and builtin-v2: the built-in model's corpus
     print("== generated held-out set: " + ("held-out sentence frames, topics, fact kinds and values of the v2 corpus"
-                                          if args.preset != "builtin-v1" else
-                                          "the training corpus's frames with held-out values"))
-    evaluate(model, tok, n=args.n, seed=args.seed, corpus="v1" if args.preset == "builtin-v1" else "v2")
+                                          if corpus == "v2" else "the training corpus's frames with held-out values"))
+    evaluate(model, tok, n=args.n, seed=args.seed, corpus=corpus)
     return 0

@@ -35,13 +35,13 @@ class BatchingEngine:
 
     def submit(self, request: Any) -> Generation:
         g = Generation(asyncio.get_running_loop())
-        admitted: list[Any] = []  # the engine thread may admit (and even fail) the request before submit returns
+        admitted: list[Any] = []  # the Request, given by on_admit: the engine thread may admit it before submit returns
 
         def on_step(step):
             if step.token_id >= 0:
                 g._put(step)
-            elif step.finish_reason == "error":
-                g._put(RuntimeError(getattr(admitted[0] if admitted else None, "error", None) or "the engine failed"))
+            elif step.finish_reason == "error":  # only a running (so admitted) request fails
+                g._put(RuntimeError((admitted[0].error if admitted else None) or "the engine failed"))
             if step.finish_reason is not None:
                 g._done()
 
