@@ -5,6 +5,8 @@
     python bench/probes.py --guard                ... and again with the default guard (minichat.safety)
     python bench/probes.py --model smollm2 --limit 10    SmolLM2-135M-Instruct, its own system prompt, no tools
     python bench/probes.py --json results.json    every probe's result (id, ok, checks, reply, calls) to read
+    python bench/probes.py --compare A.json B.json    two such runs, probe by probe (probe_compare.py: the probes
+                                                  right for one model only, and the exact sign test on them)
 
 Each probe is one fresh Chat, greedy, set up as `minichat chat` sets up the model (minichat/builtin/probes.py).
 A model not trained by a minichat recipe gets no tools (as in `minichat chat`), so its tool categories score 0:
@@ -44,6 +46,26 @@ def limited(probes, per_category: int | None):
     return out
 
 
+def compare_runs(first: str, second: str) -> int:
+    from minichat.builtin.probe_compare import compare, format_comparison
+
+    runs = []
+    for path in (first, second):
+        try:
+            runs.append(json.loads(Path(path).read_text(encoding="utf-8")))
+        except (OSError, ValueError) as e:
+            raise SystemExit(f"--compare: cannot read {path}: {e}") from None
+    names = (Path(first).stem, Path(second).stem)
+    for key in ("model", "guard"):  # the model alone, then with the guard when both runs have it
+        if key in runs[0] and key in runs[1]:
+            print(f"== {'the model alone' if key == 'model' else 'with the default guard'}: {names[0]} vs {names[1]}")
+            try:
+                print(format_comparison(compare(runs[0][key]["results"], runs[1][key]["results"]), names))
+            except (KeyError, TypeError, ValueError) as e:
+                raise SystemExit(f"--compare: {e}") from None
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--probes", help="the probe folder (default: tests/data/probes)")
@@ -52,7 +74,10 @@ def main() -> int:
     ap.add_argument("--limit", type=int, help="at most this many probes per category (slow models)")
     ap.add_argument("--failures", type=int, default=2, help="wrong probes to print per category")
     ap.add_argument("--json", help="write every probe's result here")
+    ap.add_argument("--compare", nargs=2, metavar=("A.json", "B.json"), help="compare two --json runs; runs nothing")
     args = ap.parse_args()
+    if args.compare:
+        return compare_runs(*args.compare)
 
     folder = Path(args.probes) if args.probes else default_probe_dir()
     if folder is None:

@@ -30,8 +30,9 @@ PROBES = REPO / "tests" / "data" / "probes"  # never read at import: the audit-h
 
 # -- independence: the corpus never sees the probe set -----------------------------------------------------------------
 
-# the only files under minichat/builtin/ that may name the probe set: the harness, its scoring, and the `eval` command
-HARNESS = {"probes.py", "probe_scores.py", "commands.py"}
+# the only files under minichat/builtin/ that may name the probe set: the harness, its scoring, the paired comparison
+# of two runs, and the `eval` command
+HARNESS = {"probes.py", "probe_scores.py", "probe_compare.py", "commands.py"}
 NAMES_THE_SET = re.compile(r"tests\W+data|data\W+probes|\.jsonl|probe_scores|builtin\W+probes\b|import\s+probes\b", re.I)
 
 
