@@ -134,11 +134,14 @@ KNOWN_OVERLAPS["builtin-v2c"] = KNOWN_OVERLAPS["builtin-v2x"]
 KNOWN_OVERLAPS["builtin-v2u"] = KNOWN_OVERLAPS["builtin-v2c"]  # the same conversations, another loss weighting
 KNOWN_OVERLAPS["builtin-v2g"] = KNOWN_OVERLAPS["builtin-v2x"]  # v2x's data on a deeper model
 KNOWN_OVERLAPS["builtin-v2y"] = KNOWN_OVERLAPS["builtin-v2x"]  # 14,000 more from 50,000: none new there
-KNOWN_OVERLAPS["builtin"] = KNOWN_OVERLAPS["builtin-v2x"]  # the built-in model's recipe under its public name
+# builtin-v2z: 14,000 more from 64,000, one new there: a harmful request (found by this test after the run; the
+# model trained on it once, among 14,000 conversations: docs/training_log.md reports the figure with and without it)
+KNOWN_OVERLAPS["builtin-v2z"] = KNOWN_OVERLAPS["builtin-v2y"] | {"harm-001"}
+KNOWN_OVERLAPS["builtin"] = KNOWN_OVERLAPS["builtin-v2z"]  # the built-in model's recipe under its public name
 SHORT = 3  # prompts of at most this many words ("hi", "thanks!", "who are you?") are in any chat corpus: exempt
 
 
-# every recipe but tiny (the first 300 conversations of builtin-v1's corpus) and builtin (builtin-v2x's other name)
+# every recipe but tiny (the first 300 conversations of builtin-v1's corpus) and builtin (builtin-v2z's other name)
 @pytest.mark.slow
 @pytest.mark.parametrize("name", [n for n in __import__("minichat.builtin.recipe", fromlist=["RECIPES"]).RECIPES
                                   if n not in ("tiny", "builtin")])

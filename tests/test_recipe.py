@@ -44,8 +44,13 @@ def test_a_recipe_can_continue_another_ones_model(tmp_path, monkeypatch):
 
     tiny = RECIPES["tiny"]
     monkeypatch.setitem(R.RECIPES, "tiny-next", replace(tiny, start="tiny", train=replace(tiny.train, lr=1e-3)))
-    nxt = run_recipe("tiny-next", tmp_path, steps=3, progress=None)
+    said = []
+    nxt = run_recipe("tiny-next", tmp_path, steps=3, progress=said.append)
     first, _ = load_checkpoint(tmp_path / "start" / "model")  # the start recipe ran first, into out_dir/start
+    # ... before this stage made its corpus (the two corpora are never held at once)
+    corpus_lines = [i for i, line in enumerate(said) if line.startswith("corpus:")]
+    assert said[0].startswith("first the 'tiny' recipe") and len(corpus_lines) == 2, said
+    assert corpus_lines[1] > said.index(next(line for line in said if line.startswith("starting from")))
     fresh = run_recipe("tiny", tmp_path / "fresh", steps=1, progress=None)
     assert nxt.losses[0] < fresh.losses[0] - 1.0  # step 1 already predicts like a trained model, not a fresh one
     assert (tmp_path / "start" / "model" / "tokenizer.bpe").read_bytes() == (
@@ -129,4 +134,4 @@ def test_the_builtin_preset_is_the_shipped_models_recipe():
     while name is not None:
         chain.append(name)
         name = RECIPES[name].start
-    assert chain == ["builtin", "builtin-v2w", "builtin-v1"]
+    assert chain == ["builtin", "builtin-v2y", "builtin-v2x", "builtin-v2w", "builtin-v1"]
