@@ -12,8 +12,8 @@ from conftest import require_peer
 from minichat.builtin.corpus.synthetic import generate_corpus
 from minichat.builtin.corpus.synthetic_pools import Probe
 from minichat.builtin.data import train_chat_tokenizer
-from minichat.builtin.evaluate import (CATEGORIES, Item, copy_accuracy, evaluate, format_table, heldout_loss,
-                                       probe_set, prompt_ids, score)
+from minichat.builtin.evaluate import (CATEGORIES, Item, copy_accuracy, copy_accuracy_by_kind, evaluate, format_table,
+                                       heldout_loss, probe_set, prompt_ids, score)
 from minichat.chat.template import ChatTemplate, message_body
 
 N = 6  # probes per category: enough to exercise every path, fast
@@ -122,6 +122,31 @@ def test_copy_accuracy_scores_only_tokens_the_context_holds(tok):
     assert copy_accuracy(_Reader(tok.n_vocab, lambda prefix: False), tok, convs) == 0.0
     got = copy_accuracy(_Reader(tok.n_vocab, lambda prefix: len(prefix) % 2 == 0), tok, convs, batch_size=5)
     assert got == pytest.approx(100.0 * right / count)
+
+
+def test_copy_accuracy_by_kind_splits_the_same_tokens(tok):
+    convs = generate_corpus(12, seed=9)
+    template = ChatTemplate(tok)
+    # reference from the definition, unshifted: a copied assistant token "continues" when the token before it is
+    # followed by it somewhere in the non-assistant text before it; its kind is what its text is made of
+    ref: dict[str, list[int]] = {}
+    for c in convs:
+        ids, mask = template.render_with_mask(c.messages)
+        for i in range(1, len(ids)):
+            context = [ids[j] for j in range(i) if not mask[j]]
+            if mask[i] and ids[i] in context:
+                cont = any(context[k] == ids[i - 1] and context[k + 1] == ids[i] for k in range(len(context) - 1))
+                text = tok.decode([ids[i]]).strip()
+                kind = "digits" if text.isdigit() else "letters" if text.isalpha() else "other"
+                cell = ref.setdefault(f"{kind}/{'continues' if cont else 'first'}", [0, 0])
+                cell[0] += i % 2 == 0  # the reader below is right when the prefix length is even
+                cell[1] += 1
+    got = copy_accuracy_by_kind(_Reader(tok.n_vocab, lambda prefix: len(prefix) % 2 == 0), tok, convs, batch_size=5)
+    assert got == {k: (pytest.approx(100.0 * r / n), n) for k, (r, n) in sorted(ref.items())}
+    assert {k.split("/")[1] for k in got} == {"first", "continues"} and sum(n for _, n in got.values()) > 100
+    total = copy_accuracy(_Reader(tok.n_vocab, lambda prefix: len(prefix) % 2 == 0), tok, convs, batch_size=5)
+    assert total == pytest.approx(sum(p * n for p, n in got.values()) / sum(n for _, n in got.values()))
+    assert all(p == 100.0 for p, _ in copy_accuracy_by_kind(_Reader(tok.n_vocab, lambda p: True), tok, convs).values())
 
 
 def test_model_that_never_calls_tools_scores_0(tok):
