@@ -73,6 +73,7 @@ def format_comparison(table: Mapping[str, Mapping[str, Any]], names: tuple[str, 
         a, b = row["first_only"], row["second_only"]
         better = "" if a == b else names[(a > b) == lower_is_better]
         lines.append(f"{key:<22} {row['n']:>4} {a:>{width + 5}} {b:>{width + 5}} {row['p']:>13.3f}  {better}")
+    chance = 1 - 0.95 ** len(table)  # were the lines independent; they share probes, so this is an upper bound
     lines.append(f"(a probe may count on several lines; with {len(table)} lines, a p below 0.05 somewhere turns up by "
-                 f"chance in about 4 comparisons of 10)")
+                 f"chance in up to {chance:.0%} of comparisons)")
     return "\n".join(lines)
