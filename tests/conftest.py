@@ -12,8 +12,16 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 REPO = Path(__file__).resolve().parent.parent
+
+# Hypothesis draws new examples on every run, and that is how the property tests found three tolerance bugs in their
+# own assertions (each now pinned with @example). But a gate that fails on one draw in many blocks a correct change:
+# CI (.ci/run sets MINICHAT_HYPOTHESIS=ci) runs the same examples every time; every other run explores new ones.
+settings.register_profile("ci", derandomize=True)
+if os.environ.get("MINICHAT_HYPOTHESIS") == "ci":
+    settings.load_profile("ci")
 # Reference files live in <repo>/.cache during tests; the variable reaches the notebooks' kernels too, so a notebook
 # calling `minichat.downloads.fetch(name)` under pytest reuses the suite's copy instead of downloading its own.
 os.environ["MINICHAT_CACHE"] = str(REPO / ".cache")
