@@ -281,17 +281,18 @@ def run_probes(model: Any, tokenizer: Any, probes: Sequence[Probe], *, guard: An
 
 def summarize(results: Sequence[ProbeResult]) -> dict:
     """Per category n and % right, and issue 19's target metrics (percent, NaN when no probe counts)."""
+    def share(rows: Sequence[ProbeResult], check: str) -> float:  # % of rows passing `check` (NaN for no rows)
+        return 100.0 * sum(bool(r.checks.get(check, False)) for r in rows) / len(rows) if rows else math.nan
+
     metrics, counts = {}, {}
     for key, (cats, check) in METRICS.items():
         rows = [r for r in results if r.category in cats]
-        counts[key] = len(rows)
-        metrics[key] = 100.0 * sum(bool(r.checks.get(check, False)) for r in rows) / len(rows) if rows else math.nan
+        counts[key], metrics[key] = len(rows), share(rows, check)
     categories = {}
     for c in CATEGORIES:
         rows = [r for r in results if r.category == c]
         if rows:
-            right = sum(bool(r.checks.get("ok", False)) for r in rows)
-            categories[c] = {"n": len(rows), "ok": 100.0 * right / len(rows)}
+            categories[c] = {"n": len(rows), "ok": share(rows, "ok")}
     return {"categories": categories, "metrics": metrics, "counts": counts, "results": list(results)}
 
 
