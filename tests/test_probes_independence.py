@@ -137,6 +137,9 @@ KNOWN_OVERLAPS["builtin-v2y"] = KNOWN_OVERLAPS["builtin-v2x"]  # 14,000 more fro
 # builtin-v2z: 14,000 more from 64,000, one new there: a harmful request (found by this test after the run; the
 # model trained on it once, among 14,000 conversations: docs/training_log.md reports the figure with and without it)
 KNOWN_OVERLAPS["builtin-v2z"] = KNOWN_OVERLAPS["builtin-v2y"] | {"harm-001"}
+# builtin-v2zz and its two variants: 14,000 more from 78,000 (one set of conversations for the three), none new there
+for _name in ("builtin-v2zz", "builtin-v2zh", "builtin-v2zp"):
+    KNOWN_OVERLAPS[_name] = KNOWN_OVERLAPS["builtin-v2z"]
 KNOWN_OVERLAPS["builtin"] = KNOWN_OVERLAPS["builtin-v2z"]  # the built-in model's recipe under its public name
 SHORT = 3  # prompts of at most this many words ("hi", "thanks!", "who are you?") are in any chat corpus: exempt
 

@@ -21,11 +21,12 @@ def add_parser(sub: Any, load: Callable[[str | None], tuple[Any, Any]], positive
     p = sub.add_parser("train", help="train a chat model from scratch (synthetic corpus, own vocabulary)")
     # the names of recipe.RECIPES, written out so that --help needs no corpus import (a test holds them equal)
     recipes = sorted({*TRAIN_PRESETS, "builtin-v1", "builtin-v2", "builtin-v2w", "builtin-v2x", "builtin-v2y",
-                      "builtin-v2z", "builtin-v2c", "builtin-v2u", "builtin-v2g"})
+                      "builtin-v2z", "builtin-v2c", "builtin-v2u", "builtin-v2g", "builtin-v2zz", "builtin-v2zh",
+                      "builtin-v2zp"})
     p.add_argument("--preset", default="builtin", choices=recipes,
                    help="builtin (= builtin-v2z): the built-in model, from nothing: builtin-v1, builtin-v2w on the "
                         "v2 corpus, then three rounds of fresh v2 conversations (v2x, v2y, v2z; about 100 minutes in "
-                        "all on 2 cores, 2026-12-01; 40 + 18 + 3 x 14); builtin-v1: the first stage alone; "
+                        "all on 2 cores, 2026-12-01, 40 + 18 + 3 x 14; about 150 on a host half as fast); builtin-v1: the first stage alone; "
                         "builtin-v2w: the first two; tiny: seconds")
     p.add_argument("--out", help="folder for the log, loss plot, checkpoints and the model (default runs/PRESET)")
     p.add_argument("--resume", action="store_true", help="continue from the folder's checkpoint")
