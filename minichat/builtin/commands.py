@@ -26,8 +26,8 @@ def add_parser(sub: Any, load: Callable[[str | None], tuple[Any, Any]], positive
     p.add_argument("--preset", default="builtin", choices=recipes,
                    help="builtin (= builtin-v2z): the built-in model, from nothing: builtin-v1, builtin-v2w on the "
                         "v2 corpus, then three rounds of fresh v2 conversations (v2x, v2y, v2z; about 100 minutes in "
-                        "all on 2 cores, 2026-12-01, 40 + 18 + 3 x 14; about 150 on a host half as fast); builtin-v1: the first stage alone; "
-                        "builtin-v2w: the first two; tiny: seconds")
+                        "all on 2 cores, 2026-12-01, 40 + 18 + 3 x 14; about 150 on a host half as fast); "
+                        "builtin-v1: the first stage alone; builtin-v2w: the first two; tiny: seconds")
     p.add_argument("--out", help="folder for the log, loss plot, checkpoints and the model (default runs/PRESET)")
     p.add_argument("--resume", action="store_true", help="continue from the folder's checkpoint")
     p.add_argument("--steps", type=positive, help="override the preset's number of optimiser steps")

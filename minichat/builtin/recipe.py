@@ -164,7 +164,7 @@ RECIPES["builtin-v2z"] = replace(RECIPES["builtin-v2x"], start="builtin-v2y", co
 # learning rates. The question: does the fresh-data curve still rise after v2z (it gave about a point of the generated
 # mean per round so far), and is the path's last stretch of the 120-minute allowance worth it? The same rule, decided
 # before it ran: the generated held-out mean (9 lines) against v2z's; within 0.5 points, the probe set's valid tool
-# calls decide. Measured (2026-12-01, seed 0, from the shipped v2z, 18.8 min on a host that ran torch's own training
+# calls decide. Measured (2026-12-01, seed 0, from the shipped v2z, 18.9 min on a host that ran torch's own training
 # step at half the speed of the day before): eval loss 0.205 -> 0.200; generated mean 80.28 -> 81.89 (the rule says
 # v2zz); probe set flat (valid tool calls 45.7 -> 45.7 %, 10 probes right for each model only). Not installed: the
 # rule was written without the time budget, and on that host the path to v2z already took ~150 min (v1's stage
@@ -173,8 +173,8 @@ RECIPES["builtin-v2z"] = replace(RECIPES["builtin-v2x"], start="builtin-v2y", co
 RECIPES["builtin-v2zz"] = replace(RECIPES["builtin-v2x"], start="builtin-v2z", corpus_start=78_000)
 # Two variants of builtin-v2zz's stage, each changing one thing, from the same model on the same conversations:
 # the learning rate doubled (1e-3 decayed to 1e-4), and a 0.1 loss on what the assistant reads (as builtin-v2u).
-# Measured the same day: v2zh generated mean 80.56, probe valid calls 44.4 %; v2zp (1.35x the time per step: the
-# output head runs on ~56 % of the positions) the lowest eval loss (0.186 against 0.200) but generated mean 80.83
+# Measured the same day: v2zh generated mean 80.56, probe valid calls 44.4 %; v2zp (1.2x the time: 22.6 min; the output
+# head runs on ~56 % of the positions) the lowest eval loss (0.186 against 0.200) but generated mean 80.83
 # and valid calls 42.4 %. Neither beats v2zz on any probe line significantly. Not installed.
 RECIPES["builtin-v2zh"] = replace(RECIPES["builtin-v2zz"], train=replace(RECIPES["builtin-v2zz"].train, lr=1e-3,
                                                                          min_lr=1e-4))
