@@ -120,12 +120,16 @@ def test_cached_equals_naive(cfg, prompt):
     cached = drain(generate(model, prompt, cfg, max_new_tokens=25))
     naive = drain(generate_naive(model, prompt, cfg, max_new_tokens=25))
     assert [s.token_id for s in cached] == [s.token_id for s in naive]
-    assert [(s.finish_reason, s.index, s.top_logprobs) for s in cached] == \
-           [(s.finish_reason, s.index, s.top_logprobs) for s in naive]
+    assert [(s.finish_reason, s.index) for s in cached] == [(s.finish_reason, s.index) for s in naive]
+    # the same tokens, and the same numbers to float32 rounding: the two loops score (1, V) and (T, V) arrays, and
+    # NumPy's vectorised exp/log may round those differently on some CPUs (2e-7 apart on one AMD EPYC host)
     for a, b in zip(cached, naive):
-        assert (a.logprob is None) == (b.logprob is None)
+        assert (a.logprob is None) == (b.logprob is None) and (a.top_logprobs is None) == (b.top_logprobs is None)
         if a.logprob is not None:
             assert abs(a.logprob - b.logprob) < 1e-5
+        if a.top_logprobs is not None:
+            assert [t for t, _ in a.top_logprobs] == [t for t, _ in b.top_logprobs]
+            np.testing.assert_allclose([v for _, v in a.top_logprobs], [v for _, v in b.top_logprobs], atol=1e-5)
     assert len(cached) == 25 and cached[-1].finish_reason == "length"
     if 7 in cfg.logit_bias:
         assert 7 not in [s.token_id for s in cached]  # banned
