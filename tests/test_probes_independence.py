@@ -36,31 +36,46 @@ HARNESS = {"probes.py", "probe_scores.py", "probe_compare.py", "commands.py"}
 NAMES_THE_SET = re.compile(r"tests\W+data|data\W+probes|\.jsonl|probe_scores|builtin\W+probes\b|import\s+probes\b", re.I)
 
 
-@functools.cache  # the recipes share corpora (builtin-v2w trains on builtin-v1's and builtin-v2's): generate each once
-def training_corpus(name: str, n: int | None = None) -> list:
-    """A recipe's training conversations, as run_recipe makes them: `Recipe.corpus` names the generator ("v1":
-    corpus/synthetic.py, "v2": corpus/corpus_v2.py; a recipe without the field trains on v1), plus the drill-heavy
-    start's conversations (`drill_steps`) and, for a recipe that continues another (`start`), that one's corpus."""
+def corpus_parts(name: str, n: int | None = None) -> list[tuple]:
+    """A recipe's training conversations as run_recipe makes them, named by the generator calls that make them, the
+    first stage's first: ("v1", n) for corpus/synthetic.py; ("v2", start, n, mix) for corpus/corpus_v2.py, whose
+    drill-heavy start (`drill_steps`) is one more part; a recipe that continues another (`start`) has that one's parts
+    before its own. Recipes share parts (builtin-v2w's model trained on builtin-v1's corpus and its own; builtin-v2zz,
+    -v2zh and -v2zp on the same conversations), so a test that caches by part generates each corpus once."""
     from minichat.builtin.recipe import RECIPES
 
     recipe = RECIPES[name]
     n = recipe.n_conversations if n is None else n
-    kind = getattr(recipe, "corpus", "v1")
-    before = training_corpus(recipe.start, None if n == recipe.n_conversations else n) if getattr(
+    kind = getattr(recipe, "corpus", "v1")  # a recipe without the field trains on v1
+    before = corpus_parts(recipe.start, None if n == recipe.n_conversations else n) if getattr(
         recipe, "start", None) else []
     if kind == "v1":
+        return before + [("v1", n)]
+    if kind == "v2":
+        first = getattr(recipe, "corpus_start", 0)
+        own = [("v2", first, n, "MIX")]
+        if getattr(recipe, "drill_steps", 0):
+            own.append(("v2", first + recipe.n_conversations, recipe.drill_conversations
+                        if n == recipe.n_conversations else min(n, recipe.drill_conversations), "DRILL_MIX"))
+        return before + own
+    raise ValueError(f"recipe {name!r} trains on corpus {kind!r}, which this test does not know; add it here")
+
+
+def part_conversations(part: tuple) -> list:
+    """The conversations of one part (see corpus_parts)."""
+    if part[0] == "v1":
         from minichat.builtin.corpus.synthetic import generate_corpus
 
-        return before + generate_corpus(n)
-    if kind == "v2":
-        from minichat.builtin.corpus.corpus_v2 import DRILL_MIX, generate_corpus_v2
+        return generate_corpus(part[1])
+    from minichat.builtin.corpus import corpus_v2
 
-        drills = getattr(recipe, "drill_steps", 0) and generate_corpus_v2(
-            recipe.drill_conversations if n == recipe.n_conversations else min(n, recipe.drill_conversations),
-            mix=DRILL_MIX, start=getattr(recipe, "corpus_start", 0) + recipe.n_conversations)
-        first = getattr(recipe, "corpus_start", 0)
-        return before + generate_corpus_v2(n, start=first) + list(drills or [])
-    raise ValueError(f"recipe {name!r} trains on corpus {kind!r}, which this test does not know; add it here")
+    _, first, n, mix = part
+    return corpus_v2.generate_corpus_v2(n, start=first, **({"mix": corpus_v2.DRILL_MIX} if mix == "DRILL_MIX" else {}))
+
+
+def training_corpus(name: str, n: int | None = None) -> list:
+    """Every training conversation of a recipe, in order."""
+    return [c for part in corpus_parts(name, n) for c in part_conversations(part)]
 
 
 def test_no_corpus_code_names_the_probe_set():
@@ -140,8 +155,23 @@ KNOWN_OVERLAPS["builtin-v2z"] = KNOWN_OVERLAPS["builtin-v2y"] | {"harm-001"}
 # builtin-v2zz and its two variants: 14,000 more from 78,000 (one set of conversations for the three), none new there
 for _name in ("builtin-v2zz", "builtin-v2zh", "builtin-v2zp"):
     KNOWN_OVERLAPS[_name] = KNOWN_OVERLAPS["builtin-v2z"]
+KNOWN_OVERLAPS["builtin-v1s"] = KNOWN_OVERLAPS["builtin-v1"]  # builtin-v1's corpus in smaller batches
+KNOWN_OVERLAPS["builtin-v1p"] = KNOWN_OVERLAPS["builtin-v1"]  # builtin-v1's corpus, a wired start
 KNOWN_OVERLAPS["builtin"] = KNOWN_OVERLAPS["builtin-v2z"]  # the built-in model's recipe under its public name
 SHORT = 3  # prompts of at most this many words ("hi", "thanks!", "who are you?") are in any chat corpus: exempt
+
+
+@functools.cache  # a part that several recipes train on is generated and searched once
+def probes_in_part(part: tuple) -> frozenset[str]:
+    """Ids of the probes (more than SHORT words) whose prompt is inside a message or memory line of the part; a
+    recipe's overlap is the union over its parts (no text holds a newline after normalize, so a prompt found in
+    the joined corpus is inside one text, of one part)."""
+    texts = set()
+    for conv in part_conversations(part):
+        texts.update(normalize(m.content) for m in conv.messages)
+        texts.update(normalize(s) for s in getattr(conv, "memory", ()))
+    corpus = "\n".join(texts)
+    return frozenset(p.id for p in load_probes(PROBES) if _words(p.prompt) > SHORT and normalize(p.prompt) in corpus)
 
 
 # every recipe but tiny (the first 300 conversations of builtin-v1's corpus) and builtin (builtin-v2z's other name)
@@ -149,12 +179,7 @@ SHORT = 3  # prompts of at most this many words ("hi", "thanks!", "who are you?"
 @pytest.mark.parametrize("name", [n for n in __import__("minichat.builtin.recipe", fromlist=["RECIPES"]).RECIPES
                                   if n not in ("tiny", "builtin")])
 def test_no_probe_prompt_is_in_a_training_corpus(name):
-    texts = set()
-    for conv in training_corpus(name):
-        texts.update(normalize(m.content) for m in conv.messages)
-        texts.update(normalize(s) for s in getattr(conv, "memory", ()))
-    corpus = "\n".join(texts)  # no text holds a newline after normalize: a prompt cannot match across two
-    found = {p.id for p in load_probes(PROBES) if _words(p.prompt) > SHORT and normalize(p.prompt) in corpus}
+    found = set().union(*(probes_in_part(part) for part in corpus_parts(name)))
     known = KNOWN_OVERLAPS.get(name, set())
     # ids only: whoever writes a corpus must not read the probe set (look the ids up, or ask who owns the set)
     assert not found - known, f"probes whose prompt is inside {name!r}'s corpus: {sorted(found - known)}"
