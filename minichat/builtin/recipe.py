@@ -32,6 +32,7 @@ from minichat.config import TRAIN_PRESETS, TrainConfig
 from minichat.model.checkpoint import load_checkpoint, save_checkpoint
 from minichat.train.grow import deepen, placement
 from minichat.train.trainer import TrainResult, init_model, train_model
+from minichat.train.wiring import wire_previous_token_head
 
 ASSET_MODEL = Path(__file__).resolve().parent.parent / "assets" / "model"
 
@@ -52,6 +53,7 @@ class Recipe:
     corpus_start: int = 0  # v2: train on conversations corpus_start.. of the training split (fresh ones after start's)
     tool_listing: str = "full"  # v2: how the system prompt lists tools ("full" JSON or "compact" signature lines); the
     #                             model folder's metadata says so, and the chat session then writes that form
+    wired: bool = False  # from scratch: a previous-token head wired into block 0 at initialisation (train/wiring.py)
     prompt_weight: float = 0.0  # the loss weight of the user's and the tools' text (the assistant's is 1): 0 trains
     #                             only on what the assistant writes; > 0 also on predicting what it reads
 
@@ -179,6 +181,30 @@ RECIPES["builtin-v2zz"] = replace(RECIPES["builtin-v2x"], start="builtin-v2z", c
 RECIPES["builtin-v2zh"] = replace(RECIPES["builtin-v2zz"], train=replace(RECIPES["builtin-v2zz"].train, lr=1e-3,
                                                                          min_lr=1e-4))
 RECIPES["builtin-v2zp"] = replace(RECIPES["builtin-v2zz"], prompt_weight=0.1)
+# builtin-v1 in batches of 2 rows instead of 8 (1,024 tokens a step, 4x the steps: the same 15.6 M tokens, the same
+# schedule in tokens: warmup, evals and checkpoints every 4x the steps; the same 64 held-out rows scored). The
+# question: does the copying circuit form in fewer tokens, and on every seed? Aoyama, Wilcox and Schneider (2025),
+# "Predicting the Formation of Induction Heads" (arXiv 2511.16893), fit the token count at which induction heads
+# form as proportional to sqrt(batch size x context length), across model sizes: a quarter of the batch predicts
+# half the tokens. Every builtin-v1 run so far (B = 8; seeds 0, 1, 2 and seed 0 on a second host) was still above
+# 1.68 eval loss at 4.1 M tokens and formed the circuit between 4 and 8 M, or later. Only the batch size changes:
+# the learning rate stays 3e-3 (the law was fit at fixed learning rates). Decided before it ran: it answers yes if
+# the eval loss at 4.1 M tokens (step 4,000) is below 1.2 on each of seeds 0, 1 and 2. Measured (2026-12-01, seed 0,
+# stopped at step 4,000): 2.02 (batch-8 runs: 1.68-1.76), no circuit, the same tokens/s: no. docs/training_log.md.
+RECIPES["builtin-v1s"] = replace(RECIPES["builtin-v1"], train=replace(
+    RECIPES["builtin-v1"].train, batch_size=2, steps=15_200, warmup_steps=400, eval_every=800, eval_batches=32,
+    checkpoint_every=800, log_every=40))
+
+
+# builtin-v1 with a previous-token head wired into block 0 at initialisation (train/wiring.py; the only change). The
+# question: does the copying circuit then form early, and on every seed? Every builtin-v1 run so far (seeds 0, 1, 2,
+# and seed 0 on a second host) was still above 1.68 eval loss at step 1,000 and formed the circuit between steps
+# 1,000 and 2,000, or later; before it forms no head attends to the previous token (a 4,000-step builtin-v1s
+# checkpoint: at most 0.13 of a head's attention; the shipped model: 0.74 in block 1). Decided before it ran: it
+# answers yes if the eval loss at step 1,000 is below 1.2 on each of seeds 0, 1 and 2. Measured (2026-12-01, seed 0,
+# stopped at step 1,600): 1.55 at step 1,000, 1.31 at 1,600 (earlier runs 1.68-1.76 and 1.36-1.57), the wired heads
+# kept about half their pattern, no circuit yet: no. docs/training_log.md.
+RECIPES["builtin-v1p"] = replace(RECIPES["builtin-v1"], wired=True)
 
 
 # The built-in model's recipe under its public name (`minichat train --preset builtin`): builtin-v2z, whose chain of
@@ -244,6 +270,9 @@ def run_recipe(name: str, out_dir: str | Path, *, resume: bool = False, steps: i
     # the eval loss stays on the assistant's tokens only, whatever the prompt weight, so runs compare
     eval_batches = chat_batches(tok, heldout, config.batch_size, config.seq_len, seed=config.seed + 1)
     model = init_model(config)
+    if recipe.wired and start is None:
+        wire_previous_token_head(model.params, config.model, np.random.default_rng([config.seed, 3]))
+        say("block 0: a previous-token head wired in (minichat/train/wiring.py)")
     if start is not None:
         small = start.config.replace(n_ctx=config.model.n_ctx)
         if small.replace(n_layer=config.model.n_layer) != config.model or small.n_layer > config.model.n_layer:

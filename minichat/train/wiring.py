@@ -1,0 +1,62 @@
+"""A previous-token head wired in at initialisation, so the copying circuit need not wait for one to form.
+
+Copying a value from the prompt ("Repeat exactly: 4417" -> "4417") is done by an induction circuit (Olsson et al.
+2022, "In-context Learning and Induction Heads"): a *previous-token head* writes, at each position, which token came
+just before it; a later *induction head* then looks for the earlier position whose previous token is the current
+token, and copies what stands there. Trained from random weights, the built-in model sits on a plateau until the
+previous-token head forms (docs/training_log.md: between steps 1,000 and 2,000, later on some seeds; before it,
+no head of a 4,000-step checkpoint put more than 0.13 of its attention on the previous token).
+
+A previous-token head needs a score that depends on the distance between query and key, not on the tokens. With
+RoPE, q.k of a query at position m and a key at n is, pair of dimensions by pair, |q_i||k_i| cos(theta_i (m - n) +
+phase_i), so constant q and k with phase_i = -theta_i score distance 1 highest. A constant q needs a direction that
+every token's embedding shares; random embeddings have none (trained ones do: the shipped model's rows have a median
+cosine of 0.78 with their mean). So:
+
+    1. every row of wte gets the same vector c u added (u a random unit vector, |c u| as long as a random row):
+       with tied embeddings this adds the same number to every logit, which softmax ignores
+    2. in block 0, the query heads of key/value head 0 get q = A (cos theta_i, -sin theta_i) and that key head
+       k = A (1, 0) in the `pairs` fastest-turning pairs (rotate-half layout, layers.apply_rope), as rank-1 terms
+       u (x) q / g in c_attn (g: the mean of norm(row) . u, so a normalised embedding gives q)
+
+With 16 pairs and A = 4 the head puts about 0.81 of its attention on the previous token at any position (0.19 on the
+token itself and the one before the previous; not saturated, so gradients still flow through it). Everything else
+keeps its random initial value; training may reshape or discard the head.
+
+What it leaves out: wiring the induction head itself (its keys must learn what the previous-token head writes),
+learned or sinusoidal positions (GPT-2), and keys shared differently than HF's repeat_kv order.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from minichat.config import ModelConfig
+
+
+def wire_previous_token_head(params: dict[str, np.ndarray], config: ModelConfig, rng: np.random.Generator, *,
+                             pairs: int | None = None, amplitude: float = 4.0) -> np.ndarray:
+    """Change freshly initialised `params` in place as the module docstring says; returns the shared direction u.
+    pairs: how many of the fastest-turning RoPE pairs carry the pattern (default 16, at most head_dim / 2)."""
+    if config.positions != "rope" or config.norm != "rmsnorm":
+        raise ValueError(f"the wiring needs RoPE and RMSNorm (a Llama-family model), not positions="
+                         f"{config.positions!r}, norm={config.norm!r}")
+    D, H, K = config.head_dim, config.n_head, config.n_kv_head
+    pairs = min(16, D // 2) if pairs is None else pairs
+    if not 1 <= pairs <= D // 2:
+        raise ValueError(f"pairs must be 1..{D // 2} (head_dim / 2), not {pairs}")
+    wte = params["wte"]
+    u = rng.standard_normal(wte.shape[1]).astype(np.float32)
+    u /= np.linalg.norm(u)
+    wte += np.float32(np.linalg.norm(wte, axis=1).mean()) * u  # 1. the shared direction, as long as a random row
+
+    normed = wte / np.sqrt((wte * wte).mean(axis=1, keepdims=True) + np.float32(config.norm_eps))
+    g = np.float32((normed @ u).mean())  # what an embedding, RMS-normalised by block 0's ln_1, reads along u
+    theta = config.rope_theta ** (-np.arange(pairs, dtype=np.float64) * 2 / D)  # the fastest-turning pairs
+    q, k = np.zeros(D, np.float32), np.zeros(D, np.float32)
+    q[:pairs], q[D // 2:D // 2 + pairs] = amplitude * np.cos(theta), -amplitude * np.sin(theta)  # phase -theta
+    k[:pairs] = amplitude
+    w = params["h.0.attn.c_attn.weight"]  # (C, (H + 2K) D): query heads, then key heads, then value heads
+    for h in range(H // K):  # the query heads that read key/value head 0 (h // (H / K) == 0)
+        w[:, h * D:(h + 1) * D] += np.outer(u, q) / g
+    w[:, H * D:(H + 1) * D] += np.outer(u, k) / g
+    return u
