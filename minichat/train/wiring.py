@@ -4,8 +4,10 @@ Copying a value from the prompt ("Repeat exactly: 4417" -> "4417") is done by an
 2022, "In-context Learning and Induction Heads"): a *previous-token head* writes, at each position, which token came
 just before it; a later *induction head* then looks for the earlier position whose previous token is the current
 token, and copies what stands there. Trained from random weights, the built-in model sits on a plateau until the
-previous-token head forms (docs/training_log.md: between steps 1,000 and 2,000, later on some seeds; before it,
-no head of a 4,000-step checkpoint put more than 0.13 of its attention on the previous token).
+circuit forms (docs/training_log.md: between steps 1,000 and 2,000, later on some seeds; before it, no head of a
+4,000-step checkpoint put more than 0.13 of its attention on the previous token). Wiring the first half in did not
+end the plateau: it ran about 200 steps ahead of unwired runs, and the second half still had to be found by
+training (docs/training_log.md, 2026-12-01, fourth session).
 
 A previous-token head needs a score that depends on the distance between query and key, not on the tokens. With
 RoPE, q.k of a query at position m and a key at n is, pair of dimensions by pair, |q_i||k_i| cos(theta_i (m - n) +
@@ -19,9 +21,10 @@ cosine of 0.78 with their mean). So:
        k = A (1, 0) in the `pairs` fastest-turning pairs (rotate-half layout, layers.apply_rope), as rank-1 terms
        u (x) q / g in c_attn (g: the mean of norm(row) . u, so a normalised embedding gives q)
 
-With 16 pairs and A = 4 the head puts about 0.81 of its attention on the previous token at any position (0.19 on the
-token itself and the one before the previous; not saturated, so gradients still flow through it). Everything else
-keeps its random initial value; training may reshape or discard the head.
+With 16 pairs and A = 4, and q and k exactly these constants, the head would put 0.81 of its attention on the
+previous token at any position (0.19 on the token itself and the one before the previous; not saturated, so
+gradients still flow through it); the random weights beside the wired terms make it 0.68 at the built-in size.
+Everything else keeps its random initial value; training may reshape or discard the head.
 
 What it leaves out: wiring the induction head itself (its keys must learn what the previous-token head writes),
 learned or sinusoidal positions (GPT-2), and keys shared differently than HF's repeat_kv order.
