@@ -37,7 +37,6 @@ def test_scores_follow_the_rope_closed_form():
     np.testing.assert_allclose(params["wte"], np.broadcast_to(row + np.linalg.norm(row) * u, params["wte"].shape),
                                rtol=1e-5, atol=1e-6)  # the shared vector, as long as a row
     _, att = Transformer(SMALL, params).forward(np.arange(40)[None] % SMALL.vocab_size, return_attention=True)
-    D = SMALL.head_dim
     theta = SMALL.rope_theta ** (-np.arange(8) * 2 / D)
     for m in (1, 5, 39):
         dist = m - np.arange(m + 1)  # keys 0..m
