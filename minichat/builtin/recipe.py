@@ -32,7 +32,7 @@ from minichat.config import TRAIN_PRESETS, TrainConfig
 from minichat.model.checkpoint import load_checkpoint, save_checkpoint
 from minichat.train.grow import deepen, placement
 from minichat.train.trainer import TrainResult, init_model, train_model
-from minichat.train.wiring import wire_previous_token_head
+from minichat.train.wiring import wire_induction_head, wire_previous_token_head
 
 ASSET_MODEL = Path(__file__).resolve().parent.parent / "assets" / "model"
 
@@ -53,7 +53,8 @@ class Recipe:
     corpus_start: int = 0  # v2: train on conversations corpus_start.. of the training split (fresh ones after start's)
     tool_listing: str = "full"  # v2: how the system prompt lists tools ("full" JSON or "compact" signature lines); the
     #                             model folder's metadata says so, and the chat session then writes that form
-    wired: bool = False  # from scratch: a previous-token head wired into block 0 at initialisation (train/wiring.py)
+    wired: str = ""  # from scratch: wired in at initialisation (train/wiring.py): "previous-token" (a head in block
+    #                  0) or "induction" (that head, plus an induction head in block 1 that reads it)
     prompt_weight: float = 0.0  # the loss weight of the user's and the tools' text (the assistant's is 1): 0 trains
     #                             only on what the assistant writes; > 0 also on predicting what it reads
 
@@ -204,7 +205,16 @@ RECIPES["builtin-v1s"] = replace(RECIPES["builtin-v1"], train=replace(
 # answers yes if the eval loss at step 1,000 is below 1.2 on each of seeds 0, 1 and 2. Measured (2026-12-01, seed 0,
 # stopped at step 1,600): 1.55 at step 1,000, 1.31 at 1,600 (earlier runs 1.68-1.76 and 1.36-1.57), the wired heads
 # kept about half their pattern, no circuit yet: no. docs/training_log.md.
-RECIPES["builtin-v1p"] = replace(RECIPES["builtin-v1"], wired=True)
+RECIPES["builtin-v1p"] = replace(RECIPES["builtin-v1"], wired="previous-token")
+
+
+# builtin-v1p's question again with the whole circuit wired in: the previous-token head plus an induction head in
+# block 1 that reads what it writes and copies the token found (train/wiring.py; at step 0 the model predicts about
+# 15 % of a random token string's second copy). v1p's wired heads lost half their pattern in the first 400 steps:
+# a head nothing reads lowers no loss. This one lowers the loss of every copied token from step 0, so training has a
+# reason to keep and sharpen both halves. Decided before it ran, the same rule as v1p: yes if the eval loss at step
+# 1,000 is below 1.2 on each of seeds 0, 1 and 2.
+RECIPES["builtin-v1i"] = replace(RECIPES["builtin-v1"], wired="induction")
 
 
 # The built-in model's recipe under its public name (`minichat train --preset builtin`): builtin-v2z, whose chain of
@@ -270,9 +280,14 @@ def run_recipe(name: str, out_dir: str | Path, *, resume: bool = False, steps: i
     # the eval loss stays on the assistant's tokens only, whatever the prompt weight, so runs compare
     eval_batches = chat_batches(tok, heldout, config.batch_size, config.seq_len, seed=config.seed + 1)
     model = init_model(config)
+    if recipe.wired not in ("", "previous-token", "induction"):
+        raise ValueError(f"recipe {name!r}: wired must be '', 'previous-token' or 'induction', not {recipe.wired!r}")
     if recipe.wired and start is None:
-        wire_previous_token_head(model.params, config.model, np.random.default_rng([config.seed, 3]))
+        u = wire_previous_token_head(model.params, config.model, np.random.default_rng([config.seed, 3]))
         say("block 0: a previous-token head wired in (minichat/train/wiring.py)")
+        if recipe.wired == "induction":
+            wire_induction_head(model.params, config.model, np.random.default_rng([config.seed, 4]), u)
+            say("block 1: an induction head wired in, reading it")
     if start is not None:
         small = start.config.replace(n_ctx=config.model.n_ctx)
         if small.replace(n_layer=config.model.n_layer) != config.model or small.n_layer > config.model.n_layer:
