@@ -7,7 +7,8 @@ token, and copies what stands there. Trained from random weights, the built-in m
 circuit forms (docs/training_log.md: between steps 1,000 and 2,000, later on some seeds; before it, no head of a
 4,000-step checkpoint put more than 0.13 of its attention on the previous token). Wiring the first half in did not
 end the plateau: it ran about 200 steps ahead of unwired runs, and the second half still had to be found by
-training (docs/training_log.md, 2026-12-01, fourth session).
+training (docs/training_log.md, 2026-12-01, fourth session). Wiring both halves did not either: training erased the
+circuit within 200 steps, and the loss ran behind unwired runs (the same log, fifth session).
 
 A previous-token head needs a score that depends on the distance between query and key, not on the tokens. With
 RoPE, q.k of a query at position m and a key at n is, pair of dimensions by pair, |q_i||k_i| cos(theta_i (m - n) +
@@ -40,7 +41,9 @@ Everything else keeps its random initial value; training may reshape or discard 
 All of that replaces the random values of just those columns and rows. On random tokens written twice, the built-in
 size then predicts about 15 % of the second copy's tokens right at step 0 (unwired: 0 %); block 1's head puts about
 0.3 of its attention on the right position. Not more: a match is read through 24 dimensions, so the score of a
-random key has a standard deviation about half the match's.
+random key has a standard deviation about half the match's. In training (builtin-v1i) none of it survives the first
+200 steps, even with the wired entries held fixed: the wired signals have the size of an initial embedding, and
+AdamW at 3e-3 grows the rest of the residual stream past them, so after the norms they shrink to noise.
 
 What it leaves out: learned or sinusoidal positions (GPT-2), and keys shared differently than HF's repeat_kv order.
 """
