@@ -107,6 +107,8 @@ class ModelConfig(_Config):
     mlp: str = "gelu"  # "gelu": c_proj(gelu_tanh(c_fc x)); "swiglu": c_proj(silu(c_gate x) * c_fc x)
     bias: bool = True  # every linear layer (and LayerNorm) has a bias vector (GPT-2) or none (Llama)
     tie_embeddings: bool = True  # the output head reuses wte (logits = x @ wte.T) instead of its own lm_head
+    smear_keys: bool = False  # each key also carries the key before it (Olsson et al. 2022; layers.smear_keys): an
+    #                           experiment of the built-in model's recipes, in no published checkpoint
 
     def __post_init__(self) -> None:
         # Resolve the derived defaults first (frozen: go through object.__setattr__), then validate everything.
@@ -134,6 +136,8 @@ class ModelConfig(_Config):
                              f"(got {self.n_embd})")
         for name in ("rope_theta", "norm_eps"):
             self._set(name, _number("ModelConfig", name, getattr(self, name), lo=0.0, lo_open=True))
+        if not isinstance(self.smear_keys, bool):
+            raise ValueError(f"ModelConfig.smear_keys must be true or false, not {self.smear_keys!r}")
 
     @property
     def n_group(self) -> int:

@@ -70,6 +70,9 @@ def torch_model_loss(torch, config: ModelConfig, tp: dict, ids, targets, mask):
         q = qkv[..., :H * D].reshape(B, T, H, D).transpose(1, 2)
         k = qkv[..., H * D:(H + K) * D].reshape(B, T, K, D).transpose(1, 2)
         v = qkv[..., (H + K) * D:].reshape(B, T, K, D).transpose(1, 2)
+        if c.smear_keys:  # mixed in before the rotation (minichat smears rotated keys, turning the earlier one on)
+            s = torch.sigmoid(tp[p + "attn.smear"])[None, :, None, None]
+            k = s * k + (1 - s) * F.pad(k, (0, 0, 1, 0))[:, :, :-1]
         if c.positions == "rope":
             q, k = rot(q), rot(k)
         a = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=K != H)

@@ -322,6 +322,9 @@ CONFIGS = {
                                           positions="sinusoidal", bias=False, tie_embeddings=False),
     "swiglu-bias-layernorm": ModelConfig(vocab_size=61, n_ctx=24, n_embd=16, n_layer=1, n_head=2, mlp="swiglu",
                                          n_inner=20, positions="rope"),
+    "llama-gqa-smeared": ModelConfig.llama(vocab_size=61, n_ctx=24, n_embd=16, n_layer=2, n_head=4, n_kv_head=2,
+                                           n_inner=24, rope_theta=50.0, smear_keys=True),
+    "gpt2-smeared": ModelConfig.gpt2(vocab_size=61, n_ctx=24, n_embd=16, n_layer=2, n_head=4, smear_keys=True),
 }
 
 
@@ -330,7 +333,7 @@ def random_model(config: ModelConfig, seed: int = 0) -> Transformer:
     rng = np.random.default_rng(seed)
     params = init_params(config, rng, std=0.3)
     for name, p in params.items():
-        if ".ln_" in name or name.startswith("ln_") or name.endswith("bias"):
+        if ".ln_" in name or name.startswith("ln_") or name.endswith("bias") or name.endswith("smear"):
             p += rng.standard_normal(p.shape).astype(np.float32) * np.float32(0.3)
     return Transformer(config, params)
 
@@ -368,7 +371,7 @@ def test_loss_and_every_gradient_match_torch(name, use_numba):
         np.testing.assert_allclose(g, expected, rtol=1e-4, atol=1e-4 * scale, err_msg=n)
 
 
-@pytest.mark.parametrize("name", ["gpt2", "llama-gqa"])
+@pytest.mark.parametrize("name", ["gpt2", "llama-gqa", "llama-gqa-smeared", "gpt2-smeared"])
 def test_training_forward_equals_the_inference_forward(name):
     config = CONFIGS[name]
     model = random_model(config)

@@ -158,6 +158,7 @@ for _name in ("builtin-v2zz", "builtin-v2zh", "builtin-v2zp"):
 KNOWN_OVERLAPS["builtin-v1s"] = KNOWN_OVERLAPS["builtin-v1"]  # builtin-v1's corpus in smaller batches
 KNOWN_OVERLAPS["builtin-v1p"] = KNOWN_OVERLAPS["builtin-v1"]  # builtin-v1's corpus, a wired start
 KNOWN_OVERLAPS["builtin-v1i"] = KNOWN_OVERLAPS["builtin-v1"]  # builtin-v1's corpus, a wired start
+KNOWN_OVERLAPS["builtin-v1k"] = KNOWN_OVERLAPS["builtin-v1"]  # builtin-v1's corpus, smeared keys
 KNOWN_OVERLAPS["builtin"] = KNOWN_OVERLAPS["builtin-v2z"]  # the built-in model's recipe under its public name
 SHORT = 3  # prompts of at most this many words ("hi", "thanks!", "who are you?") are in any chat corpus: exempt
 

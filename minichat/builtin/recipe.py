@@ -219,6 +219,16 @@ RECIPES["builtin-v1p"] = replace(RECIPES["builtin-v1"], wired="previous-token")
 RECIPES["builtin-v1i"] = replace(RECIPES["builtin-v1"], wired="induction")
 
 
+# builtin-v1 on a model whose keys are smeared (ModelConfig.smear_keys, layers.smear_keys; Olsson et al. 2022): each
+# key is a k_s + (1 - a) k_{s-1} with a learned per key head, so one head can match "the token before this key" to
+# the query's token, the step that otherwise waits for a previous-token head in an earlier block. Olsson et al. saw
+# induction heads form in one-layer models with smeared keys, and earlier. The only change; the model it makes is a
+# minichat checkpoint only (no HF or GGUF form). Decided before it ran, the same rule as v1p and v1i: yes if the eval
+# loss at step 1,000 is below 1.2 on each of seeds 0, 1 and 2.
+RECIPES["builtin-v1k"] = replace(RECIPES["builtin-v1"], train=replace(
+    RECIPES["builtin-v1"].train, model=RECIPES["builtin-v1"].train.model.replace(smear_keys=True)))
+
+
 # The built-in model's recipe under its public name (`minichat train --preset builtin`): builtin-v2z, whose chain of
 # starts is builtin-v2y, builtin-v2x, builtin-v2w, builtin-v1, so a run from nothing trains all five (out/start/...
 # /start for v1, ..., out for v2z): about 100 minutes on two cores (40 + 18 + 3 x 14, 2026-12-01).

@@ -66,6 +66,9 @@ def chat_template(model: Transformer, tokenizer: Tokenizer | None) -> str | None
 
 def _family(model: Transformer) -> str:
     c = model.config
+    if c.smear_keys:
+        raise ValueError("this model smears its keys (ModelConfig.smear_keys), which neither Hugging Face's Llama/GPT-2 "
+                         "nor GGUF can express; it stays a minichat checkpoint")
     if (c.positions, c.norm, c.mlp, c.bias) == ("rope", "rmsnorm", "swiglu", False):
         return "llama"
     if (c.positions, c.norm, c.mlp, c.bias) == ("learned", "layernorm", "gelu", True):

@@ -71,6 +71,25 @@ def apply_rope(x: np.ndarray, cos: np.ndarray, sin: np.ndarray) -> np.ndarray:  
     return np.concatenate([a * c - b * s, b * c + a * s], axis=-1)  # (B, H, T, D)
 
 
+def smear_keys(k: np.ndarray, alpha: np.ndarray, cos1: np.ndarray | None = None,
+               sin1: np.ndarray | None = None) -> np.ndarray:  # (B, K, S, D), (K,) -> (B, K, S, D)
+    """Smeared keys (Olsson et al. 2022, "In-context Learning and Induction Heads"): key s becomes a k_s +
+    (1 - a) k_{s-1}, with a = sigmoid(alpha) learned per key head. A key then also carries the token before it, so a
+    single head can find "the position after an earlier copy of this token", the step an induction head otherwise
+    needs a previous-token head in an earlier layer for.
+
+    k: keys already rotated by RoPE (or unrotated for other positions), positions 0..S-1 of each row. cos1, sin1:
+    (D/2,) the RoPE angle of one position; k_{s-1} is rotated one position further, so both terms sit at position s
+    and q.k still depends on distance only. The first key has no predecessor: zeros stand for it.
+    """
+    a = (1.0 / (1.0 + np.exp(-alpha))).astype(k.dtype)[None, :, None, None]  # (1, K, 1, 1)
+    prev = np.zeros_like(k)
+    prev[:, :, 1:] = k[:, :, :-1]  # (B, K, S, D): the key one position back
+    if cos1 is not None:
+        prev = apply_rope(prev, cos1[None, None], sin1[None, None])  # turned on by one position's angle
+    return a * k + (1 - a) * prev
+
+
 # -- norms -----------------------------------------------------------------------------------------------------------
 
 def layer_norm(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, eps: float = 1e-5) -> np.ndarray:  # (..., C) -> (..., C)

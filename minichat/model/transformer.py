@@ -37,7 +37,7 @@ from minichat.model.kv_cache import KVCache
 # The tensors of one block, as named in the parameter dict after the "h.{i}." prefix (the optional ones may be absent).
 BLOCK_TENSORS = ("ln_1.weight", "ln_1.bias", "ln_2.weight", "ln_2.bias", "attn.c_attn.weight", "attn.c_attn.bias",
                  "attn.c_proj.weight", "attn.c_proj.bias", "mlp.c_gate.weight", "mlp.c_gate.bias", "mlp.c_fc.weight",
-                 "mlp.c_fc.bias", "mlp.c_proj.weight", "mlp.c_proj.bias")
+                 "mlp.c_fc.bias", "mlp.c_proj.weight", "mlp.c_proj.bias", "attn.smear")
 
 
 def param_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
@@ -55,6 +55,8 @@ def param_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
             shapes.update({f"{p}{ln}.{n}": (C,) for n in norm_names})
         shapes[p + "attn.c_attn.weight"] = (C, qkv)
         shapes[p + "attn.c_proj.weight"] = (c.n_head * D, C)
+        if c.smear_keys:
+            shapes[p + "attn.smear"] = (c.n_kv_head,)  # per key head, the logit of the current key's share
         if c.mlp == "swiglu":
             shapes[p + "mlp.c_gate.weight"] = (C, F)
         shapes[p + "mlp.c_fc.weight"] = (C, F)
@@ -77,7 +79,7 @@ def init_params(config: ModelConfig, rng: np.random.Generator, std: float = 0.02
     for name, shape in param_shapes(config).items():
         if ".ln_" in name or name.startswith("ln_"):
             params[name] = (np.ones if name.endswith("weight") else np.zeros)(shape, dtype=np.float32)
-        elif name.endswith("bias"):
+        elif name.endswith("bias") or name.endswith("attn.smear"):  # smear 0: each key half its own, half the last
             params[name] = np.zeros(shape, dtype=np.float32)
         else:
             scale = std / np.sqrt(2 * config.n_layer) if name.endswith("c_proj.weight") else std
@@ -119,6 +121,9 @@ class Transformer:
         self._head = params["wte"] if c.tie_embeddings else params["lm_head"]  # (V, C)
         self._sinusoids = layers.sinusoidal_table(c.n_ctx, c.n_embd) if c.positions == "sinusoidal" else None
         self._rope = layers.rope_tables(c.n_ctx, c.head_dim, c.rope_theta) if c.positions == "rope" else None
+        self._turn1 = (None, None)  # the RoPE angle of one position (cos, sin), for smeared keys
+        if self._rope is not None:
+            self._turn1 = tuple(t[1] for t in layers.rope_tables(2, c.head_dim, c.rope_theta))
 
     def __repr__(self) -> str:
         return f"Transformer({self.config.family}, {self.n_params / 1e6:.1f}M parameters, {self.config})"
@@ -192,6 +197,8 @@ class Transformer:
             if cache is not None:  # keep the new keys and values; attend over everything kept
                 cache.store(i, k, v, n_new)
                 k, v = cache.keys(i, mask.shape[-1]), cache.values(i, mask.shape[-1])  # (B, K, S, D) views
+            if c.smear_keys:  # from the kept keys each time, so the cache holds plain keys and crop/fork just work
+                k = layers.smear_keys(k, w["attn.smear"], *self._turn1)  # (B, K, S, D)
             a, probs = layers.attention(q, k, v, mask, return_probs=True)  # (B, H, T, D), (B, H, T, S)
             x = x + ops.linear(layers.merge_heads(a), w["attn.c_proj.weight"], w["attn.c_proj.bias"])  # (B, T, C)
             # MLP: each token on its own

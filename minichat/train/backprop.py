@@ -86,6 +86,9 @@ def forward_tape(model: Transformer, ids: np.ndarray):  # (B, T) int -> (B, T, C
         cos, sin = (a.astype(x.dtype) for a in layers.rope_tables(T, D, c.rope_theta))  # (T, D/2) each
         # keys: one angle per position (1, T, D/2); query rows t * G + g: each angle repeated G times (1, T*G, D/2)
         rope = (cos[None], sin[None], np.repeat(cos, n_group, axis=0)[None], np.repeat(sin, n_group, axis=0)[None])
+    turn1 = (None, None) if rope is None else (cos[1], sin[1])  # one position's angle, for smeared keys
+    if rope is not None and T < 2:
+        turn1 = tuple(t[1] for t in layers.rope_tables(2, D, c.rope_theta))
     blocks = []
     for i in range(c.n_layer):
         w = lambda name: p.get(f"h.{i}.{name}")  # noqa: E731  (a short local accessor)
@@ -95,6 +98,9 @@ def forward_tape(model: Transformer, ids: np.ndarray):  # (B, T) int -> (B, T, C
         q, k, v = A.split_heads(qkv, H, K, D)  # (B, K, T*G, D) rows t * G + g, (B, K, T, D), (B, K, T, D)
         if rope is not None:
             q, k = ops.apply_rope(q, *rope[2:]), ops.apply_rope(k, *rope[:2])  # rotated copies
+        if c.smear_keys:  # each key also carries the one before it (layers.smear_keys)
+            tape["plain_k"] = k
+            k = layers.smear_keys(k, w("attn.smear"), *turn1)  # (B, K, T, D)
         a, probs = A.attention_forward(q, k, v, n_group, model.use_numba)  # (B, K, T*G, D)
         a = A.rows_to_tokens(a, H)  # (B, T, H*D)
         tape["attn"], tape["h_1"], tape["a"] = (q, k, v, probs), h, a
@@ -110,7 +116,7 @@ def forward_tape(model: Transformer, ids: np.ndarray):  # (B, T) int -> (B, T, C
         x = x + m  # (B, T, C)
         blocks.append(tape)
     h, ln_f = _norm_forward(ops, c, x, p["ln_f.weight"], p.get("ln_f.bias"))  # (B, T, C)
-    return h, {"ids": ids, "rope": rope, "blocks": blocks, "ln_f": ln_f}
+    return h, {"ids": ids, "rope": rope, "turn1": turn1, "blocks": blocks, "ln_f": ln_f}
 
 
 def head_loss(model: Transformer, h: np.ndarray, targets: np.ndarray, weights: np.ndarray,
@@ -171,6 +177,8 @@ def backward_tape(model: Transformer, tape, dh: np.ndarray, dhead: np.ndarray) -
             g[pre + "attn.c_proj.bias"] = db
         da = A.tokens_to_rows(da, K, D)  # (B, K, T*G, D)
         dq, dk, dv = A.attention_backward(da, *t["attn"], H // K, model.use_numba)  # rows, (B, K, T, D) x2
+        if c.smear_keys:
+            dk, g[pre + "attn.smear"] = G.smear_keys_backward(dk, t["plain_k"], p[pre + "attn.smear"], *tape["turn1"])
         if tape["rope"] is not None:
             dq, dk = ops.rope_backward(dq, *tape["rope"][2:]), ops.rope_backward(dk, *tape["rope"][:2])
         dqkv = A.merge_heads(dq, dk, dv, H)  # (B, T, (H + 2K) D)

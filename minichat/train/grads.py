@@ -234,3 +234,22 @@ def cross_entropy(logits: np.ndarray, targets: np.ndarray, weights: np.ndarray, 
     dlogits = e * (scale / z)  # (N, V): w p / n
     dlogits[rows, targets] -= scale[:, 0]  # minus w / n at the target
     return loss, dlogits
+
+
+def smear_keys_backward(dy: np.ndarray, k: np.ndarray, alpha: np.ndarray, cos1: np.ndarray | None = None,
+                        sin1: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:  # -> dk (B,K,S,D), dalpha (K,)
+    """Forward: `layers.smear_keys`, y_s = a k_s + (1 - a) P k_{s-1}, a = sigmoid(alpha), P a fixed rotation by one
+    position's angle. So dk_s = a dy_s + (1 - a) P^T dy_{s+1} (P^T turns back by the same angle; the last key
+    feeds no later one), and dalpha = sum over rows, positions and dims of dy (k_s - P k_{s-1}) a (1 - a)."""
+    a = (1.0 / (1.0 + np.exp(-alpha))).astype(k.dtype)  # (K,)
+    prev = np.zeros_like(k)
+    prev[:, :, 1:] = k[:, :, :-1]
+    back = np.zeros_like(dy)
+    back[:, :, :-1] = dy[:, :, 1:]  # what key s receives through key s+1
+    if cos1 is not None:
+        prev = layers.apply_rope(prev, cos1[None, None], sin1[None, None])
+        back = layers.apply_rope(back, cos1[None, None], -sin1[None, None])
+    ak = a[None, :, None, None]
+    dk = ak * dy + (1 - ak) * back
+    dalpha = ((dy * (k - prev)).sum(axis=(0, 2, 3), dtype=np.float64) * (a * (1 - a))).astype(alpha.dtype)
+    return dk, dalpha

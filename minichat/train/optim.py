@@ -73,10 +73,10 @@ def clip_grad_norm(grads: Mapping[str, np.ndarray], max_norm: float) -> float:
 
 def decays(name: str, config: TrainConfig) -> bool:
     """Whether parameter `name` gets weight decay: matrices inside the blocks always; embeddings and the untied head
-    only with `decay_embeddings`; norm gains and biases only with `decay_norms_and_biases`."""
+    only with `decay_embeddings`; norm gains, biases and smear logits only with `decay_norms_and_biases`."""
     if name in ("wte", "wpe", "lm_head"):
         return config.decay_embeddings
-    if name.endswith(".bias") or ".ln_" in name or name.startswith("ln_"):
+    if name.endswith(".bias") or ".ln_" in name or name.startswith("ln_") or name.endswith(".smear"):
         return config.decay_norms_and_biases
     return True
 
