@@ -70,7 +70,7 @@ def wire_previous_token_head(params: dict[str, np.ndarray], config: ModelConfig,
     u /= np.linalg.norm(u)
     wte += np.float32(np.linalg.norm(wte, axis=1).mean()) * u  # 1. the shared direction, as long as a random row
 
-    normed = wte / np.sqrt((wte * wte).mean(axis=1, keepdims=True) + np.float32(config.norm_eps))
+    normed = _unit_rows_norm(wte, config.norm_eps)
     g = np.float32((normed @ u).mean())  # what an embedding, RMS-normalised by block 0's ln_1, reads along u
     theta = config.rope_theta ** (-np.arange(pairs, dtype=np.float64) * 2 / D)  # the fastest-turning pairs
     q, k = np.zeros(D, np.float32), np.zeros(D, np.float32)
