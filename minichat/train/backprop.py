@@ -86,9 +86,8 @@ def forward_tape(model: Transformer, ids: np.ndarray):  # (B, T) int -> (B, T, C
         cos, sin = (a.astype(x.dtype) for a in layers.rope_tables(T, D, c.rope_theta))  # (T, D/2) each
         # keys: one angle per position (1, T, D/2); query rows t * G + g: each angle repeated G times (1, T*G, D/2)
         rope = (cos[None], sin[None], np.repeat(cos, n_group, axis=0)[None], np.repeat(sin, n_group, axis=0)[None])
-    turn1 = (None, None) if rope is None else (cos[1], sin[1])  # one position's angle, for smeared keys
-    if rope is not None and T < 2:
-        turn1 = tuple(t[1] for t in layers.rope_tables(2, D, c.rope_theta))
+    # one position's angle (cos, sin), for smeared keys; the table of 2 positions, so rows of 1 token have it too
+    turn1 = (None, None) if rope is None else tuple(t[1] for t in layers.rope_tables(2, D, c.rope_theta))
     blocks = []
     for i in range(c.n_layer):
         w = lambda name: p.get(f"h.{i}.{name}")  # noqa: E731  (a short local accessor)
