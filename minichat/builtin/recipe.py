@@ -16,6 +16,7 @@ seeds, the trainer restores its step, optimizer and batch position. What it leav
 """
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 import time
@@ -31,7 +32,8 @@ from minichat.builtin.data import Curriculum, chat_batches, train_chat_tokenizer
 from minichat.config import TRAIN_PRESETS, TrainConfig
 from minichat.model.checkpoint import load_checkpoint, save_checkpoint
 from minichat.train.grow import deepen, placement
-from minichat.train.trainer import TrainResult, init_model, train_model
+from minichat.train.scaffold import hold_smear_floor, smear_floor, unsmear
+from minichat.train.trainer import TrainResult, evaluate_loss, init_model, train_model
 from minichat.train.wiring import wire_induction_head, wire_previous_token_head
 
 ASSET_MODEL = Path(__file__).resolve().parent.parent / "assets" / "model"
@@ -55,6 +57,8 @@ class Recipe:
     #                             model folder's metadata says so, and the chat session then writes that form
     wired: str = ""  # from scratch: wired in at initialisation (train/wiring.py): "previous-token" (a head in block
     #                  0) or "induction" (that head, plus an induction head in block 1 that reads it)
+    unsmear_steps: int = 0  # a model with smeared keys: take them away over this stage's first unsmear_steps steps
+    #                         (train/scaffold.py); the model it saves is then an ordinary one
     prompt_weight: float = 0.0  # the loss weight of the user's and the tools' text (the assistant's is 1): 0 trains
     #                             only on what the assistant writes; > 0 also on predicting what it reads
 
@@ -230,6 +234,24 @@ RECIPES["builtin-v1i"] = replace(RECIPES["builtin-v1"], wired="induction")
 RECIPES["builtin-v1k"] = replace(RECIPES["builtin-v1"], train=replace(
     RECIPES["builtin-v1"].train, model=RECIPES["builtin-v1"].train.model.replace(smear_keys=True)))
 
+# builtin-v1k shortened to 1,200 steps (a third of builtin-v1's 3,800; the cosine schedule ends there), the first
+# stage of a smeared path: v1k's three seeds left the plateau between steps 400 and 800 and were at 0.44-0.59 eval
+# loss at 1,000 with the learning rate still high, so the stage's other 2,600 steps were mostly for a circuit that now
+# comes early. The v2 stages then continue it (builtin-v2wk, below).
+RECIPES["builtin-v1ks"] = replace(RECIPES["builtin-v1k"], train=replace(RECIPES["builtin-v1k"].train, steps=1200))
+
+# The rest of the smeared path: builtin-v2w's stage on builtin-v1ks's model, its keys still smeared for the copying
+# circuit but taken away over the first 800 of its 1,300 steps (Recipe.unsmear_steps, train/scaffold.py), so the
+# model it saves is an ordinary Llama one (HF and GGUF export, no extra pass over the cache); then the three rounds of
+# fresh conversations of v2x, v2y, v2z on it, unchanged. The question: does this path, shorter by v1's 2,600 steps,
+# make a model at least as good as the shipped one? Decided before it ran: the probe set's valid tool calls and the
+# generated held-out mean (9 lines) of builtin-v2xk (v1ks + v2wk + v2xk, two rounds fewer) against builtin-v2z's.
+RECIPES["builtin-v2wk"] = replace(RECIPES["builtin-v2w"], train=replace(RECIPES["builtin-v2w"].train, model=RECIPES[
+    "builtin-v2w"].train.model.replace(smear_keys=True)), start="builtin-v1ks", unsmear_steps=800)
+RECIPES["builtin-v2xk"] = replace(RECIPES["builtin-v2x"], start="builtin-v2wk")
+RECIPES["builtin-v2yk"] = replace(RECIPES["builtin-v2y"], start="builtin-v2xk")
+RECIPES["builtin-v2zk"] = replace(RECIPES["builtin-v2z"], start="builtin-v2yk")
+
 
 # The built-in model's recipe under its public name (`minichat train --preset builtin`): builtin-v2z, whose chain of
 # starts is builtin-v2y, builtin-v2x, builtin-v2w, builtin-v1, so a run from nothing trains all five (out/start/...
@@ -317,11 +339,26 @@ def run_recipe(name: str, out_dir: str | Path, *, resume: bool = False, steps: i
             np.copyto(p, weights[k])
     say(f"vocabulary {tok.n_vocab} ids; model {model.n_params / 1e6:.2f} M parameters; {config.steps} steps of "
         f"{config.batch_size * config.seq_len * config.grad_accum} tokens ({time.perf_counter() - t0:.1f}s)")
+    after_step = None
+    if recipe.unsmear_steps:
+        if not config.model.smear_keys or not 1 <= recipe.unsmear_steps <= config.steps:
+            raise ValueError(f"recipe {name!r}: unsmear_steps needs a model with smeared keys and 1..{config.steps} "
+                             f"steps, not {recipe.unsmear_steps!r} on smear_keys={config.model.smear_keys}")
+        def after_step(step: int, params: dict[str, np.ndarray]) -> None:
+            hold_smear_floor(params, smear_floor(step, recipe.unsmear_steps))
+
+        n = recipe.unsmear_steps
+        say(f"smeared keys taken away over the first {n} steps (train/scaffold.py)")
     meta = {"recipe": name, "seed": config.seed, "tool_listing": recipe.tool_listing}  # what the chat reads back
     result = train_model(model, batches, config, out, eval_batches=eval_batches, resume=resume, progress=say,
-                         tokenizer=tok, metadata=meta)
+                         tokenizer=tok, metadata=meta, after_step=after_step)
     if result.last_step == config.steps:
         final = out / "model"
+        if recipe.unsmear_steps:
+            rows = list(itertools.islice(chat_batches(tok, heldout, config.batch_size, config.seq_len,
+                                                      seed=config.seed + 1), config.eval_batches))
+            before, model = evaluate_loss(model, rows), unsmear(model)
+            say(f"smeared keys removed: eval loss {before:.4f} with them, {evaluate_loss(model, rows):.4f} without")
         save_checkpoint(final, model, tok, metadata=meta | {
             "steps": config.steps, "train_seconds": round(result.seconds, 1),
             "final_loss": result.losses[-1] if result.losses else None})

@@ -159,7 +159,8 @@ def _resume(out: Path, model: Transformer, opt: AdamW, batches: Any, config: Tra
 def train_model(model: Transformer, batches: Any, config: TrainConfig, out_dir: str | os.PathLike | None = None,
                 eval_batches: Iterable | None = None, resume: bool = False,
                 progress: Callable[[str], None] | None = print, tokenizer: Any = None,
-                until: int | None = None, metadata: dict[str, Any] | None = None) -> TrainResult:
+                until: int | None = None, metadata: dict[str, Any] | None = None,
+                after_step: Callable[[int, dict[str, np.ndarray]], Any] | None = None) -> TrainResult:
     """Train `model` in place on `batches` for `config.steps` optimiser steps (see the module docstring).
 
     batches: a Batches, or another iterator of (ids, targets, mask) batches ((B, T) each) with state() and
@@ -169,6 +170,8 @@ def train_model(model: Transformer, batches: Any, config: TrainConfig, out_dir: 
     (None: silent). tokenizer: saved into each checkpoint. until: stop after this step, as if interrupted (the
     schedule still runs to config.steps); for splitting a run in parts. metadata: JSON values written into each
     checkpoint's config.json beside the step (a recipe's name, so a checkpoint chats as that recipe's model).
+    after_step: called as after_step(step, model.params) after each optimiser step, to constrain the weights in place
+    (train/scaffold.py holds smear logits above a floor); it must depend on the step only, or resume is not exact.
     """
     if not (hasattr(batches, "state") and hasattr(batches, "restore") and hasattr(batches, "__next__")):
         raise TypeError(f"batches must be a resumable iterator (a Batches from text_batches or chat_batches, or one "
@@ -225,6 +228,8 @@ def train_model(model: Transformer, batches: Any, config: TrainConfig, out_dir: 
             lr = lr_at(step, config)
             updating = True  # a Ctrl-C in the middle of the update would leave half-updated weights
             opt.step(acc, lr)
+            if after_step is not None:  # a constraint on the weights, a function of the step (so resume stays exact)
+                after_step(step, model.params)
             updating = False
             batches_state = json.loads(json.dumps(batches.state()))  # a frozen copy
             result.losses.append(loss)
