@@ -244,8 +244,10 @@ RECIPES["builtin-v1ks"] = replace(RECIPES["builtin-v1k"], train=replace(RECIPES[
 # circuit but taken away over the first 800 of its 1,300 steps (Recipe.unsmear_steps, train/scaffold.py), so the
 # model it saves is an ordinary Llama one (HF and GGUF export, no extra pass over the cache); then the three rounds of
 # fresh conversations of v2x, v2y, v2z on it, unchanged. The question: does this path, shorter by v1's 2,600 steps,
-# make a model at least as good as the shipped one? Decided before it ran: the probe set's valid tool calls and the
-# generated held-out mean (9 lines) of builtin-v2xk (v1ks + v2wk + v2xk, two rounds fewer) against builtin-v2z's.
+# make a model at least as good as the shipped one? Decided before it ran (seed 0): builtin-v2zk replaces builtin-v2z
+# as the built-in model if its probe set's valid tool calls and its generated held-out mean (9 lines) are each at
+# least v2z's (45.7 %, 80.28). builtin-v2xk (two rounds fewer) is measured against the same bar on the way: if it
+# meets it, the path can end there.
 RECIPES["builtin-v2wk"] = replace(RECIPES["builtin-v2w"], train=replace(RECIPES["builtin-v2w"].train, model=RECIPES[
     "builtin-v2w"].train.model.replace(smear_keys=True)), start="builtin-v1ks", unsmear_steps=800)
 RECIPES["builtin-v2xk"] = replace(RECIPES["builtin-v2x"], start="builtin-v2wk")
