@@ -127,15 +127,18 @@ def test_a_recipe_trains_with_the_scaffold_and_saves_an_ordinary_model(tmp_path,
         rec.run_recipe("tiny-long", tmp_path / "c", steps=3, progress=None)
 
 
-def test_the_smeared_path_is_the_shipped_path_but_for_its_first_stage_and_the_scaffold():
+def test_the_smeared_paths_are_the_shipped_path_but_for_the_first_stage_the_smear_and_the_scaffold():
     from minichat.builtin import recipe as rec
 
     R = rec.RECIPES
     assert R["builtin-v1ks"].train.steps == 1200 and replace(R["builtin-v1ks"], train=replace(
         R["builtin-v1ks"].train, steps=3800)) == R["builtin-v1k"]
-    wk = R["builtin-v2wk"]
-    assert wk.start == "builtin-v1ks" and wk.unsmear_steps == 800 and wk.train.model.smear_keys
-    assert replace(wk, start="builtin-v1", unsmear_steps=0, train=replace(
-        wk.train, model=wk.train.model.replace(smear_keys=False))) == R["builtin-v2w"]
-    for k, prev in (("x", "w"), ("y", "x"), ("z", "y")):
-        assert replace(R[f"builtin-v2{k}k"], start=f"builtin-v2{prev}") == R[f"builtin-v2{k}"]
+    scaffold = R["builtin-v2wks"]
+    assert scaffold.start == "builtin-v1ks" and scaffold.unsmear_steps == 800 and scaffold.train.model.smear_keys
+    assert replace(scaffold, unsmear_steps=0) == R["builtin-v2wk"]
+    for k, prev in (("w", "1"), ("x", "w"), ("y", "x"), ("z", "y")):
+        smeared = R[f"builtin-v2{k}k"]
+        assert smeared.train.model.smear_keys and smeared.unsmear_steps == 0
+        assert replace(smeared, start=R[f"builtin-v2{k}"].start, train=replace(
+            smeared.train, model=smeared.train.model.replace(smear_keys=False))) == R[f"builtin-v2{k}"]
+        assert smeared.start == ("builtin-v1ks" if k == "w" else f"builtin-v2{prev}k")
