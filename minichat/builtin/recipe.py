@@ -352,13 +352,14 @@ def run_recipe(name: str, out_dir: str | Path, *, resume: bool = False, steps: i
         f"{config.batch_size * config.seq_len * config.grad_accum} tokens ({time.perf_counter() - t0:.1f}s)")
     after_step = None
     if recipe.unsmear_steps:
-        if not config.model.smear_keys or not 1 <= recipe.unsmear_steps <= config.steps:
-            raise ValueError(f"recipe {name!r}: unsmear_steps needs a model with smeared keys and 1..{config.steps} "
-                             f"steps, not {recipe.unsmear_steps!r} on smear_keys={config.model.smear_keys}")
-        def after_step(step: int, params: dict[str, np.ndarray]) -> None:
-            hold_smear_floor(params, smear_floor(step, recipe.unsmear_steps))
-
         n = recipe.unsmear_steps
+        if not config.model.smear_keys or not 1 <= n <= config.steps:
+            raise ValueError(f"recipe {name!r}: unsmear_steps needs a model with smeared keys and 1..{config.steps} "
+                             f"steps, not {n!r} on smear_keys={config.model.smear_keys}")
+
+        def after_step(step: int, params: dict[str, np.ndarray]) -> None:
+            hold_smear_floor(params, smear_floor(step, n))
+
         say(f"smeared keys taken away over the first {n} steps (train/scaffold.py)")
     meta = {"recipe": name, "seed": config.seed, "tool_listing": recipe.tool_listing}  # what the chat reads back
     result = train_model(model, batches, config, out, eval_batches=eval_batches, resume=resume, progress=say,

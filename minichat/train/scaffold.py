@@ -19,6 +19,10 @@ previous-token head in an earlier block: the circuit unsmeared models grow, now 
 `steps` the floor stays at the `tiny` cap's logit, where the previous key weighs 1e-4, and `unsmear` drops the
 tensors: the same function to about that weight, as an ordinary Llama model.
 
+Measured, it does not keep the circuit (docs/training_log.md, builtin-v2wks): the smeared first stage put its
+copying head in block 0, where no earlier block can hold a previous-token head, and once the cap bound, the loss
+went back up to the plateau's level. The mechanism is kept, with its tests, as the record of that try.
+
 What it leaves out: any other schedule (linear in the share is the simplest that starts non-binding and ends at 0),
 and smeared keys outside this trainer (the cap is applied by `train_model`'s `after_step` hook).
 """
