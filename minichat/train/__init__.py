@@ -9,6 +9,8 @@
     trainer.py      `train_model`: accumulation, progress, eval loss, log file, loss plot, exact-resume checkpoints
     data.py         token batches: plain-text windows, packing of (ids, mask) sequences, resumable Batches
     grow.py         a trained model made deeper by identity blocks (the same function, more layers to train)
+    wiring.py       a previous-token head (and an induction head reading it) wired into fresh weights
+    scaffold.py     smeared keys taken away during training: a rising floor on their logits, then dropped
 
 What it leaves out: what to train on. The built-in chat model's corpus, vocabulary, recipe and evaluation live in
 minichat/builtin, which uses this package; nothing here knows about chat messages.
