@@ -287,6 +287,10 @@ def run_recipe(name: str, out_dir: str | Path, *, resume: bool = False, steps: i
     recipe = RECIPES[name]
     if recipe.tool_listing != "full" and recipe.corpus != "v2":
         raise ValueError(f"recipe {name!r}: only the v2 corpus can list tools {recipe.tool_listing!r}")
+    n_steps = recipe.train.steps if steps is None else steps
+    if recipe.unsmear_steps and (not recipe.train.model.smear_keys or not 1 <= recipe.unsmear_steps <= n_steps):
+        raise ValueError(f"recipe {name!r}: unsmear_steps needs a model with smeared keys and 1..{n_steps} steps, "
+                         f"not {recipe.unsmear_steps!r} on smear_keys={recipe.train.model.smear_keys}")
     say = progress or (lambda line: None)
     out = Path(out_dir)
     start = None
@@ -314,7 +318,7 @@ def run_recipe(name: str, out_dir: str | Path, *, resume: bool = False, steps: i
     if start is None:  # listed: the names and places of the corpus, kept out of the vocabulary
         tok = train_chat_tokenizer(conversations, recipe.vocab_size, name=f"minichat-{name}", exclude=listed)
     config = replace(recipe.train, model=recipe.train.model.replace(vocab_size=tok.n_vocab),
-                     steps=recipe.train.steps if steps is None else steps,
+                     steps=n_steps,
                      seed=recipe.train.seed if seed is None else seed)
     batches = chat_batches(tok, conversations, config.batch_size, config.seq_len, seed=config.seed,
                            prompt_weight=recipe.prompt_weight)
@@ -355,10 +359,7 @@ def run_recipe(name: str, out_dir: str | Path, *, resume: bool = False, steps: i
         f"{config.batch_size * config.seq_len * config.grad_accum} tokens ({time.perf_counter() - t0:.1f}s)")
     after_step = None
     if recipe.unsmear_steps:
-        n = recipe.unsmear_steps
-        if not config.model.smear_keys or not 1 <= n <= config.steps:
-            raise ValueError(f"recipe {name!r}: unsmear_steps needs a model with smeared keys and 1..{config.steps} "
-                             f"steps, not {n!r} on smear_keys={config.model.smear_keys}")
+        n = recipe.unsmear_steps  # checked above, before the corpus is made
 
         def after_step(step: int, params: dict[str, np.ndarray]) -> None:
             hold_smear_floor(params, smear_floor(step, n))
