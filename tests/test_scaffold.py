@@ -142,3 +142,5 @@ def test_the_smeared_paths_are_the_shipped_path_but_for_the_first_stage_the_smea
         assert replace(smeared, start=R[f"builtin-v2{k}"].start, train=replace(
             smeared.train, model=smeared.train.model.replace(smear_keys=False))) == R[f"builtin-v2{k}"]
         assert smeared.start == ("builtin-v1ks" if k == "w" else f"builtin-v2{prev}k")
+    assert replace(R["builtin-v2wkf"], start="builtin-v1ks") == R["builtin-v2wk"]
+    assert R["builtin-v2wkf"].start == "builtin-v1k"

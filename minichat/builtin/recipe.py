@@ -265,6 +265,12 @@ for _stage, _start in (("x", "w"), ("y", "x"), ("z", "y")):
     _r = RECIPES[f"builtin-v2{_stage}"]
     RECIPES[f"builtin-v2{_stage}k"] = replace(_r, start=f"builtin-v2{_start}k", train=replace(
         _r.train, model=_r.train.model.replace(smear_keys=True)))
+# builtin-v2wk on builtin-v1k's model (the smeared first stage at v1's full 3,800 steps) instead of builtin-v1ks's:
+# the same v2w stage, the same smear, only the first stage's length differs from the shipped path's v2w. The question:
+# with nothing cut, does the early circuit make a better model? Decided before it ran (seed 0), against builtin-v2w
+# (the same stage on the unsmeared v1: probe valid tool calls 37.0 %, generated held-out mean 72.78, 9 lines): at
+# least both, else the smeared path is not worth its cost (no HF or GGUF export) and stops here.
+RECIPES["builtin-v2wkf"] = replace(RECIPES["builtin-v2wk"], start="builtin-v1k")
 
 
 # The built-in model's recipe under its public name (`minichat train --preset builtin`): builtin-v2z, whose chain of
