@@ -142,5 +142,7 @@ def test_the_smeared_paths_are_the_shipped_path_but_for_the_first_stage_the_smea
         assert replace(smeared, start=R[f"builtin-v2{k}"].start, train=replace(
             smeared.train, model=smeared.train.model.replace(smear_keys=False))) == R[f"builtin-v2{k}"]
         assert smeared.start == ("builtin-v1ks" if k == "w" else f"builtin-v2{prev}k")
-    assert replace(R["builtin-v2wkf"], start="builtin-v1ks") == R["builtin-v2wk"]
-    assert R["builtin-v2wkf"].start == "builtin-v1k"
+    for k, prev in (("w", "1"), ("x", "w"), ("y", "x"), ("z", "y")):  # the same path on the full-length first stage
+        full = R[f"builtin-v2{k}kf"]
+        assert full.start == ("builtin-v1k" if k == "w" else f"builtin-v2{prev}kf")
+        assert replace(full, start=R[f"builtin-v2{k}k"].start) == R[f"builtin-v2{k}k"]

@@ -24,7 +24,7 @@ def add_parser(sub: Any, load: Callable[[str | None], tuple[Any, Any]], positive
                       "builtin-v2z", "builtin-v2c", "builtin-v2u", "builtin-v2g", "builtin-v2zz", "builtin-v2zh",
                       "builtin-v2zp", "builtin-v1s", "builtin-v1p", "builtin-v1i", "builtin-v1k",
                       "builtin-v1ks", "builtin-v2wks", "builtin-v2wk", "builtin-v2xk", "builtin-v2yk", "builtin-v2zk",
-                      "builtin-v2wkf"})
+                      "builtin-v2wkf", "builtin-v2xkf", "builtin-v2ykf", "builtin-v2zkf"})
     p.add_argument("--preset", default="builtin", choices=recipes,
                    help="builtin (= builtin-v2z): the built-in model, from nothing: builtin-v1, builtin-v2w on the "
                         "v2 corpus, then three rounds of fresh v2 conversations (v2x, v2y, v2z; about 100 minutes in "

@@ -270,7 +270,13 @@ for _stage, _start in (("x", "w"), ("y", "x"), ("z", "y")):
 # with nothing cut, does the early circuit make a better model? Decided before it ran (seed 0), against builtin-v2w
 # (the same stage on the unsmeared v1: probe valid tool calls 37.0 %, generated held-out mean 72.78, 9 lines): at
 # least both, else the smeared path is not worth its cost (no HF or GGUF export) and stops here.
+# Measured (2026-12-02, seed 0; v1k 3,800 steps, eval 0.084, then this stage 40 min here): eval loss 0.194 (v2w
+# 0.242), probe valid calls 38.7 % (37.0 %), generated mean 73.94 (72.78): yes, both, though by less than the probe
+# set's standard error (3 points). The path goes on: builtin-v2xkf ... -v2zkf, v2x ... v2z's stages on it, smeared,
+# judged by builtin-v2wk's rule (builtin-v2zkf against builtin-v2z: 45.7 %, 80.28). docs/training_log.md.
 RECIPES["builtin-v2wkf"] = replace(RECIPES["builtin-v2wk"], start="builtin-v1k")
+for _stage, _start in (("x", "w"), ("y", "x"), ("z", "y")):
+    RECIPES[f"builtin-v2{_stage}kf"] = replace(RECIPES[f"builtin-v2{_stage}k"], start=f"builtin-v2{_start}kf")
 
 
 # The built-in model's recipe under its public name (`minichat train --preset builtin`): builtin-v2z, whose chain of
