@@ -159,10 +159,9 @@ KNOWN_OVERLAPS["builtin-v1s"] = KNOWN_OVERLAPS["builtin-v1"]  # builtin-v1's cor
 KNOWN_OVERLAPS["builtin-v1p"] = KNOWN_OVERLAPS["builtin-v1"]  # builtin-v1's corpus, a wired start
 KNOWN_OVERLAPS["builtin-v1i"] = KNOWN_OVERLAPS["builtin-v1"]  # builtin-v1's corpus, a wired start
 KNOWN_OVERLAPS["builtin-v1k"] = KNOWN_OVERLAPS["builtin-v1"]  # builtin-v1's corpus, smeared keys
-# the smeared path: the same corpora as the path it shortens, stage by stage
+# the smeared paths (first stage cut: ...k; full length: ...kf): the shipped path's corpora, stage by stage
 for _short, _long in (("v1ks", "v1"), ("v2wks", "v2w"), ("v2wk", "v2w"), ("v2xk", "v2x"), ("v2yk", "v2y"),
-                      ("v2zk", "v2z"), ("v2wkf", "v2w"),
-                      ("v2xkf", "v2x"), ("v2ykf", "v2y"), ("v2zkf", "v2z")):
+                      ("v2zk", "v2z"), ("v2wkf", "v2w"), ("v2xkf", "v2x"), ("v2ykf", "v2y"), ("v2zkf", "v2z")):
     KNOWN_OVERLAPS[f"builtin-{_short}"] = KNOWN_OVERLAPS[f"builtin-{_long}"]
 KNOWN_OVERLAPS["builtin"] = KNOWN_OVERLAPS["builtin-v2z"]  # the built-in model's recipe under its public name
 SHORT = 3  # prompts of at most this many words ("hi", "thanks!", "who are you?") are in any chat corpus: exempt
