@@ -274,6 +274,10 @@ for _stage, _start in (("x", "w"), ("y", "x"), ("z", "y")):
 # 0.242), probe valid calls 38.7 % (37.0 %), generated mean 73.94 (72.78): yes, both, though by less than the probe
 # set's standard error (3 points). The path goes on: builtin-v2xkf ... -v2zkf, v2x ... v2z's stages on it, smeared,
 # judged by builtin-v2wk's rule (builtin-v2zkf against builtin-v2z: 45.7 %, 80.28). docs/training_log.md.
+# Measured (2026-12-02, eighth session, seed 0; the three stages 27 min each here): builtin-v2zkf's eval loss 0.164
+# (v2z 0.205), held-out loss 0.216 (0.259), but probe valid calls 43.2 % (45.7 %) and generated mean 80.17 (80.28):
+# no, on both lines, though neither gap is beyond noise (paired sign test on valid calls p = 0.47). By the rule the
+# smeared path stops here: a lower loss and an earlier circuit, no better model, and it would cost the export.
 RECIPES["builtin-v2wkf"] = replace(RECIPES["builtin-v2wk"], start="builtin-v1k")
 for _stage, _start in (("x", "w"), ("y", "x"), ("z", "y")):
     RECIPES[f"builtin-v2{_stage}kf"] = replace(RECIPES[f"builtin-v2{_stage}k"], start=f"builtin-v2{_start}kf")
