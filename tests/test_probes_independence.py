@@ -38,9 +38,9 @@ NAMES_THE_SET = re.compile(r"tests\W+data|data\W+probes|\.jsonl|probe_scores|bui
 
 def corpus_parts(name: str, n: int | None = None) -> list[tuple]:
     """A recipe's training conversations as run_recipe makes them, named by the generator calls that make them, the
-    first stage's first: ("v1", n) for corpus/synthetic.py; ("v2", start, n, mix) for corpus/corpus_v2.py, whose
-    drill-heavy start (`drill_steps`) is one more part; a recipe that continues another (`start`) has that one's parts
-    before its own. Recipes share parts (builtin-v2w's model trained on builtin-v1's corpus and its own; builtin-v2zz,
+    first stage's first: ("v1", n) for corpus/synthetic.py; ("v2", start, n, mix, listing) for corpus/corpus_v2.py
+    (listing: how the system message lists the tools, Recipe.tool_listing), whose drill-heavy start (`drill_steps`)
+    is one more part; a recipe that continues another (`start`) has that one's parts before its own. Recipes share parts (builtin-v2w's model trained on builtin-v1's corpus and its own; builtin-v2zz,
     -v2zh and -v2zp on the same conversations), so a test that caches by part generates each corpus once."""
     from minichat.builtin.recipe import RECIPES
 
@@ -53,10 +53,11 @@ def corpus_parts(name: str, n: int | None = None) -> list[tuple]:
         return before + [("v1", n)]
     if kind == "v2":
         first = getattr(recipe, "corpus_start", 0)
-        own = [("v2", first, n, "MIX")]
+        listing = getattr(recipe, "tool_listing", "full")
+        own = [("v2", first, n, "MIX", listing)]
         if getattr(recipe, "drill_steps", 0):
             own.append(("v2", first + recipe.n_conversations, recipe.drill_conversations
-                        if n == recipe.n_conversations else min(n, recipe.drill_conversations), "DRILL_MIX"))
+                        if n == recipe.n_conversations else min(n, recipe.drill_conversations), "DRILL_MIX", listing))
         return before + own
     raise ValueError(f"recipe {name!r} trains on corpus {kind!r}, which this test does not know; add it here")
 
@@ -69,8 +70,9 @@ def part_conversations(part: tuple) -> list:
         return generate_corpus(part[1])
     from minichat.builtin.corpus import corpus_v2
 
-    _, first, n, mix = part
-    return corpus_v2.generate_corpus_v2(n, start=first, **({"mix": corpus_v2.DRILL_MIX} if mix == "DRILL_MIX" else {}))
+    _, first, n, mix, listing = part
+    return corpus_v2.generate_corpus_v2(n, start=first, listing=listing,
+                                        **({"mix": corpus_v2.DRILL_MIX} if mix == "DRILL_MIX" else {}))
 
 
 def training_corpus(name: str, n: int | None = None) -> list:
