@@ -40,8 +40,9 @@ def corpus_parts(name: str, n: int | None = None) -> list[tuple]:
     """A recipe's training conversations as run_recipe makes them, named by the generator calls that make them, the
     first stage's first: ("v1", n) for corpus/synthetic.py; ("v2", start, n, mix, listing) for corpus/corpus_v2.py
     (listing: how the system message lists the tools, Recipe.tool_listing), whose drill-heavy start (`drill_steps`)
-    is one more part; a recipe that continues another (`start`) has that one's parts before its own. Recipes share parts (builtin-v2w's model trained on builtin-v1's corpus and its own; builtin-v2zz,
-    -v2zh and -v2zp on the same conversations), so a test that caches by part generates each corpus once."""
+    is one more part; a recipe that continues another (`start`) has that one's parts before its own. Recipes share
+    parts (builtin-v2w's model trained on builtin-v1's corpus and its own; builtin-v2zz, -v2zh and -v2zp on the same
+    conversations), so a test that caches by part generates each corpus once."""
     from minichat.builtin.recipe import RECIPES
 
     recipe = RECIPES[name]
